@@ -1,0 +1,78 @@
+#include "kernels/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+
+namespace nightshift {
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+float* AllocateZeroed(int64_t n) {
+  if (n == 0) return nullptr;
+  size_t bytes = (static_cast<size_t>(n) * sizeof(float) + kAlignment - 1) /
+                 kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, bytes);
+  CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
+  std::memset(p, 0, bytes);
+  return static_cast<float*>(p);
+}
+
+}  // namespace
+
+int64_t NumElements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string ShapeToString(const Shape& shape) {
+  return "[" + absl::StrJoin(shape, ", ") + "]";
+}
+
+void Tensor::AlignedFree::operator()(float* p) const { std::free(p); }
+
+Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
+  size_ = NumElements(shape_);
+  storage_.reset(AllocateZeroed(size_));
+  data_ = storage_.get();
+}
+
+Tensor Tensor::View(Shape shape, float* data) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.size_ = NumElements(t.shape_);
+  t.data_ = data;
+  return t;
+}
+
+Tensor Tensor::Clone() const {
+  Tensor t(shape_);
+  if (size_ > 0) std::memcpy(t.data_, data_, size_ * sizeof(float));
+  return t;
+}
+
+void Tensor::Resize(const Shape& shape) {
+  CHECK(storage_ != nullptr || data_ == nullptr) << "Resize of a view";
+  int64_t n = NumElements(shape);
+  if (n != size_) {
+    storage_.reset(AllocateZeroed(n));
+    data_ = storage_.get();
+    size_ = n;
+  }
+  shape_ = shape;
+}
+
+void Tensor::Reshape(const Shape& shape) {
+  CHECK_EQ(NumElements(shape), size_) << ShapeToString(shape);
+  shape_ = shape;
+}
+
+void Tensor::Fill(float value) {
+  for (int64_t i = 0; i < size_; ++i) data_[i] = value;
+}
+
+}  // namespace nightshift

@@ -1,0 +1,78 @@
+// Tensor: a dense, row-major float32 array with a shape.
+//
+// A Tensor either owns its storage (64-byte aligned, so oneDNN and vector
+// loops see aligned rows) or is a view of memory owned elsewhere — the model
+// keeps all parameters, and all gradients, in one flat buffer each and hands
+// out views into them. Copying a Tensor is explicit (`Clone`); moving is
+// cheap. Not thread-safe: one thread at a time per Tensor.
+#ifndef NIGHTSHIFT_KERNELS_TENSOR_H_
+#define NIGHTSHIFT_KERNELS_TENSOR_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace nightshift {
+
+using Shape = std::vector<int64_t>;
+
+// Number of elements of `shape` (1 for a scalar shape {}).
+int64_t NumElements(const Shape& shape);
+// "[64, 1, 28, 28]".
+std::string ShapeToString(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Owning, zero-filled.
+  explicit Tensor(Shape shape);
+  // A view of `data`, which must hold NumElements(shape) floats and outlive
+  // the view.
+  static Tensor View(Shape shape, float* data);
+
+  Tensor(Tensor&&) = default;
+  Tensor& operator=(Tensor&&) = default;
+  Tensor(const Tensor&) = delete;
+  Tensor& operator=(const Tensor&) = delete;
+
+  // A deep, owning copy.
+  Tensor Clone() const;
+
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const { return shape_[i]; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t size() const { return size_; }
+  bool owns_data() const { return storage_ != nullptr; }
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  absl::Span<float> span() { return {data_, static_cast<size_t>(size_)}; }
+  absl::Span<const float> span() const {
+    return {data_, static_cast<size_t>(size_)};
+  }
+
+  // Reallocates (zero-filled) only if the element count changes; otherwise
+  // keeps the storage and just takes the new shape. Must own its storage or
+  // be empty.
+  void Resize(const Shape& shape);
+  // Same storage, new shape with the same element count.
+  void Reshape(const Shape& shape);
+  void Fill(float value);
+
+ private:
+  struct AlignedFree {
+    void operator()(float* p) const;
+  };
+
+  Shape shape_;
+  int64_t size_ = 0;
+  std::unique_ptr<float[], AlignedFree> storage_;
+  float* data_ = nullptr;
+};
+
+}  // namespace nightshift
+
+#endif  // NIGHTSHIFT_KERNELS_TENSOR_H_
