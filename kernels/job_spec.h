@@ -1,0 +1,28 @@
+// Reading and validating JobSpecs.
+//
+// LoadJobSpec reads a `nightshift.v1.JobSpec` from a `.textproto` (protobuf
+// text format) or `.json` (proto3 JSON) file. ValidateJobSpec checks every
+// field and the model's shapes against the data set's input shape, and
+// returns INVALID_ARGUMENT whose message starts with the offending field's
+// path, e.g. "optimizer.sgd.lr: must be > 0". Both are pure functions.
+#ifndef NIGHTSHIFT_KERNELS_JOB_SPEC_H_
+#define NIGHTSHIFT_KERNELS_JOB_SPEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nightshift/v1/job.pb.h"
+
+namespace nightshift {
+
+absl::StatusOr<v1::JobSpec> LoadJobSpec(const std::string& path);
+absl::Status ValidateJobSpec(const v1::JobSpec& spec);
+
+// Optimizer steps the job runs, given the training set size.
+int64_t TotalSteps(const v1::JobSpec& spec, int64_t train_size);
+
+}  // namespace nightshift
+
+#endif  // NIGHTSHIFT_KERNELS_JOB_SPEC_H_
