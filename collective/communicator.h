@@ -1,0 +1,80 @@
+// Communicator: the collective operations of one group — a job's ranks in
+// one generation — over any Transport.
+//
+// Every operation returns absl::Status and finishes, one way or the other,
+// by its deadline (now + timeout from the injected clock): a dead, stalled
+// or disconnected peer yields UNAVAILABLE or DEADLINE_EXCEEDED naming the
+// rank that did not answer. The first failure breaks the communicator for
+// good: later calls return FAILED_PRECONDITION, and the group must be
+// rebuilt with a new generation (collective/FAILURE_POLICY.md). Bad
+// arguments (a wrong root, mismatched sizes) return INVALID_ARGUMENT and
+// break nothing.
+//
+// All ranks must call the same operations in the same order with the same
+// sizes. One thread at a time per communicator.
+#ifndef NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_
+#define NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "base/clock.h"
+#include "collective/transport/transport.h"
+#include "collective/wire.h"
+
+namespace nightshift::collective {
+
+struct CommunicatorOptions {
+  std::string job_id;
+  int64_t generation = 0;
+  absl::Duration timeout = absl::Seconds(30);  // per operation
+  Clock* clock = nullptr;                      // default: real time
+};
+
+struct AllReduceOptions {
+  ReduceOp op = ReduceOp::kSum;
+  WireDtype wire = WireDtype::kFloat32;
+  // Index of data[0] in the group's element index space; results for an
+  // element depend only on its index, so pieces of one logical buffer
+  // reduced separately match reducing it whole (collective/ring.h).
+  int64_t element_offset = 0;
+};
+
+class Communicator {
+ public:
+  Communicator(std::unique_ptr<Transport> transport, CommunicatorOptions options);
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return transport_->rank(); }
+  int size() const { return transport_->size(); }
+  int64_t generation() const { return options_.generation; }
+  const std::string& job_id() const { return options_.job_id; }
+  // OK, or the failure that broke this communicator.
+  absl::Status status() const { return broken_; }
+
+  absl::Status AllReduce(absl::Span<float> data, const AllReduceOptions& options = {});
+  absl::Status Broadcast(absl::Span<float> data, int root);
+  absl::Status AllGather(absl::Span<const float> input, absl::Span<float> output);
+  absl::Status Barrier();
+
+  Transport& transport() { return *transport_; }
+
+ private:
+  template <typename Op>
+  absl::Status Run(const char* name, Op op);
+
+  std::unique_ptr<Transport> transport_;
+  CommunicatorOptions options_;
+  RealClock real_clock_;
+  Clock* clock_;
+  uint64_t op_sequence_ = 0;
+  absl::Status broken_;
+};
+
+}  // namespace nightshift::collective
+
+#endif  // NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_

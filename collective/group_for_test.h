@@ -1,0 +1,45 @@
+// Test support: builds a group of n communicators over one transport kind
+// and runs a function on every rank, each in its own thread.
+#ifndef NIGHTSHIFT_COLLECTIVE_GROUP_FOR_TEST_H_
+#define NIGHTSHIFT_COLLECTIVE_GROUP_FOR_TEST_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collective/communicator.h"
+
+namespace nightshift::collective {
+
+// Owns whatever the transports need (a hub, servers) for the group's life.
+class TestGroup {
+ public:
+  virtual ~TestGroup() = default;
+  std::vector<std::unique_ptr<Communicator>>& communicators() { return comms_; }
+
+  // Runs fn(communicator) on every rank concurrently; returns each status.
+  std::vector<absl::Status> Run(const std::function<absl::Status(Communicator&)>& fn) {
+    std::vector<absl::Status> results(comms_.size());
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < comms_.size(); ++r) {
+      threads.emplace_back([&, r] { results[r] = fn(*comms_[r]); });
+    }
+    for (auto& t : threads) t.join();
+    return results;
+  }
+
+ protected:
+  std::vector<std::unique_ptr<Communicator>> comms_;
+};
+
+enum class TransportKind { kLocal, kGrpc };
+std::string TransportKindName(TransportKind kind);
+
+std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size,
+                                         CommunicatorOptions options = {});
+
+}  // namespace nightshift::collective
+
+#endif  // NIGHTSHIFT_COLLECTIVE_GROUP_FOR_TEST_H_

@@ -1,0 +1,43 @@
+// The gRPC flavour of TestGroup: one PeerServer per rank on a free
+// loopback port, all in this process.
+#include "collective/group_for_test.h"
+#include "collective/transport/grpc/grpc_transport.h"
+#include "collective/transport/grpc/peer_server.h"
+#include "glog/logging.h"
+
+namespace nightshift::collective {
+namespace {
+
+class GrpcGroupForTest final : public TestGroup {
+ public:
+  GrpcGroupForTest(int size, const CommunicatorOptions& options) {
+    std::vector<std::string> addresses;
+    for (int r = 0; r < size; ++r) {
+      auto server = PeerServer::Start("127.0.0.1:0");
+      CHECK(server.ok()) << server.status();
+      addresses.push_back((*server)->address());
+      servers_.push_back(*std::move(server));
+    }
+    for (int r = 0; r < size; ++r) {
+      auto transport = GrpcTransport::Create(
+          servers_[r]->service(), {options.job_id, options.generation, r, addresses});
+      CHECK(transport.ok()) << transport.status();
+      comms_.push_back(std::make_unique<Communicator>(*std::move(transport), options));
+    }
+  }
+  ~GrpcGroupForTest() override {
+    comms_.clear();
+    servers_.clear();
+  }
+
+ private:
+  std::vector<std::unique_ptr<PeerServer>> servers_;
+};
+
+}  // namespace
+
+std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options) {
+  return std::make_unique<GrpcGroupForTest>(size, options);
+}
+
+}  // namespace nightshift::collective

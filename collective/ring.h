@@ -1,0 +1,71 @@
+// Ring collectives over a Transport: all-reduce (reduce-scatter then
+// all-gather), broadcast and all-gather, chunked and pipelined.
+//
+// The ring all-reduce, for n ranks, rank r, successor r+1, predecessor r−1:
+//  1. The buffer's elements are numbered in a group-wide index space
+//     (element i has index element_offset + i) and cut on a fixed grid of
+//     kRingChunkElements; chunk q belongs to segment q mod n. A segment is
+//     the set of its chunks (block-cyclic), so every rank gets work even
+//     for a few-chunk buffer, and an element's summation order depends only
+//     on its index and n — which is why reducing tensors one by one or
+//     fused into one buffer gives bitwise equal results.
+//  2. Reduce-scatter, n−1 steps: at step 0 rank r sends segment r, chunk by
+//     chunk; at step s it receives segment r−s−1 from its predecessor, adds
+//     each chunk into its own copy as it arrives and, unless s = n−2,
+//     forwards it at once (step s+1), so chunks stream around the ring.
+//     Afterwards rank r holds segment r+1 fully reduced.
+//  3. Average divides the owned segment by n; a compressed wire rounds it
+//     once, so every rank ends with identical values.
+//  4. All-gather, n−1 steps: rank r sends segment r+1; at step s it receives
+//     segment r−s, stores it and forwards it unless s = n−2.
+// Each rank sends 2(n−1)/n of the buffer in total: bandwidth-optimal.
+// Every message carries tag (op_sequence << 32 | message index), so a
+// message from another operation is a protocol error, not a mix-up.
+//
+// Pure functions of their arguments; the caller (Communicator) serializes
+// operations and owns failure handling.
+#ifndef NIGHTSHIFT_COLLECTIVE_RING_H_
+#define NIGHTSHIFT_COLLECTIVE_RING_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "collective/transport/transport.h"
+#include "collective/wire.h"
+
+namespace nightshift::collective {
+
+// 16 Ki floats = 64 KiB: the grid of the index space and the largest
+// message of an uncompressed all-reduce.
+inline constexpr int64_t kRingChunkElements = 16384;
+
+struct RingContext {
+  Transport* transport;
+  uint64_t op_sequence;  // the same on every rank for the same operation
+  absl::Time deadline;
+};
+
+struct RingAllReduceOptions {
+  ReduceOp op = ReduceOp::kSum;
+  WireDtype wire = WireDtype::kFloat32;
+  int64_t element_offset = 0;  // index of data[0] in the group's index space
+};
+
+absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
+                           const RingAllReduceOptions& options);
+
+// Every rank ends with root's `data`.
+absl::Status RingBroadcast(const RingContext& ctx, absl::Span<float> data,
+                           int root);
+
+// output (size × input.size() elements) receives every rank's input, in
+// rank order.
+absl::Status RingAllGather(const RingContext& ctx,
+                           absl::Span<const float> input,
+                           absl::Span<float> output);
+
+}  // namespace nightshift::collective
+
+#endif  // NIGHTSHIFT_COLLECTIVE_RING_H_

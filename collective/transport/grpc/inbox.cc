@@ -1,0 +1,54 @@
+#include "collective/transport/grpc/inbox.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace nightshift::collective {
+
+void Inbox::Push(int source, uint64_t tag, std::string bytes) {
+  absl::MutexLock lock(&mu_);
+  sources_[source].queue.push_back({tag, std::move(bytes)});
+}
+
+void Inbox::CloseSource(int source, const absl::Status& why) {
+  absl::MutexLock lock(&mu_);
+  Source& s = sources_[source];
+  if (s.closed.ok()) s.closed = why;
+}
+
+void Inbox::Abort(const absl::Status& reason) {
+  absl::MutexLock lock(&mu_);
+  if (aborted_.ok()) aborted_ = reason;
+}
+
+absl::Status Inbox::Pop(int source, uint64_t tag, size_t expected_bytes,
+                        absl::Time deadline,
+                        const std::function<void(absl::string_view)>& consume) {
+  std::string bytes;
+  {
+    absl::MutexLock lock(&mu_);
+    Source& s = sources_[source];
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !s.queue.empty() || !s.closed.ok() || !aborted_.ok();
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("rank ", source, " did not answer before the deadline"));
+    }
+    if (!aborted_.ok()) return aborted_;
+    if (s.queue.empty()) return s.closed;
+    if (s.queue.front().tag != tag) {
+      return absl::InternalError(absl::StrCat("protocol error: rank ", source, " sent tag ",
+                                              s.queue.front().tag, ", expected ", tag));
+    }
+    bytes = std::move(s.queue.front().bytes);
+    s.queue.pop_front();
+  }
+  if (bytes.size() != expected_bytes) {
+    return absl::InternalError(absl::StrCat("protocol error: rank ", source, " sent ",
+                                            bytes.size(), " bytes, expected ", expected_bytes));
+  }
+  consume(bytes);
+  return absl::OkStatus();
+}
+
+}  // namespace nightshift::collective

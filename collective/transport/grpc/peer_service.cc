@@ -1,0 +1,108 @@
+#include "collective/transport/grpc/peer_service.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace nightshift::collective {
+namespace {
+
+// One incoming stream: files each chunk into its group's inbox.
+class StreamReactor final : public grpc::ServerBidiReactor<v1::PeerChunk, v1::PeerAck> {
+ public:
+  explicit StreamReactor(PeerService* service) : service_(service) { StartRead(&chunk_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the sender half-closed, or the stream broke
+      Close(absl::UnavailableError(absl::StrCat("rank ", source_, " closed its stream")));
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (inbox_ == nullptr) {
+      absl::StatusOr<std::shared_ptr<Inbox>> inbox =
+          service_->InboxFor(chunk_.job_id(), chunk_.generation());
+      if (!inbox.ok()) {
+        Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            std::string(inbox.status().message())));
+        return;
+      }
+      inbox_ = *std::move(inbox);
+      job_id_ = chunk_.job_id();
+      generation_ = chunk_.generation();
+      source_ = chunk_.source_rank();
+    } else if (chunk_.generation() != generation_ || chunk_.job_id() != job_id_ ||
+               chunk_.source_rank() != source_) {
+      Close(absl::InternalError(absl::StrCat("rank ", source_, " switched group mid-stream")));
+      Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("a stream of job '", job_id_, "' generation ",
+                                       generation_, " carried a chunk of job '",
+                                       chunk_.job_id(), "' generation ", chunk_.generation())));
+      return;
+    }
+    inbox_->Push(source_, chunk_.tag(), std::move(*chunk_.mutable_payload()));
+    StartRead(&chunk_);
+  }
+
+  void OnCancel() override {
+    Close(absl::UnavailableError(absl::StrCat("rank ", source_, " disconnected")));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Close(const absl::Status& why) {
+    if (inbox_ != nullptr) inbox_->CloseSource(source_, why);
+  }
+
+  PeerService* service_;
+  v1::PeerChunk chunk_;
+  std::shared_ptr<Inbox> inbox_;
+  std::string job_id_;
+  int64_t generation_ = -1;
+  int source_ = -1;
+};
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Inbox>> PeerService::OpenGroup(const std::string& job_id,
+                                                              int64_t generation) {
+  absl::MutexLock lock(&mu_);
+  Job& job = jobs_[job_id];
+  if (generation < job.newest_opened) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job '", job_id, "' generation ", generation, " is older than generation ",
+        job.newest_opened, " already opened here"));
+  }
+  job.newest_opened = generation;
+  for (auto it = job.inboxes.begin(); it != job.inboxes.end();) {
+    it = it->first < generation ? job.inboxes.erase(it) : std::next(it);
+  }
+  std::shared_ptr<Inbox>& inbox = job.inboxes[generation];
+  if (inbox == nullptr) inbox = std::make_shared<Inbox>();
+  return inbox;
+}
+
+void PeerService::CloseGroup(const std::string& job_id, int64_t generation) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it != jobs_.end()) it->second.inboxes.erase(generation);
+}
+
+absl::StatusOr<std::shared_ptr<Inbox>> PeerService::InboxFor(const std::string& job_id,
+                                                             int64_t generation) {
+  absl::MutexLock lock(&mu_);
+  Job& job = jobs_[job_id];
+  if (generation < job.newest_opened) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stale generation: job '", job_id, "' is at generation ", job.newest_opened,
+        " here, the stream is of generation ", generation));
+  }
+  std::shared_ptr<Inbox>& inbox = job.inboxes[generation];
+  if (inbox == nullptr) inbox = std::make_shared<Inbox>();  // early arrival
+  return inbox;
+}
+
+grpc::ServerBidiReactor<v1::PeerChunk, v1::PeerAck>* PeerService::Stream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(this);
+}
+
+}  // namespace nightshift::collective

@@ -1,0 +1,71 @@
+// Transport: ordered point-to-point byte messages among the ranks of one
+// group — the only thing collective algorithms know of the network.
+//
+// Pairing: messages from one sender to one receiver arrive in the order
+// they were sent. Each carries a 64-bit tag; the receiver names the tag it
+// expects, and a different tag at the head of the queue is a protocol error
+// (INTERNAL), never silently reordered. Algorithms use (op sequence,
+// message index) tags, so both sides always agree.
+//
+// Buffers: Send may keep reading `data` until Flush returns (the MPI
+// transport sends from it in place; others copy at once). The caller must
+// not change or free sent bytes before Flush.
+//
+// Deadlines: every call takes an absolute deadline. A peer that does not
+// deliver in time gives DEADLINE_EXCEEDED; a peer whose connection broke
+// gives UNAVAILABLE; both name the peer's rank. After any failure the
+// transport may be unusable: the communicator above is rebuilt with a new
+// generation (collective/FAILURE_POLICY.md).
+//
+// Threads: one thread at a time calls Send/Recv/Flush (the communicator's
+// caller); Abort may be called from any thread.
+#ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_
+#define NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace nightshift::collective {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  virtual absl::Status Send(int to, uint64_t tag, absl::string_view data,
+                            absl::Time deadline) = 0;
+  // Receives the next message from `from`, which must carry `tag` and be
+  // exactly `expected_bytes` long, and hands its bytes to `consume` without
+  // copying them first: the ring adds received partial sums straight from
+  // the wire buffer. `consume` runs on the calling thread.
+  virtual absl::Status RecvWith(
+      int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
+      const std::function<void(absl::string_view)>& consume) = 0;
+  // Returns once every sent buffer may be reused.
+  virtual absl::Status Flush(absl::Time deadline) = 0;
+
+  // Fails all pending and later calls with `reason`.
+  virtual void Abort(const absl::Status& reason) = 0;
+
+  // RecvWith that copies the message into `out` (expected size out.size()).
+  absl::Status Recv(int from, uint64_t tag, absl::Span<char> out,
+                    absl::Time deadline) {
+    return RecvWith(from, tag, out.size(), deadline, [out](absl::string_view b) {
+      std::copy(b.begin(), b.end(), out.begin());
+    });
+  }
+};
+
+}  // namespace nightshift::collective
+
+#endif  // NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_

@@ -1,0 +1,162 @@
+#include "collective/wire.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace nightshift::collective {
+namespace {
+
+inline uint16_t FloatToBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if (std::isnan(f)) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+inline float Bf16ToFloat(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline uint16_t FloatToF16(float f) {
+  _Float16 h = static_cast<_Float16>(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+
+inline float F16ToFloat(uint16_t bits) {
+  _Float16 h;
+  std::memcpy(&h, &bits, 2);
+  return static_cast<float>(h);
+}
+
+template <typename Decode>
+void ReduceWith(ReduceOp op, const uint16_t* src, size_t n, float* acc,
+                Decode decode) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAverage:
+      for (size_t i = 0; i < n; ++i) acc[i] += decode(src[i]);
+      break;
+    case ReduceOp::kMin:
+      for (size_t i = 0; i < n; ++i) acc[i] = std::min(acc[i], decode(src[i]));
+      break;
+    case ReduceOp::kMax:
+      for (size_t i = 0; i < n; ++i) acc[i] = std::max(acc[i], decode(src[i]));
+      break;
+  }
+}
+
+}  // namespace
+
+const char* ReduceOpName(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return "sum";
+    case ReduceOp::kAverage: return "average";
+    case ReduceOp::kMin: return "min";
+    case ReduceOp::kMax: return "max";
+  }
+  return "?";
+}
+
+const char* WireDtypeName(WireDtype dtype) {
+  switch (dtype) {
+    case WireDtype::kFloat32: return "float32";
+    case WireDtype::kBFloat16: return "bfloat16";
+    case WireDtype::kFloat16: return "float16";
+  }
+  return "?";
+}
+
+double WireUnitRoundoff(WireDtype dtype) {
+  switch (dtype) {
+    case WireDtype::kFloat32: return 0;
+    case WireDtype::kBFloat16: return std::ldexp(1.0, -8);
+    case WireDtype::kFloat16: return std::ldexp(1.0, -11);
+  }
+  return 0;
+}
+
+size_t WireBytes(WireDtype dtype, size_t elements) {
+  return elements * (dtype == WireDtype::kFloat32 ? 4 : 2);
+}
+
+void EncodeToWire(WireDtype dtype, const float* src, size_t n, char* dst) {
+  if (dtype == WireDtype::kFloat32) {
+    std::memcpy(dst, src, n * 4);
+    return;
+  }
+  uint16_t* out = reinterpret_cast<uint16_t*>(dst);
+  if (dtype == WireDtype::kBFloat16) {
+    for (size_t i = 0; i < n; ++i) out[i] = FloatToBf16(src[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = FloatToF16(src[i]);
+  }
+}
+
+void DecodeFromWire(WireDtype dtype, const char* src, size_t n, float* acc) {
+  if (dtype == WireDtype::kFloat32) {
+    std::memcpy(acc, src, n * 4);
+    return;
+  }
+  const uint16_t* in = reinterpret_cast<const uint16_t*>(src);
+  if (dtype == WireDtype::kBFloat16) {
+    for (size_t i = 0; i < n; ++i) acc[i] = Bf16ToFloat(in[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) acc[i] = F16ToFloat(in[i]);
+  }
+}
+
+void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n,
+                     float* acc) {
+  if (dtype == WireDtype::kFloat32) {
+    // The bytes may be unaligned (a protobuf string): copy-free loads via
+    // memcpy let the compiler vectorize.
+    switch (op) {
+      case ReduceOp::kSum:
+      case ReduceOp::kAverage:
+        for (size_t i = 0; i < n; ++i) {
+          float v;
+          std::memcpy(&v, src + 4 * i, 4);
+          acc[i] += v;
+        }
+        break;
+      case ReduceOp::kMin:
+        for (size_t i = 0; i < n; ++i) {
+          float v;
+          std::memcpy(&v, src + 4 * i, 4);
+          acc[i] = std::min(acc[i], v);
+        }
+        break;
+      case ReduceOp::kMax:
+        for (size_t i = 0; i < n; ++i) {
+          float v;
+          std::memcpy(&v, src + 4 * i, 4);
+          acc[i] = std::max(acc[i], v);
+        }
+        break;
+    }
+    return;
+  }
+  const uint16_t* in = reinterpret_cast<const uint16_t*>(src);
+  if (dtype == WireDtype::kBFloat16) {
+    ReduceWith(op, in, n, acc, Bf16ToFloat);
+  } else {
+    ReduceWith(op, in, n, acc, F16ToFloat);
+  }
+}
+
+void RoundToWire(WireDtype dtype, float* values, size_t n) {
+  if (dtype == WireDtype::kBFloat16) {
+    for (size_t i = 0; i < n; ++i) values[i] = Bf16ToFloat(FloatToBf16(values[i]));
+  } else if (dtype == WireDtype::kFloat16) {
+    for (size_t i = 0; i < n; ++i) values[i] = F16ToFloat(FloatToF16(values[i]));
+  }
+}
+
+}  // namespace nightshift::collective
