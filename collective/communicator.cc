@@ -1,15 +1,14 @@
 #include "collective/communicator.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "collective/ring.h"
 
 namespace nightshift::collective {
 
 Communicator::Communicator(std::unique_ptr<Transport> transport,
                            CommunicatorOptions options)
-    : transport_(std::move(transport)),
-      options_(std::move(options)),
-      clock_(options_.clock ? options_.clock : &real_clock_) {}
+    : transport_(std::move(transport)), options_(std::move(options)) {}
 
 template <typename Op>
 absl::Status Communicator::Run(const char* name, Op op) {
@@ -18,16 +17,30 @@ absl::Status Communicator::Run(const char* name, Op op) {
         "communicator of job '", options_.job_id, "' generation ", options_.generation,
         " is broken (", broken_.message(), "); rebuild the group with a new generation"));
   }
-  RingContext ctx{transport_.get(), op_sequence_++, clock_->Now() + options_.timeout};
+  RingContext ctx{transport_.get(), op_sequence_++, absl::Now() + options_.timeout};
   absl::Status s = op(ctx);
-  if (!s.ok() && s.code() != absl::StatusCode::kInvalidArgument) {
-    broken_ = absl::Status(s.code(), absl::StrCat(name, " on rank ", rank(), " of job '",
-                                                  options_.job_id, "' generation ",
-                                                  options_.generation, ": ", s.message()));
-    transport_->Abort(broken_);
-    return broken_;
+  if (s.ok() || s.code() == absl::StatusCode::kInvalidArgument) return s;
+  // Give up, tell the others, and see who else did: every live rank does
+  // the same, so the ranks that stay silent are the ones that stalled or
+  // died (a rank waiting on a silent predecessor is only a bystander).
+  const std::string where = absl::StrCat(name, " on rank ", rank(), " of job '",
+                                         options_.job_id, "' generation ", options_.generation);
+  transport_->Abort(absl::Status(s.code(), absl::StrCat(where, ": ", s.message())));
+  const std::set<int> heard =
+      transport_->AwaitAborts(size() - 1, absl::Now() + kFailureCensusWait);
+  std::vector<int> silent;
+  for (int r = 0; r < size(); ++r) {
+    if (r != rank() && heard.count(r) == 0) silent.push_back(r);
   }
-  return s;
+  std::string blame;
+  if (!silent.empty() && (s.code() == absl::StatusCode::kUnavailable ||
+                          s.code() == absl::StatusCode::kDeadlineExceeded)) {
+    blame = absl::StrCat(silent.size() == 1 ? "rank " : "ranks ", absl::StrJoin(silent, ", "),
+                         " did not answer; ");
+  }
+  broken_ = absl::Status(s.code(), absl::StrCat(where, ": ", blame, "first error here: ",
+                                                s.message()));
+  return broken_;
 }
 
 absl::Status Communicator::AllReduce(absl::Span<float> data,

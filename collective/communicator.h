@@ -2,9 +2,9 @@
 // one generation — over any Transport.
 //
 // Every operation returns absl::Status and finishes, one way or the other,
-// by its deadline (now + timeout from the injected clock): a dead, stalled
-// or disconnected peer yields UNAVAILABLE or DEADLINE_EXCEEDED naming the
-// rank that did not answer. The first failure breaks the communicator for
+// by its deadline (now + timeout, real time: the transports wait on it)
+// plus a short census: a dead, stalled or disconnected peer yields
+// UNAVAILABLE or DEADLINE_EXCEEDED naming the rank that did not answer. The first failure breaks the communicator for
 // good: later calls return FAILED_PRECONDITION, and the group must be
 // rebuilt with a new generation (collective/FAILURE_POLICY.md). Bad
 // arguments (a wrong root, mismatched sizes) return INVALID_ARGUMENT and
@@ -21,7 +21,6 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "base/clock.h"
 #include "collective/transport/transport.h"
 #include "collective/wire.h"
 
@@ -31,8 +30,11 @@ struct CommunicatorOptions {
   std::string job_id;
   int64_t generation = 0;
   absl::Duration timeout = absl::Seconds(30);  // per operation
-  Clock* clock = nullptr;                      // default: real time
 };
+
+// After a failure, how long a rank waits to hear which peers gave up too;
+// the ones that stay silent are named as not answering.
+inline constexpr absl::Duration kFailureCensusWait = absl::Milliseconds(300);
 
 struct AllReduceOptions {
   ReduceOp op = ReduceOp::kSum;
@@ -69,8 +71,6 @@ class Communicator {
 
   std::unique_ptr<Transport> transport_;
   CommunicatorOptions options_;
-  RealClock real_clock_;
-  Clock* clock_;
   uint64_t op_sequence_ = 0;
   absl::Status broken_;
 };

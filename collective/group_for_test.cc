@@ -8,12 +8,16 @@ namespace {
 
 class LocalGroup final : public TestGroup {
  public:
-  LocalGroup(int size, const CommunicatorOptions& options) : hub_(size) {
+  LocalGroup(int size, const CommunicatorOptions& options, const TransportWrapper& wrap)
+      : hub_(size) {
     for (int r = 0; r < size; ++r) {
-      comms_.push_back(std::make_unique<Communicator>(hub_.Connect(r), options));
+      std::unique_ptr<Transport> t = hub_.Connect(r);
+      if (wrap) t = wrap(r, std::move(t));
+      comms_.push_back(std::make_unique<Communicator>(std::move(t), options));
     }
   }
   ~LocalGroup() override { comms_.clear(); }
+  void Kill(int rank) override { hub_.Kill(rank); }
 
  private:
   LocalHub hub_;
@@ -21,17 +25,18 @@ class LocalGroup final : public TestGroup {
 
 }  // namespace
 
-std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options);
+std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options,
+                                             TransportWrapper wrap);
 
 std::string TransportKindName(TransportKind kind) {
   return kind == TransportKind::kLocal ? "Local" : "Grpc";
 }
 
 std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size,
-                                         CommunicatorOptions options) {
+                                         CommunicatorOptions options, TransportWrapper wrap) {
   if (options.job_id.empty()) options.job_id = "test-job";
-  if (kind == TransportKind::kLocal) return std::make_unique<LocalGroup>(size, options);
-  return MakeGrpcTestGroup(size, options);
+  if (kind == TransportKind::kLocal) return std::make_unique<LocalGroup>(size, options, wrap);
+  return MakeGrpcTestGroup(size, options, wrap);
 }
 
 }  // namespace nightshift::collective

@@ -17,6 +17,9 @@ namespace nightshift::collective {
 class TestGroup {
  public:
   virtual ~TestGroup() = default;
+  // Simulates the death of `rank`: its server (if any) stops at once and
+  // its connections drop.
+  virtual void Kill(int rank) = 0;
   std::vector<std::unique_ptr<Communicator>>& communicators() { return comms_; }
 
   // Runs fn(communicator) on every rank concurrently; returns each status.
@@ -37,8 +40,13 @@ class TestGroup {
 enum class TransportKind { kLocal, kGrpc };
 std::string TransportKindName(TransportKind kind);
 
+// Lets a test wrap a rank's transport (to inject a stall or a crash).
+using TransportWrapper =
+    std::function<std::unique_ptr<Transport>(int rank, std::unique_ptr<Transport>)>;
+
 std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size,
-                                         CommunicatorOptions options = {});
+                                         CommunicatorOptions options = {},
+                                         TransportWrapper wrap = nullptr);
 
 }  // namespace nightshift::collective
 

@@ -10,7 +10,7 @@ namespace {
 
 class GrpcGroupForTest final : public TestGroup {
  public:
-  GrpcGroupForTest(int size, const CommunicatorOptions& options) {
+  GrpcGroupForTest(int size, const CommunicatorOptions& options, const TransportWrapper& wrap) {
     std::vector<std::string> addresses;
     for (int r = 0; r < size; ++r) {
       auto server = PeerServer::Start("127.0.0.1:0");
@@ -22,7 +22,10 @@ class GrpcGroupForTest final : public TestGroup {
       auto transport = GrpcTransport::Create(
           servers_[r]->service(), {options.job_id, options.generation, r, addresses});
       CHECK(transport.ok()) << transport.status();
-      comms_.push_back(std::make_unique<Communicator>(*std::move(transport), options));
+      raw_.push_back(transport->get());
+      std::unique_ptr<Transport> t = *std::move(transport);
+      if (wrap) t = wrap(r, std::move(t));
+      comms_.push_back(std::make_unique<Communicator>(std::move(t), options));
     }
   }
   ~GrpcGroupForTest() override {
@@ -30,14 +33,21 @@ class GrpcGroupForTest final : public TestGroup {
     servers_.clear();
   }
 
+  void Kill(int rank) override {
+    servers_[rank]->Shutdown();
+    raw_[rank]->Cancel(absl::UnavailableError("killed"));
+  }
+
  private:
   std::vector<std::unique_ptr<PeerServer>> servers_;
+  std::vector<GrpcTransport*> raw_;
 };
 
 }  // namespace
 
-std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options) {
-  return std::make_unique<GrpcGroupForTest>(size, options);
+std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options,
+                                             TransportWrapper wrap) {
+  return std::make_unique<GrpcGroupForTest>(size, options, wrap);
 }
 
 }  // namespace nightshift::collective

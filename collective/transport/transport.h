@@ -17,14 +17,15 @@
 // transport may be unusable: the communicator above is rebuilt with a new
 // generation (collective/FAILURE_POLICY.md).
 //
-// Threads: one thread at a time calls Send/Recv/Flush (the communicator's
-// caller); Abort may be called from any thread.
+// Threads: one thread at a time calls every method (the communicator's
+// caller).
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -54,8 +55,13 @@ class Transport {
   // Returns once every sent buffer may be reused.
   virtual absl::Status Flush(absl::Time deadline) = 0;
 
-  // Fails all pending and later calls with `reason`.
+  // Gives up on the group: pending and later calls here fail with
+  // `reason`, and every peer is told (best effort), which fails their
+  // pending calls too and lets them see who is still there.
   virtual void Abort(const absl::Status& reason) = 0;
+  // Waits until `count` peers have given up (their Abort reached this rank)
+  // or `deadline`; returns the ranks heard from.
+  virtual std::set<int> AwaitAborts(int count, absl::Time deadline) = 0;
 
   // RecvWith that copies the message into `out` (expected size out.size()).
   absl::Status Recv(int from, uint64_t tag, absl::Span<char> out,

@@ -8,7 +8,14 @@
 namespace nightshift::collective {
 
 // The client side of one Peer.Stream: a write queue drained by gRPC's
-// callbacks. Lock order: only mu_; gRPC calls are made outside it.
+// callbacks.
+//
+// Life cycle: the constructor takes a hold and keeps one read pending; the
+// read fails when the server ends the call (refusal, shutdown, death).
+// From then on nothing new is written, and once no write is in flight the
+// hold is released so that OnDone can deliver the server's status, which
+// later Sends return. Close() half-closes and waits for OnDone.
+// Lock order: only mu_; gRPC calls are made outside it.
 class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAck> {
  public:
   OutStream(const std::string& address, int peer_rank) : peer_rank_(peer_rank) {
@@ -20,83 +27,92 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
     channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Peer::NewStub(channel_);
     stub_->async()->Stream(&context_, this);
+    AddHold();
     StartRead(&ack_);
-    AddHold();  // released when the writer side is done
     StartCall();
   }
+
+  ~OutStream() override { Close(absl::Now() + absl::Seconds(2)); }
 
   // Queues `chunk`; waits while the queue is full.
   absl::Status Enqueue(v1::PeerChunk chunk, absl::Time deadline) {
     const size_t bytes = chunk.payload().size();
-    bool start = false;
     {
       absl::MutexLock lock(&mu_);
-      auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !failed_.ok() || queued_bytes_ + bytes <= GrpcTransport::kMaxQueuedBytes ||
-               queue_.empty();
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return done_ || (!server_finished_ && !closing_ &&
+                         (queue_.empty() || queued_bytes_ + bytes <= GrpcTransport::kMaxQueuedBytes));
       };
-      if (!mu_.AwaitWithDeadline(absl::Condition(&room), deadline)) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("rank ", peer_rank_, " did not take data before the deadline"));
+      if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline)) {
+        return server_finished_ ? absl::UnavailableError(absl::StrCat(
+                                      "rank ", peer_rank_, " ended the stream"))
+                                : absl::DeadlineExceededError(absl::StrCat(
+                                      "rank ", peer_rank_, " did not take data before the deadline"));
       }
-      if (!failed_.ok()) return failed_;
+      if (done_) return status_;
       queue_.push_back(std::move(chunk));
       queued_bytes_ += bytes;
-      start = !writing_;
+      if (writing_) return absl::OkStatus();
       writing_ = true;
     }
-    if (start) StartWrite(&queue_.front());
+    StartWrite(&queue_.front());  // only this thread or OnWriteDone touch the front
     return absl::OkStatus();
   }
 
   void OnWriteDone(bool ok) override {
-    v1::PeerChunk* next = nullptr;
+    const v1::PeerChunk* next = nullptr;
+    bool release = false;
     {
       absl::MutexLock lock(&mu_);
       queued_bytes_ -= queue_.front().payload().size();
       queue_.pop_front();
-      if (!ok) {
-        Fail(absl::UnavailableError(absl::StrCat("rank ", peer_rank_, " stopped accepting data")));
-        writing_ = false;
-        return;
-      }
-      if (queue_.empty() || closing_) {
-        writing_ = false;
-      } else {
+      if (ok && !server_finished_ && !queue_.empty()) {
         next = &queue_.front();
+      } else {
+        writing_ = false;
+        if (!ok) server_finished_ = true;
+        release = ReleaseHoldIfIdle();
       }
     }
     if (next != nullptr) StartWrite(next);
+    if (release) RemoveHold();
   }
 
   void OnReadDone(bool ok) override {
-    if (ok) {
+    if (ok) {  // acks carry nothing we need
       StartRead(&ack_);
       return;
     }
-    // The server finished the call: refused it, or went away.
-    absl::MutexLock lock(&mu_);
-    if (!closing_) {
-      Fail(absl::UnavailableError(absl::StrCat("rank ", peer_rank_, " ended the stream")));
+    bool release;
+    {
+      absl::MutexLock lock(&mu_);
+      server_finished_ = true;
+      release = ReleaseHoldIfIdle();
     }
+    if (release) RemoveHold();
   }
 
   void OnDone(const grpc::Status& status) override {
     absl::MutexLock lock(&mu_);
-    if (status.ok()) {
-      Fail(absl::UnavailableError(absl::StrCat("rank ", peer_rank_, " ended the stream")));
-    } else {
-      Fail(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrCat("rank ", peer_rank_, ": ", status.error_message())));
-    }
+    // A refusal keeps its code; anything else (reset, cancelled by a dying
+    // peer's server, unreachable) means the peer is gone.
+    const bool refused = status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+    status_ = absl::Status(
+        refused ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kUnavailable,
+        status.ok() ? absl::StrCat("rank ", peer_rank_, " ended the stream")
+                    : absl::StrCat("rank ", peer_rank_, ": ", status.error_message()));
     done_ = true;
   }
 
-  // Ends the stream: lets queued writes go out until `deadline` (cancelling
-  // the rest), half-closes, and waits for the RPC to finish.
+  // Lets queued writes go out until `deadline` (then cancels), half-closes,
+  // and waits for the call to end.
   void Close(absl::Time deadline) {
     mu_.Lock();
-    closing_ = true;
+    if (closed_) {
+      mu_.Unlock();
+      return;
+    }
+    closed_ = closing_ = true;
     auto drained = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !writing_; };
     if (!mu_.AwaitWithDeadline(absl::Condition(&drained), deadline)) {
       mu_.Unlock();
@@ -104,9 +120,13 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
       mu_.Lock();
       mu_.Await(absl::Condition(&drained));
     }
+    const bool release = !hold_released_;
+    hold_released_ = true;
     mu_.Unlock();
-    StartWritesDone();
-    RemoveHold();
+    if (release) {
+      StartWritesDone();
+      RemoveHold();
+    }
     absl::MutexLock lock(&mu_);
     if (!mu_.AwaitWithDeadline(absl::Condition(&done_), deadline)) {
       mu_.Unlock();
@@ -116,17 +136,14 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
     }
   }
 
-  void Cancel(const absl::Status& reason) {
-    {
-      absl::MutexLock lock(&mu_);
-      Fail(reason);
-    }
-    context_.TryCancel();
-  }
+  // Drops the call at once.
+  void Cancel() { context_.TryCancel(); }
 
  private:
-  void Fail(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (failed_.ok()) failed_ = s;
+  bool ReleaseHoldIfIdle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!server_finished_ || writing_ || hold_released_) return false;
+    hold_released_ = true;
+    return true;
   }
 
   const int peer_rank_;
@@ -138,9 +155,12 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
   std::deque<v1::PeerChunk> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService* service,
@@ -170,18 +190,27 @@ GrpcTransport::~GrpcTransport() {
   service_->CloseGroup(group_.job_id, group_.generation);
 }
 
-absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::string_view data,
-                                 absl::Time deadline) {
-  if (out_[to] == nullptr) {
-    out_[to] = std::make_unique<OutStream>(group_.peer_addresses[to], to);
-  }
+v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
   v1::PeerChunk chunk;
   chunk.set_job_id(group_.job_id);
   chunk.set_generation(group_.generation);
   chunk.set_source_rank(group_.rank);
   chunk.set_tag(tag);
+  return chunk;
+}
+
+OutStream& GrpcTransport::StreamTo(int rank) {
+  if (out_[rank] == nullptr) {
+    out_[rank] = std::make_unique<OutStream>(group_.peer_addresses[rank], rank);
+  }
+  return *out_[rank];
+}
+
+absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::string_view data,
+                                 absl::Time deadline) {
+  v1::PeerChunk chunk = Header(tag);
   chunk.set_payload(data.data(), data.size());
-  return out_[to]->Enqueue(std::move(chunk), deadline);
+  return StreamTo(to).Enqueue(std::move(chunk), deadline);
 }
 
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,
@@ -192,8 +221,22 @@ absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_byt
 
 void GrpcTransport::Abort(const absl::Status& reason) {
   inbox_->Abort(reason);
+  if (cancelled_) return;  // a dead process says nothing
+  // Best effort: a peer that is gone simply does not hear it.
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(100);
+  for (int r = 0; r < size(); ++r) {
+    if (r == rank()) continue;
+    v1::PeerChunk chunk = Header(0);
+    chunk.set_abort_reason(std::string(reason.message()));
+    StreamTo(r).Enqueue(std::move(chunk), deadline).IgnoreError();
+  }
+}
+
+void GrpcTransport::Cancel(const absl::Status& reason) {
+  cancelled_ = true;
+  inbox_->Abort(reason);
   for (auto& stream : out_) {
-    if (stream != nullptr) stream->Cancel(reason);
+    if (stream != nullptr) stream->Cancel();
   }
 }
 

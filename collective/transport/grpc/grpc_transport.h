@@ -10,11 +10,14 @@
 // (peer died, stale generation refused) fails every later Send to it with
 // the peer's rank named. Flush has nothing to wait for: bytes are copied.
 //
-// One thread at a time calls Send/Recv; Abort from any thread. The
-// PeerService must outlive the transport.
+// Abort tells every peer why (an abort chunk), so their pending
+// operations fail at once with the original cause rather than at their
+// deadline. One thread at a time calls Send/Recv/Abort; Cancel may come
+// from any thread. The PeerService must outlive the transport.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_GRPC_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_GRPC_TRANSPORT_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,14 +54,22 @@ class GrpcTransport final : public Transport {
                         const std::function<void(absl::string_view)>& consume) override;
   absl::Status Flush(absl::Time) override { return absl::OkStatus(); }
   void Abort(const absl::Status& reason) override;
+  std::set<int> AwaitAborts(int count, absl::Time deadline) override {
+    return inbox_->AwaitAborts(count, deadline);
+  }
+  // Drops every connection without a word, as a crashed process would.
+  void Cancel(const absl::Status& reason);
 
  private:
   GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
+  v1::PeerChunk Header(uint64_t tag) const;
+  OutStream& StreamTo(int rank);
 
   PeerService* service_;
   GrpcGroup group_;
   std::shared_ptr<Inbox> inbox_;
   std::vector<std::unique_ptr<OutStream>> out_;  // by destination rank
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace nightshift::collective

@@ -20,6 +20,21 @@ void Inbox::Abort(const absl::Status& reason) {
   if (aborted_.ok()) aborted_ = reason;
 }
 
+void Inbox::NoteAbort(int source, const absl::Status& reason) {
+  absl::MutexLock lock(&mu_);
+  aborted_by_.insert(source);
+  if (aborted_.ok()) aborted_ = reason;
+}
+
+std::set<int> Inbox::AwaitAborts(int count, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return static_cast<int>(aborted_by_.size()) >= count;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&enough), deadline);
+  return aborted_by_;
+}
+
 absl::Status Inbox::Pop(int source, uint64_t tag, size_t expected_bytes,
                         absl::Time deadline,
                         const std::function<void(absl::string_view)>& consume) {

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,6 +30,9 @@ class Inbox {
                    absl::Time deadline,
                    const std::function<void(absl::string_view)>& consume);
   void Abort(const absl::Status& reason);
+  // `source` gave up on the group: fails pending pops with `reason`.
+  void NoteAbort(int source, const absl::Status& reason);
+  std::set<int> AwaitAborts(int count, absl::Time deadline);
 
  private:
   struct Message {
@@ -43,6 +47,7 @@ class Inbox {
   absl::Mutex mu_;
   std::map<int, Source> sources_ ABSL_GUARDED_BY(mu_);
   absl::Status aborted_ ABSL_GUARDED_BY(mu_);
+  std::set<int> aborted_by_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nightshift::collective

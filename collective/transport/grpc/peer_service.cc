@@ -37,7 +37,12 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PeerChunk, v1::Pe
                                        chunk_.job_id(), "' generation ", chunk_.generation())));
       return;
     }
-    inbox_->Push(source_, chunk_.tag(), std::move(*chunk_.mutable_payload()));
+    if (!chunk_.abort_reason().empty()) {
+      inbox_->NoteAbort(source_, absl::UnavailableError(
+          absl::StrCat("rank ", source_, " aborted: ", chunk_.abort_reason())));
+    } else {
+      inbox_->Push(source_, chunk_.tag(), std::move(*chunk_.mutable_payload()));
+    }
     StartRead(&chunk_);
   }
 

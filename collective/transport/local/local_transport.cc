@@ -59,9 +59,29 @@ class LocalTransport final : public Transport {
 
   absl::Status Flush(absl::Time) override { return absl::OkStatus(); }
 
+  std::set<int> AwaitAborts(int count, absl::Time deadline) override {
+    absl::MutexLock lock(&hub_->mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hub_->mu_) {
+      return static_cast<int>(hub_->aborted_by_[rank_].size()) >= count;
+    };
+    hub_->mu_.AwaitWithDeadline(absl::Condition(&enough), deadline);
+    return hub_->aborted_by_[rank_];
+  }
+
+  // Fails this rank's calls, and tells every peer why.
   void Abort(const absl::Status& reason) override {
     absl::MutexLock lock(&hub_->mu_);
-    if (hub_->aborted_[rank_].ok()) hub_->aborted_[rank_] = reason;
+    if (hub_->dead_[rank_]) {  // a dead rank says nothing
+      if (hub_->aborted_[rank_].ok()) hub_->aborted_[rank_] = reason;
+      return;
+    }
+    for (int r = 0; r < hub_->size_; ++r) {
+      if (r != rank_) hub_->aborted_by_[r].insert(rank_);
+      if (!hub_->aborted_[r].ok()) continue;
+      hub_->aborted_[r] = r == rank_ ? reason
+                                     : absl::UnavailableError(absl::StrCat(
+                                           "rank ", rank_, " aborted: ", reason.message()));
+    }
   }
 
  private:
@@ -70,7 +90,11 @@ class LocalTransport final : public Transport {
 };
 
 LocalHub::LocalHub(int size)
-    : size_(size), queues_(size * size), dead_(size, false), aborted_(size) {}
+    : size_(size),
+      queues_(size * size),
+      dead_(size, false),
+      aborted_(size),
+      aborted_by_(size) {}
 
 std::unique_ptr<Transport> LocalHub::Connect(int rank) {
   return std::make_unique<LocalTransport>(this, rank);

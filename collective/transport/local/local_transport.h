@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@ class LocalHub {
   std::vector<std::deque<Message>> queues_ ABSL_GUARDED_BY(mu_);
   std::vector<bool> dead_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::Status> aborted_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::set<int>> aborted_by_ ABSL_GUARDED_BY(mu_);  // per receiver
 };
 
 }  // namespace nightshift::collective
