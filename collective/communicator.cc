@@ -45,6 +45,14 @@ absl::Status Communicator::Run(const char* name, Op op) {
 
 absl::Status Communicator::AllReduce(absl::Span<float> data,
                                      const AllReduceOptions& options) {
+  if (options_.native_allreduce) {
+    if (options.wire != WireDtype::kFloat32) {
+      return absl::InvalidArgumentError("the native all-reduce carries float32 only");
+    }
+    return Run("native all-reduce", [&](const RingContext& ctx) {
+      return data.empty() ? absl::OkStatus() : transport_->NativeAllReduce(data, options.op);
+    });
+  }
   return Run("all-reduce", [&](const RingContext& ctx) {
     return RingAllReduce(ctx, data, {options.op, options.wire, options.element_offset});
   });

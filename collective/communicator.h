@@ -30,6 +30,9 @@ struct CommunicatorOptions {
   std::string job_id;
   int64_t generation = 0;
   absl::Duration timeout = absl::Seconds(30);  // per operation
+  // Pass all-reduces to the transport's own implementation (MPI_Allreduce)
+  // instead of the ring; only float32 on the wire, no element offsets.
+  bool native_allreduce = false;
 };
 
 // After a failure, how long a rank waits to hear which peers gave up too;

@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "collective/wire.h"
 
 namespace nightshift::collective {
 
@@ -62,6 +63,11 @@ class Transport {
   // Waits until `count` peers have given up (their Abort reached this rank)
   // or `deadline`; returns the ranks heard from.
   virtual std::set<int> AwaitAborts(int count, absl::Time deadline) = 0;
+
+  // A transport-native all-reduce (MPI_Allreduce), when it has one.
+  virtual absl::Status NativeAllReduce(absl::Span<float> data, ReduceOp op) {
+    return absl::UnimplementedError("this transport has no native all-reduce");
+  }
 
   // RecvWith that copies the message into `out` (expected size out.size()).
   absl::Status Recv(int from, uint64_t tag, absl::Span<char> out,
