@@ -25,12 +25,13 @@ class FaultTransport final : public Transport {
       : inner_(std::move(inner)), left_(fail_after_sends), fault_(std::move(fault)) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
-  absl::Status Send(int to, uint64_t tag, absl::string_view data, absl::Time d) override {
+  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
+                    absl::Time d) override {
     if (left_-- == 0) {
       fault_();
       return absl::UnavailableError("injected fault");
     }
-    return inner_->Send(to, tag, data, d);
+    return inner_->Send(to, tag, parts, d);
   }
   absl::Status RecvWith(int from, uint64_t tag, size_t n, absl::Time d,
                         const std::function<void(absl::string_view)>& f) override {

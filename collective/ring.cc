@@ -15,6 +15,12 @@ struct Piece {
   int64_t size;
 };
 
+// One message: pieces of one segment, sent as their concatenation.
+struct Message {
+  std::vector<Piece> pieces;
+  int64_t elements = 0;
+};
+
 // Sends and receives the messages of one operation around the ring,
 // numbering them so both ends agree on every tag.
 class RingLink {
@@ -26,36 +32,55 @@ class RingLink {
         pred_((t_.rank() + t_.size() - 1) % t_.size()),
         wire_(wire) {}
 
-  absl::Status Send(const float* data, int64_t n) {
-    const char* bytes = reinterpret_cast<const char*>(data);
-    if (wire_ != WireDtype::kFloat32) {
-      // Encoded copies live until Flush: the transport may send in place.
-      staging_.emplace_back(WireBytes(wire_, n), '\0');
-      EncodeToWire(wire_, data, n, staging_.back().data());
-      bytes = staging_.back().data();
+  absl::Status Send(const Message& m) {
+    parts_.clear();
+    if (wire_ == WireDtype::kFloat32) {
+      for (const Piece& p : m.pieces) {
+        parts_.emplace_back(reinterpret_cast<const char*>(p.data), p.size * sizeof(float));
+      }
+    } else {
+      staging_.resize(WireBytes(wire_, m.elements));
+      char* out = staging_.data();
+      for (const Piece& p : m.pieces) {
+        EncodeToWire(wire_, p.data, p.size, out);
+        out += WireBytes(wire_, p.size);
+      }
+      parts_.emplace_back(staging_);
     }
-    return t_.Send(succ_, Tag(sent_++), absl::string_view(bytes, WireBytes(wire_, n)),
-                   ctx_.deadline);
+    return t_.Send(succ_, Tag(sent_++), parts_, ctx_.deadline);
   }
 
-  absl::Status RecvReduce(ReduceOp op, float* acc, int64_t n) {
-    return t_.RecvWith(pred_, Tag(received_++), WireBytes(wire_, n), ctx_.deadline,
-                       [&](absl::string_view b) { DecodeAndReduce(wire_, op, b.data(), n, acc); });
+  absl::Status Send(const float* data, int64_t n) {
+    Message m;
+    m.pieces.push_back({const_cast<float*>(data), n});
+    m.elements = n;
+    return Send(m);
+  }
+
+  // Receives a message and reduces (or copies) each piece from it.
+  absl::Status Recv(const Message& m, ReduceOp op, bool reduce) {
+    return t_.RecvWith(pred_, Tag(received_++), WireBytes(wire_, m.elements), ctx_.deadline,
+                       [&](absl::string_view bytes) {
+                         const char* in = bytes.data();
+                         for (const Piece& p : m.pieces) {
+                           if (reduce) {
+                             DecodeAndReduce(wire_, op, in, p.size, p.data);
+                           } else {
+                             DecodeFromWire(wire_, in, p.size, p.data);
+                           }
+                           in += WireBytes(wire_, p.size);
+                         }
+                       });
   }
 
   absl::Status RecvCopy(float* out, int64_t n) {
-    return t_.RecvWith(pred_, Tag(received_++), WireBytes(wire_, n), ctx_.deadline,
-                       [&](absl::string_view b) { DecodeFromWire(wire_, b.data(), n, out); });
+    Message m;
+    m.pieces.push_back({out, n});
+    m.elements = n;
+    return Recv(m, ReduceOp::kSum, /*reduce=*/false);
   }
 
-  absl::Status Flush() {
-    absl::Status s = t_.Flush(ctx_.deadline);
-    staging_.clear();
-    return s;
-  }
-
-  int rank() const { return t_.rank(); }
-  int size() const { return t_.size(); }
+  absl::Status Flush() { return t_.Flush(ctx_.deadline); }
 
  private:
   uint64_t Tag(uint64_t index) const { return (ctx_.op_sequence << 32) | index; }
@@ -65,18 +90,25 @@ class RingLink {
   const int succ_, pred_;
   const WireDtype wire_;
   uint64_t sent_ = 0, received_ = 0;
-  std::deque<std::string> staging_;
+  std::vector<absl::string_view> parts_;
+  std::string staging_;
 };
 
-// Pieces of [0, size) cut at multiples of `grid` in the index space that
-// starts at `offset`, sorted into `segments` by chunk index mod n.
-std::vector<std::vector<Piece>> Segments(float* data, int64_t size, int64_t offset,
-                                         int64_t grid, int n) {
-  std::vector<std::vector<Piece>> segments(n);
+// Cuts [0, size) at multiples of kRingChunkElements in the index space
+// that starts at `offset`, files each piece under segment (chunk mod n),
+// and packs each segment's pieces, in order, into messages of at most
+// kRingMessageElements.
+std::vector<std::vector<Message>> Segments(float* data, int64_t size, int64_t offset, int n) {
+  std::vector<std::vector<Message>> segments(n);
   for (int64_t pos = 0; pos < size;) {
-    const int64_t chunk = (offset + pos) / grid;
-    const int64_t end = std::min(size, (chunk + 1) * grid - offset);
-    segments[chunk % n].push_back({data + pos, end - pos});
+    const int64_t chunk = (offset + pos) / kRingChunkElements;
+    const int64_t end = std::min(size, (chunk + 1) * kRingChunkElements - offset);
+    std::vector<Message>& seg = segments[chunk % n];
+    if (seg.empty() || seg.back().elements + (end - pos) > kRingMessageElements) {
+      seg.emplace_back();
+    }
+    seg.back().pieces.push_back({data + pos, end - pos});
+    seg.back().elements += end - pos;
     pos = end;
   }
   return segments;
@@ -91,33 +123,32 @@ absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
   const int r = ctx.transport->rank();
   RingLink link(ctx, options.wire);
   const auto segments = Segments(data.data(), static_cast<int64_t>(data.size()),
-                                 options.element_offset, kRingChunkElements, n);
-  auto seg = [&](int j) -> const std::vector<Piece>& { return segments[((j % n) + n) % n]; };
+                                 options.element_offset, n);
+  auto seg = [&](int j) -> const std::vector<Message>& { return segments[((j % n) + n) % n]; };
+  const float inv_n = 1.f / n;
 
-  // 2. Reduce-scatter.
-  for (const Piece& p : seg(r)) RETURN_IF_ERROR(link.Send(p.data, p.size));
+  // 2. Reduce-scatter; 3. as each message of the owned segment becomes
+  // final, it starts its all-gather trip at once.
+  for (const Message& m : seg(r)) RETURN_IF_ERROR(link.Send(m));
   for (int s = 0; s < n - 1; ++s) {
-    for (const Piece& p : seg(r - s - 1)) {
-      RETURN_IF_ERROR(link.RecvReduce(options.op, p.data, p.size));
-      if (s < n - 2) RETURN_IF_ERROR(link.Send(p.data, p.size));
+    for (const Message& m : seg(r - s - 1)) {
+      RETURN_IF_ERROR(link.Recv(m, options.op, /*reduce=*/true));
+      if (s == n - 2) {  // segment r+1: final here
+        for (const Piece& p : m.pieces) {
+          if (options.op == ReduceOp::kAverage) {
+            for (int64_t i = 0; i < p.size; ++i) p.data[i] *= inv_n;
+          }
+          RoundToWire(options.wire, p.data, p.size);
+        }
+      }
+      RETURN_IF_ERROR(link.Send(m));
     }
   }
-  // 3. The owned segment, final.
-  for (const Piece& p : seg(r + 1)) {
-    if (options.op == ReduceOp::kAverage) {
-      const float inv = 1.f / n;
-      for (int64_t i = 0; i < p.size; ++i) p.data[i] *= inv;
-    }
-    RoundToWire(options.wire, p.data, p.size);
-  }
-  // The all-gather overwrites segments sent above.
-  RETURN_IF_ERROR(link.Flush());
-  // 4. All-gather.
-  for (const Piece& p : seg(r + 1)) RETURN_IF_ERROR(link.Send(p.data, p.size));
+  // 4. All-gather of the other segments.
   for (int s = 0; s < n - 1; ++s) {
-    for (const Piece& p : seg(r - s)) {
-      RETURN_IF_ERROR(link.RecvCopy(p.data, p.size));
-      if (s < n - 2) RETURN_IF_ERROR(link.Send(p.data, p.size));
+    for (const Message& m : seg(r - s)) {
+      RETURN_IF_ERROR(link.Recv(m, options.op, /*reduce=*/false));
+      if (s < n - 2) RETURN_IF_ERROR(link.Send(m));
     }
   }
   return link.Flush();

@@ -9,15 +9,17 @@
 //     for a few-chunk buffer, and an element's summation order depends only
 //     on its index and n — which is why reducing tensors one by one or
 //     fused into one buffer gives bitwise equal results.
-//  2. Reduce-scatter, n−1 steps: at step 0 rank r sends segment r, chunk by
-//     chunk; at step s it receives segment r−s−1 from its predecessor, adds
-//     each chunk into its own copy as it arrives and, unless s = n−2,
-//     forwards it at once (step s+1), so chunks stream around the ring.
-//     Afterwards rank r holds segment r+1 fully reduced.
-//  3. Average divides the owned segment by n; a compressed wire rounds it
-//     once, so every rank ends with identical values.
-//  4. All-gather, n−1 steps: rank r sends segment r+1; at step s it receives
-//     segment r−s, stores it and forwards it unless s = n−2.
+//     A segment's chunks travel in messages of up to kRingMessageElements.
+//  2. Reduce-scatter, n−1 steps: at step 0 rank r sends segment r, message
+//     by message; at step s it receives segment r−s−1 from its
+//     predecessor, adds each message into its own copy as it arrives and
+//     forwards it at once, so messages stream around the ring. At the last
+//     step (s = n−2) what it receives is segment r+1, now fully reduced:
+//  3. average divides it by n, a compressed wire rounds it once (so every
+//     rank ends with identical values), and it leaves at once as the first
+//     all-gather step — the all-gather overlaps the reduce-scatter's tail.
+//  4. All-gather, n−1 steps: at step s rank r receives segment r−s, stores
+//     it and forwards it unless s = n−2.
 // Each rank sends 2(n−1)/n of the buffer in total: bandwidth-optimal.
 // Every message carries tag (op_sequence << 32 | message index), so a
 // message from another operation is a protocol error, not a mix-up.
@@ -37,9 +39,12 @@
 
 namespace nightshift::collective {
 
-// 16 Ki floats = 64 KiB: the grid of the index space and the largest
-// message of an uncompressed all-reduce.
+// 16 Ki floats = 64 KiB: the grid of the index space. Part of the
+// results' definition (summation order), so changing it changes bits.
 inline constexpr int64_t kRingChunkElements = 16384;
+// Messages carry up to 256 KiB of float32 (chosen by measurement,
+// bench/README.md); a performance knob only.
+inline constexpr int64_t kRingMessageElements = 65536;
 
 struct RingContext {
   Transport* transport;

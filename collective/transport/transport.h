@@ -7,9 +7,9 @@
 // (INTERNAL), never silently reordered. Algorithms use (op sequence,
 // message index) tags, so both sides always agree.
 //
-// Buffers: Send may keep reading `data` until Flush returns (the MPI
-// transport sends from it in place; others copy at once). The caller must
-// not change or free sent bytes before Flush.
+// Buffers: a message is given as parts, which Send gathers (one copy)
+// before it returns; the caller may reuse them at once. Flush waits until
+// the transport has handed every sent message on, bounding its memory.
 //
 // Deadlines: every call takes an absolute deadline. A peer that does not
 // deliver in time gives DEADLINE_EXCEEDED; a peer whose connection broke
@@ -44,8 +44,12 @@ class Transport {
   virtual int rank() const = 0;
   virtual int size() const = 0;
 
-  virtual absl::Status Send(int to, uint64_t tag, absl::string_view data,
+  // Sends the concatenation of `parts` as one message.
+  virtual absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                             absl::Time deadline) = 0;
+  absl::Status Send(int to, uint64_t tag, absl::string_view data, absl::Time deadline) {
+    return Send(to, tag, absl::MakeConstSpan(&data, 1), deadline);
+  }
   // Receives the next message from `from`, which must carry `tag` and be
   // exactly `expected_bytes` long, and hands its bytes to `consume` without
   // copying them first: the ring adds received partial sums straight from

@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 
 namespace nightshift::collective {
@@ -16,7 +17,7 @@ namespace nightshift::collective {
 // hold is released so that OnDone can deliver the server's status, which
 // later Sends return. Close() half-closes and waits for OnDone.
 // Lock order: only mu_; gRPC calls are made outside it.
-class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAck> {
+class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   OutStream(const std::string& address, int peer_rank) : peer_rank_(peer_rank) {
     grpc::ChannelArguments args;
@@ -25,8 +26,9 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
     // A channel of its own, not a subchannel shared with other groups.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::Peer::NewStub(channel_);
-    stub_->async()->Stream(&context_, this);
+    stub_ = std::make_unique<grpc::GenericStub>(channel_);
+    stub_->PrepareBidiStreamingCall(&context_, "/nightshift.v1.Peer/Stream",
+                                    grpc::StubOptions(), this);
     AddHold();
     StartRead(&ack_);
     StartCall();
@@ -34,9 +36,9 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
 
   ~OutStream() override { Close(absl::Now() + absl::Seconds(2)); }
 
-  // Queues `chunk`; waits while the queue is full.
-  absl::Status Enqueue(v1::PeerChunk chunk, absl::Time deadline) {
-    const size_t bytes = chunk.payload().size();
+  // Queues a serialized PeerChunk of `bytes` bytes; waits while the queue
+  // is full.
+  absl::Status Enqueue(grpc::ByteBuffer chunk, size_t bytes, absl::Time deadline) {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -50,24 +52,24 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
                                       "rank ", peer_rank_, " did not take data before the deadline"));
       }
       if (done_) return status_;
-      queue_.push_back(std::move(chunk));
+      queue_.push_back({std::move(chunk), bytes});
       queued_bytes_ += bytes;
       if (writing_) return absl::OkStatus();
       writing_ = true;
     }
-    StartWrite(&queue_.front());  // only this thread or OnWriteDone touch the front
+    StartWrite(&queue_.front().buffer);  // only this thread or OnWriteDone touch the front
     return absl::OkStatus();
   }
 
   void OnWriteDone(bool ok) override {
-    const v1::PeerChunk* next = nullptr;
+    const grpc::ByteBuffer* next = nullptr;
     bool release = false;
     {
       absl::MutexLock lock(&mu_);
-      queued_bytes_ -= queue_.front().payload().size();
+      queued_bytes_ -= queue_.front().bytes;
       queue_.pop_front();
       if (ok && !server_finished_ && !queue_.empty()) {
-        next = &queue_.front();
+        next = &queue_.front().buffer;
       } else {
         writing_ = false;
         if (!ok) server_finished_ = true;
@@ -148,11 +150,15 @@ class OutStream final : public grpc::ClientBidiReactor<v1::PeerChunk, v1::PeerAc
 
   const int peer_rank_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Peer::Stub> stub_;
+  std::unique_ptr<grpc::GenericStub> stub_;
   grpc::ClientContext context_;
-  v1::PeerAck ack_;
+  grpc::ByteBuffer ack_;
   absl::Mutex mu_;
-  std::deque<v1::PeerChunk> queue_ ABSL_GUARDED_BY(mu_);
+  struct Queued {
+    grpc::ByteBuffer buffer;
+    size_t bytes;
+  };
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool server_finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -199,6 +205,49 @@ v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
   return chunk;
 }
 
+// A payload buffer lent to gRPC; it comes back to the pool when gRPC
+// releases the slice that wraps it.
+struct LentBuffer {
+  std::shared_ptr<BufferPool> pool;
+  std::string bytes;
+};
+
+void ReturnLentBuffer(void* p) {
+  auto* lent = static_cast<LentBuffer*>(p);
+  lent->pool->Put(std::move(lent->bytes));
+  delete lent;
+}
+
+grpc::ByteBuffer GrpcTransport::Serialize(const v1::PeerChunk& header,
+                                          absl::Span<const absl::string_view> parts,
+                                          size_t* bytes) {
+  // The PeerChunk wire format, by hand for the payload: the header fields
+  // as protobuf encodes them, then field 6 (payload, length-delimited) as
+  // key 0x32 and a varint length, then the raw bytes — gathered once into
+  // a recycled buffer that gRPC sends without copying again.
+  size_t payload = 0;
+  for (absl::string_view p : parts) payload += p.size();
+  std::string head = header.SerializeAsString();
+  if (payload > 0) {
+    head.push_back(static_cast<char>((6 << 3) | 2));
+    for (uint64_t v = payload; ; v >>= 7) {
+      if (v < 0x80) {
+        head.push_back(static_cast<char>(v));
+        break;
+      }
+      head.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    }
+  }
+  *bytes = head.size() + payload;
+  grpc::Slice slices[2] = {grpc::Slice(head), grpc::Slice()};
+  if (payload == 0) return grpc::ByteBuffer(slices, 1);
+  auto* lent = new LentBuffer{send_buffers_, send_buffers_->Get()};
+  lent->bytes.clear();
+  for (absl::string_view p : parts) lent->bytes.append(p.data(), p.size());
+  slices[1] = grpc::Slice(lent->bytes.data(), lent->bytes.size(), &ReturnLentBuffer, lent);
+  return grpc::ByteBuffer(slices, 2);
+}
+
 OutStream& GrpcTransport::StreamTo(int rank) {
   if (out_[rank] == nullptr) {
     out_[rank] = std::make_unique<OutStream>(group_.peer_addresses[rank], rank);
@@ -206,11 +255,11 @@ OutStream& GrpcTransport::StreamTo(int rank) {
   return *out_[rank];
 }
 
-absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::string_view data,
+absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                                  absl::Time deadline) {
-  v1::PeerChunk chunk = Header(tag);
-  chunk.set_payload(data.data(), data.size());
-  return StreamTo(to).Enqueue(std::move(chunk), deadline);
+  size_t bytes = 0;
+  grpc::ByteBuffer message = Serialize(Header(tag), parts, &bytes);
+  return StreamTo(to).Enqueue(std::move(message), bytes, deadline);
 }
 
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,
@@ -228,7 +277,9 @@ void GrpcTransport::Abort(const absl::Status& reason) {
     if (r == rank()) continue;
     v1::PeerChunk chunk = Header(0);
     chunk.set_abort_reason(std::string(reason.message()));
-    StreamTo(r).Enqueue(std::move(chunk), deadline).IgnoreError();
+    size_t bytes = 0;
+    grpc::ByteBuffer message = Serialize(chunk, {}, &bytes);
+    StreamTo(r).Enqueue(std::move(message), bytes, deadline).IgnoreError();
   }
 }
 

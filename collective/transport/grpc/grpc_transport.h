@@ -3,8 +3,10 @@
 //
 // Receiving: this process's PeerService files incoming chunks of the group
 // into an Inbox; Recv pops from it. Sending: one long-lived client stream
-// per destination rank, opened on first use; Send copies the bytes into a
-// PeerChunk, queues it on that stream and returns, blocking only while more
+// per destination rank, opened on first use. Send gathers the bytes once
+// into a recycled buffer that gRPC sends without another copy (the
+// PeerChunk wire format is written by hand around the payload), queues it
+// on that stream and returns, blocking only while more
 // than kMaxQueuedBytes wait to be written (flow control from a slow or
 // stalled receiver), and never past the deadline. A stream that fails
 // (peer died, stale generation refused) fails every later Send to it with
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "collective/transport/grpc/buffer_pool.h"
 #include "collective/transport/grpc/peer_service.h"
 #include "collective/transport/transport.h"
 
@@ -46,9 +49,10 @@ class GrpcTransport final : public Transport {
                                                                GrpcGroup group);
   ~GrpcTransport() override;
 
+  using Transport::Send;
   int rank() const override { return group_.rank; }
   int size() const override { return static_cast<int>(group_.peer_addresses.size()); }
-  absl::Status Send(int to, uint64_t tag, absl::string_view data,
+  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                     absl::Time deadline) override;
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
                         const std::function<void(absl::string_view)>& consume) override;
@@ -63,11 +67,14 @@ class GrpcTransport final : public Transport {
  private:
   GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
   v1::PeerChunk Header(uint64_t tag) const;
+  grpc::ByteBuffer Serialize(const v1::PeerChunk& header,
+                             absl::Span<const absl::string_view> parts, size_t* bytes);
   OutStream& StreamTo(int rank);
 
   PeerService* service_;
   GrpcGroup group_;
   std::shared_ptr<Inbox> inbox_;
+  std::shared_ptr<BufferPool> send_buffers_ = std::make_shared<BufferPool>();
   std::vector<std::unique_ptr<OutStream>> out_;  // by destination rank
   std::atomic<bool> cancelled_{false};
 };

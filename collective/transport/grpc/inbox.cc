@@ -59,10 +59,12 @@ absl::Status Inbox::Pop(int source, uint64_t tag, size_t expected_bytes,
     s.queue.pop_front();
   }
   if (bytes.size() != expected_bytes) {
+    buffers_.Put(std::move(bytes));
     return absl::InternalError(absl::StrCat("protocol error: rank ", source, " sent ",
                                             bytes.size(), " bytes, expected ", expected_bytes));
   }
   consume(bytes);
+  buffers_.Put(std::move(bytes));
   return absl::OkStatus();
 }
 

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "collective/transport/grpc/buffer_pool.h"
 
 namespace nightshift::collective {
 
@@ -33,6 +34,9 @@ class Inbox {
   // `source` gave up on the group: fails pending pops with `reason`.
   void NoteAbort(int source, const absl::Status& reason);
   std::set<int> AwaitAborts(int count, absl::Time deadline);
+  // A recycled buffer for the next payload to be parsed into; Pop returns
+  // payloads here once consumed.
+  std::string TakeBuffer() { return buffers_.Get(); }
 
  private:
   struct Message {
@@ -44,6 +48,7 @@ class Inbox {
     absl::Status closed;
   };
 
+  BufferPool buffers_;
   absl::Mutex mu_;
   std::map<int, Source> sources_ ABSL_GUARDED_BY(mu_);
   absl::Status aborted_ ABSL_GUARDED_BY(mu_);

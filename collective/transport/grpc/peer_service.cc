@@ -42,6 +42,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PeerChunk, v1::Pe
           absl::StrCat("rank ", source_, " aborted: ", chunk_.abort_reason())));
     } else {
       inbox_->Push(source_, chunk_.tag(), std::move(*chunk_.mutable_payload()));
+      // Parse the next payload into a recycled buffer, not fresh memory.
+      *chunk_.mutable_payload() = inbox_->TakeBuffer();
     }
     StartRead(&chunk_);
   }

@@ -12,14 +12,16 @@ class LocalTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return hub_->size_; }
 
-  absl::Status Send(int to, uint64_t tag, absl::string_view data,
+  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                     absl::Time deadline) override {
+    std::string bytes;
+    for (absl::string_view p : parts) bytes.append(p.data(), p.size());
     absl::MutexLock lock(&hub_->mu_);
     if (!hub_->aborted_[rank_].ok()) return hub_->aborted_[rank_];
     if (hub_->dead_[to]) {
       return absl::UnavailableError(absl::StrCat("rank ", to, " is gone"));
     }
-    hub_->Queue(rank_, to).push_back({tag, std::string(data)});
+    hub_->Queue(rank_, to).push_back({tag, std::move(bytes)});
     return absl::OkStatus();
   }
 

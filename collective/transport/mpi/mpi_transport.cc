@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -32,16 +33,23 @@ class MpiTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
-  absl::Status Send(int to, uint64_t tag, absl::string_view data, absl::Time) override {
+  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
+                    absl::Time) override {
     if (!aborted_.ok()) return aborted_;
-    MPI_Request request;
-    const int rc = MPI_Isend(data.data(), static_cast<int>(data.size()), MPI_BYTE, to,
-                             MpiTag(tag), comm_, &request);
+    std::string buffer;
+    if (!spare_.empty()) {
+      buffer = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    buffer.clear();
+    for (absl::string_view p : parts) buffer.append(p.data(), p.size());
+    pending_.push_back({MPI_REQUEST_NULL, to, std::move(buffer)});
+    Pending& p = pending_.back();
+    const int rc = MPI_Isend(p.buffer.data(), static_cast<int>(p.buffer.size()), MPI_BYTE, to,
+                             MpiTag(tag), comm_, &p.request);
     if (rc != MPI_SUCCESS) {
       return absl::UnavailableError(absl::StrCat("MPI_Isend to rank ", to, ": ", MpiError(rc)));
     }
-    pending_sends_.push_back(request);
-    pending_peers_.push_back(to);
     return absl::OkStatus();
   }
 
@@ -70,14 +78,14 @@ class MpiTransport final : public Transport {
   }
 
   absl::Status Flush(absl::Time deadline) override {
-    for (size_t i = 0; i < pending_sends_.size(); ++i) {
-      absl::Status s = Await(&pending_sends_[i], MPI_STATUS_IGNORE, deadline,
-                             absl::StrCat("rank ", pending_peers_[i],
-                                          " did not take data before the deadline"));
+    while (!pending_.empty()) {
+      Pending& p = pending_.front();
+      absl::Status s = Await(&p.request, MPI_STATUS_IGNORE, deadline,
+                             absl::StrCat("rank ", p.peer, " did not take data before the deadline"));
       if (!s.ok()) return s;
+      spare_.push_back(std::move(p.buffer));
+      pending_.pop_front();
     }
-    pending_sends_.clear();
-    pending_peers_.clear();
     return absl::OkStatus();
   }
 
@@ -128,9 +136,15 @@ class MpiTransport final : public Transport {
 
   const int rank_, size_;
   MPI_Comm comm_;
+  // A sent message's copy, kept until MPI is done with it.
+  struct Pending {
+    MPI_Request request;
+    int peer;
+    std::string buffer;
+  };
   std::string buffer_;
-  std::vector<MPI_Request> pending_sends_;
-  std::vector<int> pending_peers_;
+  std::deque<Pending> pending_;  // deque: buffers never move while in flight
+  std::vector<std::string> spare_;
   absl::Status aborted_;
 };
 

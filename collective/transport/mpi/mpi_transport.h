@@ -1,8 +1,8 @@
 // MpiTransport: the Transport of a group formed by the MPI world (every
 // process `mpirun` started), for clusters that already run MPI.
 //
-// Send posts MPI_Isend straight from the caller's buffer (no copy); Flush
-// waits for those sends. RecvWith posts MPI_Irecv into a reused buffer and
+// Send gathers the message into a recycled buffer and posts MPI_Isend;
+// Flush waits for those sends. RecvWith posts MPI_Irecv into a reused buffer and
 // polls it with MPI_Test until the deadline, then cancels. MPI matches by
 // (source, tag); the tag is derived from the algorithm's 64-bit tag, and
 // MPI's non-overtaking rule keeps messages with equal tags in order.

@@ -1,0 +1,127 @@
+// All-reduce latency and bandwidth of Nightshift's collectives, one process
+// per rank, for 4 KiB .. 64 MiB float32 buffers.
+//
+//   gRPC ring:   allreduce_bench --transport=grpc --rank=R --size=N --rendezvous=DIR
+//                (each rank listens on a free loopback port and writes its
+//                address to DIR/rank-R; all read the others' files)
+//   MPI ring:    mpirun -np N allreduce_bench --transport=mpi
+//   MPI native:  mpirun -np N allreduce_bench --transport=mpi --native
+//                (straight MPI_Allreduce through the pass-through)
+//
+// Rank 0 prints one line per size:
+//   impl=grpc ranks=2 bytes=4096 us=... algbw_gbps=... busbw_gbps=...
+// with algbw = bytes / time and busbw = 2(n−1)/n × algbw (NCCL's
+// convention: the bandwidth each link would need).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/allocator.h"
+#include "collective/communicator.h"
+#include "collective/transport/grpc/grpc_transport.h"
+#include "collective/transport/grpc/peer_server.h"
+#include "collective/transport/mpi/mpi_transport.h"
+
+ABSL_FLAG(std::string, transport, "grpc", "grpc or mpi");
+ABSL_FLAG(bool, native, false, "mpi: use MPI_Allreduce instead of the ring");
+ABSL_FLAG(int, rank, 0, "grpc: this rank");
+ABSL_FLAG(int, size, 2, "grpc: world size");
+ABSL_FLAG(std::string, rendezvous, "", "grpc: folder where ranks publish addresses");
+ABSL_FLAG(std::string, sizes, "4096,65536,1048576,16777216,67108864", "buffer sizes in bytes");
+ABSL_FLAG(double, seconds, 1.0, "time to spend per size");
+
+namespace nightshift::collective {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> Rendezvous(const std::string& dir, int rank, int size,
+                                    const std::string& address) {
+  {
+    std::ofstream(absl::StrCat(dir, "/rank-", rank, ".tmp")) << address;
+  }
+  std::rename(absl::StrCat(dir, "/rank-", rank, ".tmp").c_str(),
+              absl::StrCat(dir, "/rank-", rank).c_str());
+  std::vector<std::string> addresses(size);
+  const auto give_up = Clock::now() + std::chrono::seconds(30);
+  for (int r = 0; r < size; ++r) {
+    while (addresses[r].empty()) {
+      std::ifstream in(absl::StrCat(dir, "/rank-", r));
+      std::getline(in, addresses[r]);
+      if (Clock::now() > give_up) {
+        std::fprintf(stderr, "rank %d never published its address\n", r);
+        std::exit(1);
+      }
+    }
+  }
+  return addresses;
+}
+
+int Run(Communicator& comm, const std::string& impl) {
+  for (absl::string_view size_text : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {
+    const int64_t bytes = std::stoll(std::string(size_text));
+    std::vector<float> data(bytes / 4, 1.f);
+    auto op = [&] {
+      absl::Status s = comm.AllReduce(absl::MakeSpan(data));
+      if (!s.ok()) {
+        std::fprintf(stderr, "%s\n", s.ToString().c_str());
+        std::exit(1);
+      }
+    };
+    for (int i = 0; i < 3; ++i) op();
+    // Rank 0 picks the iteration count from a probe and tells everyone.
+    auto start = Clock::now();
+    op();
+    float iters = std::max(5.0, std::min(2000.0, absl::GetFlag(FLAGS_seconds) /
+                                                     std::chrono::duration<double>(Clock::now() - start).count()));
+    if (!comm.Broadcast(absl::MakeSpan(&iters, 1), 0).ok()) return 1;
+    if (!comm.Barrier().ok()) return 1;
+    start = Clock::now();
+    for (int i = 0; i < static_cast<int>(iters); ++i) op();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count() / static_cast<int>(iters);
+    if (comm.rank() == 0) {
+      const int n = comm.size();
+      const double algbw = bytes / seconds / 1e9;
+      std::printf("impl=%s ranks=%d bytes=%lld us=%.1f algbw_gbps=%.3f busbw_gbps=%.3f\n",
+                  impl.c_str(), n, static_cast<long long>(bytes), seconds * 1e6, algbw,
+                  algbw * 2.0 * (n - 1) / n);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  ConfigureAllocatorForLargeMessages();  // as the worker does
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_transport) == "mpi") {
+    auto scope = MpiScope::Init(&argc, &argv);
+    if (!scope.ok()) return 1;
+    CommunicatorOptions options{"bench", 0, absl::Seconds(120), absl::GetFlag(FLAGS_native)};
+    Communicator comm(MakeMpiTransport(**scope), options);
+    return Run(comm, absl::GetFlag(FLAGS_native) ? "mpi_allreduce" : "nightshift_mpi_ring");
+  }
+  auto server = PeerServer::Start("127.0.0.1:0");
+  if (!server.ok()) return 1;
+  const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
+  auto addresses = Rendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size, (*server)->address());
+  auto transport = GrpcTransport::Create((*server)->service(), {"bench", 0, rank, addresses});
+  if (!transport.ok()) return 1;
+  Communicator comm(*std::move(transport), {"bench", 0, absl::Seconds(120), false});
+  const int rc = Run(comm, "nightshift_grpc_ring");
+  // Everyone finishes before anyone's server goes away.
+  comm.Barrier().IgnoreError();
+  return rc;
+}
+
+}  // namespace
+}  // namespace nightshift::collective
+
+int main(int argc, char** argv) { return nightshift::collective::Main(argc, argv); }
