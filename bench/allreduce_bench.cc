@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "base/allocator.h"
 #include "collective/communicator.h"
+#include "collective/fusion.h"
 #include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_server.h"
 #include "collective/transport/mpi/mpi_transport.h"
@@ -36,6 +37,12 @@ ABSL_FLAG(int, size, 2, "grpc: world size");
 ABSL_FLAG(std::string, rendezvous, "", "grpc: folder where ranks publish addresses");
 ABSL_FLAG(std::string, sizes, "4096,65536,1048576,16777216,67108864", "buffer sizes in bytes");
 ABSL_FLAG(double, seconds, 1.0, "time to spend per size");
+ABSL_FLAG(int, fusion_tensors, 0,
+          "if > 0: instead of buffer sizes, all-reduce this many tensors of "
+          "--fusion_tensor_bytes each, once per threshold in --fusion_thresholds");
+ABSL_FLAG(int64_t, fusion_tensor_bytes, 16384, "bytes per tensor in fusion mode");
+ABSL_FLAG(std::string, fusion_thresholds, "0,262144,1048576,4194304,16777216",
+          "fusion thresholds to compare, bytes");
 
 namespace nightshift::collective {
 namespace {
@@ -64,7 +71,46 @@ std::vector<std::string> Rendezvous(const std::string& dir, int rank, int size,
   return addresses;
 }
 
+// Times one full set of tensors per fusion threshold.
+template <typename Op>
+double SecondsPerCall(Communicator& comm, Op op) {
+  for (int i = 0; i < 3; ++i) op();
+  auto start = Clock::now();
+  op();
+  float iters = std::max(5.0, std::min(2000.0, absl::GetFlag(FLAGS_seconds) /
+                                                   std::chrono::duration<double>(Clock::now() - start).count()));
+  if (!comm.Broadcast(absl::MakeSpan(&iters, 1), 0).ok() || !comm.Barrier().ok()) std::exit(1);
+  start = Clock::now();
+  for (int i = 0; i < static_cast<int>(iters); ++i) op();
+  return std::chrono::duration<double>(Clock::now() - start).count() / static_cast<int>(iters);
+}
+
+int RunFusion(Communicator& comm, const std::string& impl) {
+  const int count = absl::GetFlag(FLAGS_fusion_tensors);
+  const int64_t bytes = absl::GetFlag(FLAGS_fusion_tensor_bytes);
+  std::vector<std::vector<float>> tensors(count, std::vector<float>(bytes / 4, 1.f));
+  std::vector<absl::Span<float>> spans;
+  for (auto& t : tensors) spans.push_back(absl::MakeSpan(t));
+  for (absl::string_view text : absl::StrSplit(absl::GetFlag(FLAGS_fusion_thresholds), ',')) {
+    const int64_t threshold = std::stoll(std::string(text));
+    TensorFusion fusion(threshold);
+    const double seconds = SecondsPerCall(comm, [&] {
+      if (!fusion.AllReduce(comm, spans).ok()) std::exit(1);
+    });
+    if (comm.rank() == 0) {
+      std::printf("impl=%s ranks=%d tensors=%d tensor_bytes=%lld fusion_threshold=%lld "
+                  "operations=%lld us=%.1f\n",
+                  impl.c_str(), comm.size(), count, static_cast<long long>(bytes),
+                  static_cast<long long>(threshold),
+                  static_cast<long long>(fusion.last_operation_count()), seconds * 1e6);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
 int Run(Communicator& comm, const std::string& impl) {
+  if (absl::GetFlag(FLAGS_fusion_tensors) > 0) return RunFusion(comm, impl);
   for (absl::string_view size_text : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {
     const int64_t bytes = std::stoll(std::string(size_text));
     std::vector<float> data(bytes / 4, 1.f);

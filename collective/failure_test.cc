@@ -34,7 +34,7 @@ class FaultTransport final : public Transport {
     return inner_->Send(to, tag, parts, d);
   }
   absl::Status RecvWith(int from, uint64_t tag, size_t n, absl::Time d,
-                        const std::function<void(absl::string_view)>& f) override {
+                        const ConsumeParts& f) override {
     return inner_->RecvWith(from, tag, n, d, f);
   }
   absl::Status Flush(absl::Time d) override { return inner_->Flush(d); }

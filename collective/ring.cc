@@ -1,5 +1,6 @@
 #include "collective/ring.h"
 
+#include <cstring>
 #include <deque>
 #include <string>
 #include <vector>
@@ -20,6 +21,38 @@ struct Message {
   std::vector<Piece> pieces;
   int64_t elements = 0;
 };
+
+// Calls fn(bytes, count) for consecutive runs of whole `element_size`-byte
+// elements in `parts`; an element split between two parts (network buffers
+// split anywhere) is assembled in a small buffer first.
+template <typename Fn>
+void ForEachElementRun(absl::Span<const absl::string_view> parts, size_t element_size, Fn fn) {
+  char carry[8];
+  size_t carried = 0;
+  for (absl::string_view part : parts) {
+    const char* b = part.data();
+    size_t n = part.size();
+    if (carried > 0) {
+      const size_t take = std::min(element_size - carried, n);
+      std::memcpy(carry + carried, b, take);
+      carried += take;
+      b += take;
+      n -= take;
+      if (carried == element_size) {
+        fn(carry, int64_t{1});
+        carried = 0;
+      }
+    }
+    const size_t whole = n / element_size;
+    if (whole > 0) fn(b, static_cast<int64_t>(whole));
+    b += whole * element_size;
+    n -= whole * element_size;
+    if (n > 0) {
+      std::memcpy(carry, b, n);
+      carried = n;
+    }
+  }
+}
 
 // Sends and receives the messages of one operation around the ring,
 // numbering them so both ends agree on every tag.
@@ -57,20 +90,35 @@ class RingLink {
     return Send(m);
   }
 
-  // Receives a message and reduces (or copies) each piece from it.
+  // Receives a message and reduces (or copies) it into its pieces, straight
+  // from the transport's buffers.
   absl::Status Recv(const Message& m, ReduceOp op, bool reduce) {
-    return t_.RecvWith(pred_, Tag(received_++), WireBytes(wire_, m.elements), ctx_.deadline,
-                       [&](absl::string_view bytes) {
-                         const char* in = bytes.data();
-                         for (const Piece& p : m.pieces) {
-                           if (reduce) {
-                             DecodeAndReduce(wire_, op, in, p.size, p.data);
-                           } else {
-                             DecodeFromWire(wire_, in, p.size, p.data);
-                           }
-                           in += WireBytes(wire_, p.size);
-                         }
-                       });
+    const size_t element_size = WireBytes(wire_, 1);
+    return t_.RecvWith(
+        pred_, Tag(received_++), WireBytes(wire_, m.elements), ctx_.deadline,
+        [&](absl::Span<const absl::string_view> parts) {
+          size_t piece = 0;
+          int64_t done_in_piece = 0;
+          ForEachElementRun(parts, element_size, [&](const char* bytes, int64_t count) {
+            while (count > 0) {
+              const Piece& p = m.pieces[piece];
+              const int64_t take = std::min(count, p.size - done_in_piece);
+              float* out = p.data + done_in_piece;
+              if (reduce) {
+                DecodeAndReduce(wire_, op, bytes, take, out);
+              } else {
+                DecodeFromWire(wire_, bytes, take, out);
+              }
+              bytes += take * element_size;
+              count -= take;
+              done_in_piece += take;
+              if (done_in_piece == p.size) {
+                ++piece;
+                done_in_piece = 0;
+              }
+            }
+          });
+        });
   }
 
   absl::Status RecvCopy(float* out, int64_t n) {

@@ -51,12 +51,14 @@ class Transport {
     return Send(to, tag, absl::MakeConstSpan(&data, 1), deadline);
   }
   // Receives the next message from `from`, which must carry `tag` and be
-  // exactly `expected_bytes` long, and hands its bytes to `consume` without
-  // copying them first: the ring adds received partial sums straight from
-  // the wire buffer. `consume` runs on the calling thread.
-  virtual absl::Status RecvWith(
-      int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
-      const std::function<void(absl::string_view)>& consume) = 0;
+  // exactly `expected_bytes` long, and hands its bytes to `consume` where
+  // they landed, without copying them first: the ring adds received
+  // partial sums straight from the wire buffers. The bytes come as one or
+  // more parts (network buffers) that may split anywhere, even inside an
+  // element. `consume` runs on the calling thread.
+  using ConsumeParts = std::function<void(absl::Span<const absl::string_view> parts)>;
+  virtual absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes,
+                                absl::Time deadline, const ConsumeParts& consume) = 0;
   // Returns once every sent buffer may be reused.
   virtual absl::Status Flush(absl::Time deadline) = 0;
 
@@ -76,9 +78,11 @@ class Transport {
   // RecvWith that copies the message into `out` (expected size out.size()).
   absl::Status Recv(int from, uint64_t tag, absl::Span<char> out,
                     absl::Time deadline) {
-    return RecvWith(from, tag, out.size(), deadline, [out](absl::string_view b) {
-      std::copy(b.begin(), b.end(), out.begin());
-    });
+    return RecvWith(from, tag, out.size(), deadline,
+                    [out](absl::Span<const absl::string_view> parts) {
+                      char* to = out.data();
+                      for (absl::string_view p : parts) to = std::copy(p.begin(), p.end(), to);
+                    });
   }
 };
 

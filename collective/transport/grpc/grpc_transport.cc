@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "collective/transport/grpc/peer_chunk_codec.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 
@@ -205,49 +206,6 @@ v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
   return chunk;
 }
 
-// A payload buffer lent to gRPC; it comes back to the pool when gRPC
-// releases the slice that wraps it.
-struct LentBuffer {
-  std::shared_ptr<BufferPool> pool;
-  std::string bytes;
-};
-
-void ReturnLentBuffer(void* p) {
-  auto* lent = static_cast<LentBuffer*>(p);
-  lent->pool->Put(std::move(lent->bytes));
-  delete lent;
-}
-
-grpc::ByteBuffer GrpcTransport::Serialize(const v1::PeerChunk& header,
-                                          absl::Span<const absl::string_view> parts,
-                                          size_t* bytes) {
-  // The PeerChunk wire format, by hand for the payload: the header fields
-  // as protobuf encodes them, then field 6 (payload, length-delimited) as
-  // key 0x32 and a varint length, then the raw bytes — gathered once into
-  // a recycled buffer that gRPC sends without copying again.
-  size_t payload = 0;
-  for (absl::string_view p : parts) payload += p.size();
-  std::string head = header.SerializeAsString();
-  if (payload > 0) {
-    head.push_back(static_cast<char>((6 << 3) | 2));
-    for (uint64_t v = payload; ; v >>= 7) {
-      if (v < 0x80) {
-        head.push_back(static_cast<char>(v));
-        break;
-      }
-      head.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    }
-  }
-  *bytes = head.size() + payload;
-  grpc::Slice slices[2] = {grpc::Slice(head), grpc::Slice()};
-  if (payload == 0) return grpc::ByteBuffer(slices, 1);
-  auto* lent = new LentBuffer{send_buffers_, send_buffers_->Get()};
-  lent->bytes.clear();
-  for (absl::string_view p : parts) lent->bytes.append(p.data(), p.size());
-  slices[1] = grpc::Slice(lent->bytes.data(), lent->bytes.size(), &ReturnLentBuffer, lent);
-  return grpc::ByteBuffer(slices, 2);
-}
-
 OutStream& GrpcTransport::StreamTo(int rank) {
   if (out_[rank] == nullptr) {
     out_[rank] = std::make_unique<OutStream>(group_.peer_addresses[rank], rank);
@@ -258,13 +216,13 @@ OutStream& GrpcTransport::StreamTo(int rank) {
 absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                                  absl::Time deadline) {
   size_t bytes = 0;
-  grpc::ByteBuffer message = Serialize(Header(tag), parts, &bytes);
-  return StreamTo(to).Enqueue(std::move(message), bytes, deadline);
+  for (absl::string_view p : parts) bytes += p.size();
+  return StreamTo(to).Enqueue(EncodePeerChunk(Header(tag), parts, send_buffers_), bytes,
+                              deadline);
 }
 
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,
-                                     absl::Time deadline,
-                                     const std::function<void(absl::string_view)>& consume) {
+                                     absl::Time deadline, const ConsumeParts& consume) {
   return inbox_->Pop(from, tag, expected_bytes, deadline, consume);
 }
 
@@ -277,9 +235,7 @@ void GrpcTransport::Abort(const absl::Status& reason) {
     if (r == rank()) continue;
     v1::PeerChunk chunk = Header(0);
     chunk.set_abort_reason(std::string(reason.message()));
-    size_t bytes = 0;
-    grpc::ByteBuffer message = Serialize(chunk, {}, &bytes);
-    StreamTo(r).Enqueue(std::move(message), bytes, deadline).IgnoreError();
+    StreamTo(r).Enqueue(EncodePeerChunk(chunk, {}, send_buffers_), 0, deadline).IgnoreError();
   }
 }
 

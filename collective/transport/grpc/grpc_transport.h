@@ -55,7 +55,7 @@ class GrpcTransport final : public Transport {
   absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                     absl::Time deadline) override;
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
-                        const std::function<void(absl::string_view)>& consume) override;
+                        const ConsumeParts& consume) override;
   absl::Status Flush(absl::Time) override { return absl::OkStatus(); }
   void Abort(const absl::Status& reason) override;
   std::set<int> AwaitAborts(int count, absl::Time deadline) override {
@@ -67,8 +67,6 @@ class GrpcTransport final : public Transport {
  private:
   GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
   v1::PeerChunk Header(uint64_t tag) const;
-  grpc::ByteBuffer Serialize(const v1::PeerChunk& header,
-                             absl::Span<const absl::string_view> parts, size_t* bytes);
   OutStream& StreamTo(int rank);
 
   PeerService* service_;

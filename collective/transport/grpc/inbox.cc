@@ -4,9 +4,9 @@
 
 namespace nightshift::collective {
 
-void Inbox::Push(int source, uint64_t tag, std::string bytes) {
+void Inbox::Push(int source, DecodedPeerChunk chunk) {
   absl::MutexLock lock(&mu_);
-  sources_[source].queue.push_back({tag, std::move(bytes)});
+  sources_[source].queue.push_back(std::move(chunk));
 }
 
 void Inbox::CloseSource(int source, const absl::Status& why) {
@@ -35,10 +35,9 @@ std::set<int> Inbox::AwaitAborts(int count, absl::Time deadline) {
   return aborted_by_;
 }
 
-absl::Status Inbox::Pop(int source, uint64_t tag, size_t expected_bytes,
-                        absl::Time deadline,
-                        const std::function<void(absl::string_view)>& consume) {
-  std::string bytes;
+absl::Status Inbox::Pop(int source, uint64_t tag, size_t expected_bytes, absl::Time deadline,
+                        const Transport::ConsumeParts& consume) {
+  DecodedPeerChunk chunk;
   {
     absl::MutexLock lock(&mu_);
     Source& s = sources_[source];
@@ -51,20 +50,19 @@ absl::Status Inbox::Pop(int source, uint64_t tag, size_t expected_bytes,
     }
     if (!aborted_.ok()) return aborted_;
     if (s.queue.empty()) return s.closed;
-    if (s.queue.front().tag != tag) {
+    if (s.queue.front().header.tag() != tag) {
       return absl::InternalError(absl::StrCat("protocol error: rank ", source, " sent tag ",
-                                              s.queue.front().tag, ", expected ", tag));
+                                              s.queue.front().header.tag(), ", expected ", tag));
     }
-    bytes = std::move(s.queue.front().bytes);
+    chunk = std::move(s.queue.front());
     s.queue.pop_front();
   }
-  if (bytes.size() != expected_bytes) {
-    buffers_.Put(std::move(bytes));
+  if (chunk.payload_bytes != expected_bytes) {
     return absl::InternalError(absl::StrCat("protocol error: rank ", source, " sent ",
-                                            bytes.size(), " bytes, expected ", expected_bytes));
+                                            chunk.payload_bytes, " bytes, expected ",
+                                            expected_bytes));
   }
-  consume(bytes);
-  buffers_.Put(std::move(bytes));
+  consume(chunk.payload);
   return absl::OkStatus();
 }
 

@@ -6,9 +6,9 @@ namespace nightshift::collective {
 namespace {
 
 // One incoming stream: files each chunk into its group's inbox.
-class StreamReactor final : public grpc::ServerBidiReactor<v1::PeerChunk, v1::PeerAck> {
+class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  explicit StreamReactor(PeerService* service) : service_(service) { StartRead(&chunk_); }
+  explicit StreamReactor(PeerService* service) : service_(service) { StartRead(&buffer_); }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the sender half-closed, or the stream broke
@@ -16,36 +16,43 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PeerChunk, v1::Pe
       Finish(grpc::Status::OK);
       return;
     }
+    absl::StatusOr<DecodedPeerChunk> decoded = DecodePeerChunk(buffer_);
+    buffer_.Clear();
+    if (!decoded.ok()) {
+      Close(absl::InternalError(absl::StrCat("rank ", source_, " sent ", decoded.status().message())));
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string(decoded.status().message())));
+      return;
+    }
+    const v1::PeerChunk& header = decoded->header;
     if (inbox_ == nullptr) {
       absl::StatusOr<std::shared_ptr<Inbox>> inbox =
-          service_->InboxFor(chunk_.job_id(), chunk_.generation());
+          service_->InboxFor(header.job_id(), header.generation());
       if (!inbox.ok()) {
         Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                             std::string(inbox.status().message())));
         return;
       }
       inbox_ = *std::move(inbox);
-      job_id_ = chunk_.job_id();
-      generation_ = chunk_.generation();
-      source_ = chunk_.source_rank();
-    } else if (chunk_.generation() != generation_ || chunk_.job_id() != job_id_ ||
-               chunk_.source_rank() != source_) {
+      job_id_ = header.job_id();
+      generation_ = header.generation();
+      source_ = header.source_rank();
+    } else if (header.generation() != generation_ || header.job_id() != job_id_ ||
+               header.source_rank() != source_) {
       Close(absl::InternalError(absl::StrCat("rank ", source_, " switched group mid-stream")));
       Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           absl::StrCat("a stream of job '", job_id_, "' generation ",
                                        generation_, " carried a chunk of job '",
-                                       chunk_.job_id(), "' generation ", chunk_.generation())));
+                                       header.job_id(), "' generation ", header.generation())));
       return;
     }
-    if (!chunk_.abort_reason().empty()) {
+    if (!header.abort_reason().empty()) {
       inbox_->NoteAbort(source_, absl::UnavailableError(
-          absl::StrCat("rank ", source_, " aborted: ", chunk_.abort_reason())));
+          absl::StrCat("rank ", source_, " aborted: ", header.abort_reason())));
     } else {
-      inbox_->Push(source_, chunk_.tag(), std::move(*chunk_.mutable_payload()));
-      // Parse the next payload into a recycled buffer, not fresh memory.
-      *chunk_.mutable_payload() = inbox_->TakeBuffer();
+      inbox_->Push(source_, *std::move(decoded));
     }
-    StartRead(&chunk_);
+    StartRead(&buffer_);
   }
 
   void OnCancel() override {
@@ -60,7 +67,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<v1::PeerChunk, v1::Pe
   }
 
   PeerService* service_;
-  v1::PeerChunk chunk_;
+  grpc::ByteBuffer buffer_;
   std::shared_ptr<Inbox> inbox_;
   std::string job_id_;
   int64_t generation_ = -1;
@@ -107,7 +114,7 @@ absl::StatusOr<std::shared_ptr<Inbox>> PeerService::InboxFor(const std::string& 
   return inbox;
 }
 
-grpc::ServerBidiReactor<v1::PeerChunk, v1::PeerAck>* PeerService::Stream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PeerService::Stream(
     grpc::CallbackServerContext* context) {
   return new StreamReactor(this);
 }

@@ -26,7 +26,9 @@
 
 namespace nightshift::collective {
 
-class PeerService final : public v1::Peer::CallbackService {
+// The Stream method is served raw (ByteBuffers) so that payloads stay in
+// gRPC's receive buffers; peer_chunk_codec.h reads the PeerChunk format.
+class PeerService final : public v1::Peer::WithRawCallbackMethod_Stream<v1::Peer::Service> {
  public:
   // The inbox of this process's rank in (job, generation). Opening a newer
   // generation drops older inboxes of the job; opening an older one than
@@ -35,7 +37,7 @@ class PeerService final : public v1::Peer::CallbackService {
                                                    int64_t generation);
   void CloseGroup(const std::string& job_id, int64_t generation);
 
-  grpc::ServerBidiReactor<v1::PeerChunk, v1::PeerAck>* Stream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* context) override;
 
   // For a stream's first chunk: the inbox to file into, or why not.

@@ -25,9 +25,8 @@ class LocalTransport final : public Transport {
     return absl::OkStatus();
   }
 
-  absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes,
-                        absl::Time deadline,
-                        const std::function<void(absl::string_view)>& consume) override {
+  absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
+                        const ConsumeParts& consume) override {
     std::string bytes;
     {
       absl::MutexLock lock(&hub_->mu_);
@@ -55,7 +54,8 @@ class LocalTransport final : public Transport {
       return absl::InternalError(absl::StrCat("protocol error: rank ", from, " sent ",
                                               bytes.size(), " bytes, expected ", expected_bytes));
     }
-    consume(bytes);
+    absl::string_view whole = bytes;
+    consume(absl::MakeConstSpan(&whole, 1));
     return absl::OkStatus();
   }
 

@@ -54,7 +54,7 @@ class MpiTransport final : public Transport {
   }
 
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
-                        const std::function<void(absl::string_view)>& consume) override {
+                        const ConsumeParts& consume) override {
     if (!aborted_.ok()) return aborted_;
     buffer_.resize(std::max(buffer_.size(), expected_bytes));
     MPI_Request request;
@@ -73,7 +73,8 @@ class MpiTransport final : public Transport {
       return absl::InternalError(absl::StrCat("protocol error: rank ", from, " sent ", count,
                                               " bytes, expected ", expected_bytes));
     }
-    consume(absl::string_view(buffer_.data(), expected_bytes));
+    const absl::string_view whole(buffer_.data(), expected_bytes);
+    consume(absl::MakeConstSpan(&whole, 1));
     return absl::OkStatus();
   }
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# All-reduce side by side, one process per rank on loopback, 4 KiB..64 MiB
+# float32, 2 and 4 ranks:
+#   nightshift_grpc_ring   Nightshift's ring over gRPC (worker daemons)
+#   nightshift_mpi_ring    Nightshift's ring over MPI point-to-point (TCP)
+#   mpi_allreduce_tcp      Open MPI's MPI_Allreduce, --mca btl tcp,self
+#   mpi_allreduce_shm      Open MPI's MPI_Allreduce, shared memory (vader)
+#   gloo                   torch.distributed all_reduce, gloo backend
+# Prints latency and bus bandwidth (2(n-1)/n x bytes / time) per size and
+# the ratios the targets are stated in. The MPI runs use the same binary,
+# which keeps large blocks in glibc's heap (base/allocator.h) -- Open MPI's
+# best TCP figure needs exactly that.
+#
+# usage: bench/run_allreduce.sh [--seconds=S] [--ranks="2 4"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=1
+RANKS="2 4"
+for a in "$@"; do
+  case "$a" in
+    --seconds=*) SECS="${a#*=}" ;;
+    --ranks=*) RANKS="${a#*=}" ;;
+  esac
+done
+bazel build -c opt //bench:allreduce_bench >/dev/null 2>&1 || bazel build -c opt //bench:allreduce_bench
+B=bazel-bin/bench/allreduce_bench
+OUT=$(mktemp -d)
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+for n in $RANKS; do
+  # Nightshift over gRPC: n processes meeting through a rendezvous folder.
+  rv=$(mktemp -d)
+  for ((r = 1; r < n; r++)); do "$B" --transport=grpc --rank=$r --size=$n --rendezvous="$rv" --seconds="$SECS" >/dev/null & done
+  "$B" --transport=grpc --rank=0 --size=$n --rendezvous="$rv" --seconds="$SECS" >>"$OUT/all"
+  wait
+  "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
+    "$B" --transport=mpi --seconds="$SECS" >>"$OUT/all"
+  "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
+    "$B" --transport=mpi --native --seconds="$SECS" | sed 's/impl=mpi_allreduce/impl=mpi_allreduce_tcp/' >>"$OUT/all"
+  "${MPIRUN[@]}" -np $n --mca btl vader,self \
+    "$B" --transport=mpi --native --seconds="$SECS" | sed 's/impl=mpi_allreduce/impl=mpi_allreduce_shm/' >>"$OUT/all"
+  port=$(free_port)
+  for ((r = 1; r < n; r++)); do
+    OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_allreduce.py --rank=$r --size=$n --port=$port --seconds="$SECS" >/dev/null &
+  done
+  OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_allreduce.py --rank=0 --size=$n --port=$port --seconds="$SECS" >>"$OUT/all"
+  wait
+done
+
+/usr/bin/python3 - "$OUT/all" <<'PY'
+import collections, sys
+rows = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    f = dict(kv.split("=") for kv in line.split())
+    rows[(int(f["ranks"]), int(f["bytes"]))][f["impl"]] = (float(f["us"]), float(f["busbw_gbps"]))
+impls = ["nightshift_grpc_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_allreduce_shm", "gloo"]
+short = ["ns_grpc", "ns_mpi", "mpi_tcp", "mpi_shm", "gloo"]
+def size(b):
+    return f"{b // 1048576} MiB" if b >= 1048576 else f"{b // 1024} KiB"
+print("latency us / bus bandwidth GB/s")
+print(f"{'ranks':>5} {'size':>7} " + " ".join(f"{s:>16}" for s in short) +
+      "   grpc/gloo grpc/mpi_tcp mpi_ring/mpi_tcp")
+for (n, b) in sorted(rows):
+    r = rows[(n, b)]
+    cells = " ".join(f"{r[i][0]:>8.0f} {r[i][1]:>6.3f} " if i in r else f"{'-':>16}" for i in impls)
+    def ratio(a, c):
+        return f"{r[a][1] / r[c][1]:.2f}x" if a in r and c in r and r[c][1] > 0 else "-"
+    print(f"{n:>5} {size(b):>7} {cells}  {ratio('nightshift_grpc_ring','gloo'):>9} "
+          f"{ratio('nightshift_grpc_ring','mpi_allreduce_tcp'):>12} "
+          f"{ratio('nightshift_mpi_ring','mpi_allreduce_tcp'):>16}")
+PY
