@@ -1,0 +1,75 @@
+// One rank of a gRPC all-reduce group in its own process, for tests that
+// kill processes. Publishes its Peer address in --rendezvous, then runs
+// all-reduces of 1 Mi floats until --ops are done or one fails, printing
+// "op N done" after each and, on failure, "rank R failed after M ms: ...".
+// Exit status: 0 all ops done, 3 an op failed.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "base/allocator.h"
+#include "collective/communicator.h"
+#include "collective/transport/grpc/grpc_transport.h"
+#include "collective/transport/grpc/peer_server.h"
+
+ABSL_FLAG(int, rank, 0, "this rank");
+ABSL_FLAG(int, size, 3, "world size");
+ABSL_FLAG(std::string, rendezvous, "", "folder where ranks publish addresses");
+ABSL_FLAG(int, ops, 100000, "all-reduces to run");
+ABSL_FLAG(int, timeout_ms, 2000, "per-operation timeout");
+
+namespace nightshift::collective {
+namespace {
+
+int Main(int argc, char** argv) {
+  ConfigureAllocatorForLargeMessages();
+  absl::ParseCommandLine(argc, argv);
+  const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
+  const std::string dir = absl::GetFlag(FLAGS_rendezvous);
+  auto server = PeerServer::Start("127.0.0.1:0");
+  if (!server.ok()) return 1;
+  std::ofstream(absl::StrCat(dir, "/rank-", rank, ".tmp")) << (*server)->address();
+  std::rename(absl::StrCat(dir, "/rank-", rank, ".tmp").c_str(),
+              absl::StrCat(dir, "/rank-", rank).c_str());
+  std::vector<std::string> addresses(size);
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  for (int r = 0; r < size; ++r) {
+    while (addresses[r].empty() && absl::Now() < give_up) {
+      std::ifstream in(absl::StrCat(dir, "/rank-", r));
+      std::getline(in, addresses[r]);
+    }
+  }
+  auto transport = GrpcTransport::Create((*server)->service(), {"kill-test", 0, rank, addresses});
+  if (!transport.ok()) return 1;
+  Communicator comm(*std::move(transport),
+                    {"kill-test", 0, absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms)), false});
+  std::vector<float> data(1 << 20);
+  for (int op = 1; op <= absl::GetFlag(FLAGS_ops); ++op) {
+    std::fill(data.begin(), data.end(), 1.f);
+    const absl::Time start = absl::Now();
+    absl::Status s = comm.AllReduce(absl::MakeSpan(data));
+    if (!s.ok()) {
+      std::printf("rank %d failed after %lld ms: %s\n", rank,
+                  static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
+                  s.ToString().c_str());
+      std::fflush(stdout);
+      return 3;
+    }
+    if (data[12345] != size) {
+      std::printf("rank %d: wrong sum %f\n", rank, data[12345]);
+      return 1;
+    }
+    std::printf("op %d done\n", op);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace nightshift::collective
+
+int main(int argc, char** argv) { return nightshift::collective::Main(argc, argv); }
