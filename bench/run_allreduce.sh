@@ -3,7 +3,9 @@
 # float32, 2 and 4 ranks:
 #   nightshift_grpc_ring   Nightshift's ring over gRPC (worker daemons)
 #   nightshift_mpi_ring    Nightshift's ring over MPI point-to-point (TCP)
-#   mpi_allreduce_tcp      Open MPI's MPI_Allreduce, --mca btl tcp,self
+#   mpi_allreduce_tcp      Nightshift's pass-through to MPI_Allreduce (TCP)
+#   mpi_raw_tcp[_tuned]    a plain MPI program calling MPI_Allreduce over
+#                          TCP, as is and with glibc's tunables
 #   mpi_allreduce_shm      Open MPI's MPI_Allreduce, shared memory (vader)
 #   gloo                   torch.distributed all_reduce, gloo backend
 # Prints latency and bus bandwidth (2(n-1)/n x bytes / time) per size and
@@ -22,8 +24,10 @@ for a in "$@"; do
     --ranks=*) RANKS="${a#*=}" ;;
   esac
 done
-bazel build -c opt //bench:allreduce_bench >/dev/null 2>&1 || bazel build -c opt //bench:allreduce_bench
+TARGETS=(//bench:allreduce_bench //bench:mpi_allreduce_raw)
+bazel build -c opt "${TARGETS[@]}" >/dev/null 2>&1 || bazel build -c opt "${TARGETS[@]}"
 B=bazel-bin/bench/allreduce_bench
+RAW=bazel-bin/bench/mpi_allreduce_raw
 OUT=$(mktemp -d)
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
 
@@ -39,6 +43,13 @@ for n in $RANKS; do
     "$B" --transport=mpi --seconds="$SECS" >>"$OUT/all"
   "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
     "$B" --transport=mpi --native --seconds="$SECS" | sed 's/impl=mpi_allreduce/impl=mpi_allreduce_tcp/' >>"$OUT/all"
+  # Raw MPI_Allreduce in a plain program, under glibc's default malloc and
+  # with the tunables that give its best TCP figure.
+  "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
+    "$RAW" 4096,65536,1048576,16777216,67108864 "$SECS" | sed 's/impl=mpi_raw/impl=mpi_raw_tcp/' >>"$OUT/all"
+  "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
+    -x GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296 \
+    "$RAW" 4096,65536,1048576,16777216,67108864 "$SECS" | sed 's/impl=mpi_raw/impl=mpi_raw_tcp_tuned/' >>"$OUT/all"
   "${MPIRUN[@]}" -np $n --mca btl vader,self \
     "$B" --transport=mpi --native --seconds="$SECS" | sed 's/impl=mpi_allreduce/impl=mpi_allreduce_shm/' >>"$OUT/all"
   port=$(free_port)
@@ -55,19 +66,21 @@ rows = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     f = dict(kv.split("=") for kv in line.split())
     rows[(int(f["ranks"]), int(f["bytes"]))][f["impl"]] = (float(f["us"]), float(f["busbw_gbps"]))
-impls = ["nightshift_grpc_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_allreduce_shm", "gloo"]
-short = ["ns_grpc", "ns_mpi", "mpi_tcp", "mpi_shm", "gloo"]
+impls = ["nightshift_grpc_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_raw_tcp",
+         "mpi_raw_tcp_tuned", "mpi_allreduce_shm", "gloo"]
+short = ["ns_grpc", "ns_mpi_ring", "ns_mpi_native", "raw_mpi_tcp", "raw_tcp_tuned", "mpi_shm", "gloo"]
 def size(b):
     return f"{b // 1048576} MiB" if b >= 1048576 else f"{b // 1024} KiB"
 print("latency us / bus bandwidth GB/s")
 print(f"{'ranks':>5} {'size':>7} " + " ".join(f"{s:>16}" for s in short) +
-      "   grpc/gloo grpc/mpi_tcp mpi_ring/mpi_tcp")
+      "   grpc/gloo grpc/raw_tuned ring/raw_tuned native/raw_tuned")
 for (n, b) in sorted(rows):
     r = rows[(n, b)]
     cells = " ".join(f"{r[i][0]:>8.0f} {r[i][1]:>6.3f} " if i in r else f"{'-':>16}" for i in impls)
     def ratio(a, c):
         return f"{r[a][1] / r[c][1]:.2f}x" if a in r and c in r and r[c][1] > 0 else "-"
     print(f"{n:>5} {size(b):>7} {cells}  {ratio('nightshift_grpc_ring','gloo'):>9} "
-          f"{ratio('nightshift_grpc_ring','mpi_allreduce_tcp'):>12} "
-          f"{ratio('nightshift_mpi_ring','mpi_allreduce_tcp'):>16}")
+          f"{ratio('nightshift_grpc_ring','mpi_raw_tcp_tuned'):>15} "
+          f"{ratio('nightshift_mpi_ring','mpi_raw_tcp_tuned'):>14} "
+          f"{ratio('mpi_allreduce_tcp','mpi_raw_tcp_tuned'):>16}")
 PY
