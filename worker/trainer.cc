@@ -10,6 +10,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "kernels/checkpoint.h"
 #include "kernels/job_spec.h"
+#include "base/status_macros.h"
 #include "kernels/lr_schedule.h"
 
 namespace nightshift {
@@ -104,21 +105,66 @@ absl::Status Trainer::WriteCheckpoint(int64_t next_step, const std::string& name
                         *optimizer_, meta);
 }
 
+int Trainer::rank() const {
+  return options_.data_parallel ? options_.data_parallel->communicator->rank() : 0;
+}
+
+int Trainer::world_size() const {
+  return options_.data_parallel ? options_.data_parallel->communicator->size() : 1;
+}
+
+absl::Status Trainer::SumOverRanks(absl::Span<float> values) {
+  if (!options_.data_parallel) return absl::OkStatus();
+  return options_.data_parallel->communicator->AllReduce(values);
+}
+
+absl::Status Trainer::Rebalance(double my_samples_per_second, std::vector<double>* weights) {
+  const int n = world_size();
+  const float mine = static_cast<float>(my_samples_per_second);
+  std::vector<float> rates(n);
+  RETURN_IF_ERROR(options_.data_parallel->communicator->AllGather(
+      absl::MakeConstSpan(&mine, 1), absl::MakeSpan(rates)));
+  double total = 0;
+  for (float r : rates) total += r;
+  if (!(total > 0)) return absl::OkStatus();  // nothing measured: keep the split
+  // Every rank keeps at least 2% of the mean share, so a slow rank still
+  // measures a rate at the next rebalance.
+  for (int i = 0; i < n; ++i) (*weights)[i] = std::max<double>(rates[i], 0.02 * total / n);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TrainResult> Trainer::Run() {
   const float base_lr = BaseLearningRate(spec_.optimizer());
+  const int me = rank(), n = world_size();
+  std::vector<double> weights(n, 1.0);
+  int64_t rebalance_every = 0;
+  if (options_.data_parallel) {
+    if (!options_.data_parallel->shard_weights.empty()) {
+      if (static_cast<int>(options_.data_parallel->shard_weights.size()) != n) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "shard_weights has ", options_.data_parallel->shard_weights.size(),
+            " entries for ", n, " ranks"));
+      }
+      weights = options_.data_parallel->shard_weights;
+    }
+    rebalance_every = options_.data_parallel->rebalance_interval_steps;
+  }
   Tensor images;
   std::vector<int32_t> labels;
   v1::Progress progress;
   progress.set_total_steps(total_steps_);
-  progress.set_workers(1);
-  double window_loss = 0;
-  int64_t window_correct = 0, window_samples = 0;
+  progress.set_workers(n);
+  // Window sums for progress: loss, correct, samples (summed over ranks at
+  // report time).
+  float window[3] = {0, 0, 0};
   absl::Time window_start = clock_->Now();
+  absl::Duration compute_time;  // steps 1–2 since the last rebalance
+  int64_t computed_samples = 0;
   Evaluation eval{0, 0};
   bool evaluated_at_end = false;
 
   auto report = [&](const std::function<void(const v1::Progress&)>& to) {
-    if (to) {
+    if (to && me == 0) {
       *progress.mutable_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
           absl::ToUnixNanos(clock_->Now()));
       to(progress);
@@ -126,41 +172,57 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   };
 
   for (int64_t step = start_step_; step < total_steps_; ++step) {
-    // 1–2. The step's global batch, its mean-loss gradient.
+    // 1–2. This rank's slice of the global batch; its gradient sum.
     const int64_t batch = plan_->BatchSize(step);
-    GatherBatch(data_.train, plan_->Indices(step, 0, batch), &images, &labels);
-    LossResult r = model_->ComputeGradients(images, labels, 1.f / batch);
-    // 3. One optimizer step at the scheduled rate.
+    const auto [begin, end] = SplitBatch(batch, weights)[me];
+    const absl::Time compute_start = clock_->Now();
+    GatherBatch(data_.train, plan_->Indices(step, begin, end), &images, &labels);
+    LossResult r = model_->ComputeGradients(images, labels, 1.f);
+    compute_time += clock_->Now() - compute_start;
+    computed_samples += end - begin;
+    // 3. Sum over ranks, then the global batch's mean.
+    RETURN_IF_ERROR(SumOverRanks(model_->flat_gradients()));
+    const float inv_batch = 1.f / batch;
+    for (float& g : model_->flat_gradients()) g *= inv_batch;
+    // 4. One optimizer step at the scheduled rate.
     const float lr = LearningRateAt(spec_.lr_schedule(), base_lr, step, total_steps_);
     optimizer_->Step(model_->flat_parameters(), model_->flat_gradients(), lr);
 
-    window_loss += r.loss_sum;
-    window_correct += r.correct;
-    window_samples += batch;
+    window[0] += static_cast<float>(r.loss_sum);
+    window[1] += static_cast<float>(r.correct);
+    window[2] += static_cast<float>(end - begin);
     const BatchPosition pos = plan_->Position(step);
     const bool last = step + 1 == total_steps_;
     progress.set_step(step + 1);
     progress.set_epoch(static_cast<int32_t>(pos.epoch));
     progress.set_learning_rate(lr);
 
-    // 4. Progress.
+    // 5. Rebalance.
+    if (rebalance_every > 0 && (step + 1) % rebalance_every == 0 && !last) {
+      const double seconds = absl::ToDoubleSeconds(compute_time);
+      RETURN_IF_ERROR(Rebalance(seconds > 0 ? computed_samples / seconds : 0, &weights));
+      compute_time = absl::ZeroDuration();
+      computed_samples = 0;
+      if (options_.on_rebalance && me == 0) options_.on_rebalance(step + 1, weights);
+    }
+    // 6. Progress.
     if ((step + 1) % options_.progress_interval_steps == 0 || last) {
+      RETURN_IF_ERROR(SumOverRanks(absl::MakeSpan(window, 3)));
       const absl::Time now = clock_->Now();
       const double seconds = absl::ToDoubleSeconds(now - window_start);
-      progress.set_loss(static_cast<float>(window_loss / window_samples));
-      progress.set_train_accuracy(static_cast<float>(window_correct) / window_samples);
-      progress.set_samples_per_second(seconds > 0 ? window_samples / seconds : 0);
+      progress.set_loss(window[2] > 0 ? window[0] / window[2] : 0);
+      progress.set_train_accuracy(window[2] > 0 ? window[1] / window[2] : 0);
+      progress.set_samples_per_second(seconds > 0 ? window[2] / seconds : 0);
       report(options_.on_progress);
-      window_loss = 0;
-      window_correct = window_samples = 0;
+      window[0] = window[1] = window[2] = 0;
       window_start = now;
     }
-    // 5. Evaluation.
+    // 7. Evaluation and checkpoints, on rank 0.
     const bool epoch_end = pos.step_in_epoch + 1 == plan_->steps_per_epoch();
     const bool eval_due = spec_.eval_interval_steps() > 0
                               ? (step + 1) % spec_.eval_interval_steps() == 0
                               : epoch_end;
-    if (eval_due || last) {
+    if (me == 0 && (eval_due || last)) {
       const absl::Time eval_start = clock_->Now();
       eval = Evaluate();
       evaluated_at_end = last;
@@ -170,22 +232,19 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       // Evaluation time is not training time: move the window's start on.
       window_start += clock_->Now() - eval_start;
     }
-    // 6. Checkpoints.
-    if (spec_.checkpoint_interval_steps() > 0 &&
+    if (me == 0 && spec_.checkpoint_interval_steps() > 0 &&
         (step + 1) % spec_.checkpoint_interval_steps() == 0) {
-      if (absl::Status s = WriteCheckpoint(step + 1, absl::StrFormat(
-              "checkpoint-step-%07d.safetensors", step + 1)); !s.ok()) {
-        return s;
-      }
+      RETURN_IF_ERROR(WriteCheckpoint(
+          step + 1, absl::StrFormat("checkpoint-step-%07d.safetensors", step + 1)));
     }
   }
-  if (!evaluated_at_end) eval = Evaluate();  // resumed at the very end
+  if (me == 0 && !evaluated_at_end) eval = Evaluate();  // resumed at the very end
 
   TrainResult result;
   result.steps = total_steps_;
   result.test_accuracy = eval.accuracy;
   result.test_loss = eval.loss;
-  if (!options_.out_dir.empty()) {
+  if (me == 0 && !options_.out_dir.empty()) {
     if (absl::Status s = WriteCheckpoint(total_steps_, absl::StrFormat(
             "checkpoint-step-%07d.safetensors", total_steps_)); !s.ok()) {
       return s;

@@ -1,20 +1,29 @@
-// Trainer: runs a JobSpec to the end in this process — the engine of
-// `nightshift train --local`, and the step loop the distributed worker
-// builds on.
+// Trainer: runs a JobSpec to the end — alone (`nightshift train --local`)
+// or as one rank of a synchronous data-parallel group (sync mode
+// `allreduce`), in which case every rank runs the same loop.
 //
 // The step loop (global step g = 0, 1, ... total_steps − 1):
-//   1. B = the size of g's global batch (BatchPlan: seeded per-epoch
-//      permutation, last batch of an epoch may be smaller).
-//   2. Gather the batch's samples; forward, loss, backward with gradient
-//      scale 1/B, so the gradient is that of the batch's mean loss.
-//   3. lr = LearningRateAt(schedule, g); one optimizer step.
-//   4. Every `progress_interval_steps`, report a Progress (mean loss and
-//      accuracy since the last report, samples/s from the injected clock).
-//   5. Evaluate on the test set every eval_interval_steps, or at the end of
-//      every epoch when it is 0, and always after the last step.
-//   6. Every checkpoint_interval_steps, write
-//      OUT/checkpoint-step-<g+1>.safetensors; after the last step write
-//      the final checkpoint and OUT/model.safetensors (parameters only).
+//   1. B = the size of g's global batch (BatchPlan: a seeded per-epoch
+//      permutation; the last batch of an epoch may be smaller). This rank
+//      takes slice SplitBatch(B, shard_weights)[rank] of it — all of it
+//      when alone.
+//   2. Forward, loss and backward on the slice with gradient scale 1: the
+//      gradient *sum* over the slice (zero for an empty slice).
+//   3. All-reduce (sum) the flat gradient over the ranks, then scale it by
+//      1/B: the gradient of the global batch's mean loss, whatever the
+//      split — so N ranks reproduce one rank up to summation order.
+//   4. lr = LearningRateAt(schedule, g); the same optimizer step on every
+//      rank, so parameters stay identical without being sent.
+//   5. Every rebalance_interval_steps, ranks all-gather the samples/s each
+//      measured for steps 1–2 since the last rebalance; the new weights
+//      (proportional to those rates) take effect at step g+1 on every rank
+//      alike — the announced step is implied by the interval.
+//   6. Every progress_interval_steps, loss, correct count and samples of
+//      the window are summed over ranks; rank 0 reports a Progress.
+//   7. Rank 0 evaluates on the test set every eval_interval_steps (or at
+//      each epoch's end when 0) and after the last step, and writes
+//      OUT/checkpoint-step-<g+1>.safetensors every checkpoint_interval_steps
+//      and OUT/model.safetensors (parameters only) at the end.
 // Resuming loads a checkpoint and continues at its step; the data order,
 // schedule and optimizer state make the rest identical to never stopping.
 //
@@ -24,10 +33,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/clock.h"
+#include "collective/communicator.h"
 #include "kernels/batch_plan.h"
 #include "kernels/dataset.h"
 #include "kernels/model.h"
@@ -35,6 +47,13 @@
 #include "nightshift/v1/status.pb.h"
 
 namespace nightshift {
+
+// How a rank takes part in synchronous data-parallel training.
+struct DataParallel {
+  collective::Communicator* communicator = nullptr;  // not owned
+  std::vector<double> shard_weights;  // by rank, positive; empty: equal
+  int64_t rebalance_interval_steps = 0;  // 0: keep the weights
+};
 
 struct TrainerOptions {
   std::string out_dir;      // created if missing; empty: write nothing
@@ -45,6 +64,10 @@ struct TrainerOptions {
   std::function<void(const v1::Progress&)> on_progress;
   std::function<void(const v1::Progress&)> on_evaluation;
   Clock* clock = nullptr;   // default: the real clock
+  // Unset: train alone.
+  std::optional<DataParallel> data_parallel;
+  // Called on rank 0 when a rebalance changes the shard weights.
+  std::function<void(int64_t step, const std::vector<double>& weights)> on_rebalance;
 };
 
 struct TrainResult {
@@ -73,6 +96,11 @@ class Trainer {
   };
   Evaluation Evaluate();
   absl::Status WriteCheckpoint(int64_t next_step, const std::string& name);
+  int rank() const;
+  int world_size() const;
+  // All-reduces (sums) `values` over the ranks; a no-op alone.
+  absl::Status SumOverRanks(absl::Span<float> values);
+  absl::Status Rebalance(double my_samples_per_second, std::vector<double>* weights);
 
   v1::JobSpec spec_;
   TrainerOptions options_;
