@@ -1,0 +1,187 @@
+#include "coordinator/job_store.h"
+
+#include <sqlite3.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace nightshift::coordinator {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+  PRAGMA journal_mode = WAL;
+  CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    status BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    event BLOB NOT NULL);
+  CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq);
+  CREATE TABLE IF NOT EXISTS progress (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    progress BLOB NOT NULL);
+  CREATE INDEX IF NOT EXISTS progress_by_job ON progress (job_id, seq);
+  CREATE TABLE IF NOT EXISTS workers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    info BLOB NOT NULL);
+)sql";
+
+template <typename Message>
+absl::StatusOr<std::vector<Message>> ParseAll(absl::StatusOr<std::vector<std::string>> blobs,
+                                              const char* what) {
+  if (!blobs.ok()) return blobs.status();
+  std::vector<Message> out(blobs->size());
+  for (size_t i = 0; i < blobs->size(); ++i) {
+    if (!out[i].ParseFromString((*blobs)[i])) {
+      return absl::DataLossError(absl::StrCat("corrupt ", what, " record"));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open state: ", msg));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<JobStore> store(new JobStore(db));
+  absl::MutexLock lock(&store->mu_);
+  if (absl::Status s = store->Exec(kSchema); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": ", s.message()));
+  }
+  return store;
+}
+
+JobStore::~JobStore() {
+  absl::MutexLock lock(&mu_);
+  sqlite3_close(db_);
+}
+
+absl::Status JobStore::Exec(const std::string& sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    absl::Status s = absl::InternalError(absl::StrCat("sqlite: ", error ? error : "?"));
+    sqlite3_free(error);
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::Write(const char* sql, const std::string& key, const std::string& blob) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+  }
+  sqlite3_bind_text(stmt, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_blob(stmt, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(key);
+  if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> JobStore::ReadBlobs(const char* sql,
+                                                             const std::string* key) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+  }
+  if (key != nullptr) {
+    sqlite3_bind_text(stmt, 1, key->data(), static_cast<int>(key->size()), SQLITE_TRANSIENT);
+  }
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const void* data = sqlite3_column_blob(stmt, 0);
+    out.emplace_back(static_cast<const char*>(data), sqlite3_column_bytes(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+  return out;
+}
+
+absl::Status JobStore::InsertJob(const v1::JobStatus& job) {
+  absl::MutexLock lock(&mu_);
+  absl::Status s = Write("INSERT INTO jobs (id, status) VALUES (?1, ?2)", job.id(),
+                         job.SerializeAsString());
+  if (s.code() == absl::StatusCode::kAlreadyExists) {
+    return absl::AlreadyExistsError(absl::StrCat("job ", job.id(), " already exists"));
+  }
+  return s;
+}
+
+absl::Status JobStore::UpdateJob(const v1::JobStatus& job) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = Write("UPDATE jobs SET status = ?2 WHERE id = ?1", job.id(),
+                             job.SerializeAsString());
+      !s.ok()) {
+    return s;
+  }
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(absl::StrCat("no job ", job.id()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::JobStatus> JobStore::GetJob(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto jobs = ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs WHERE id = ?1", &id), "job");
+  if (!jobs.ok()) return jobs.status();
+  if (jobs->empty()) return absl::NotFoundError(absl::StrCat("no job ", id));
+  return (*jobs)[0];
+}
+
+absl::StatusOr<std::vector<v1::JobStatus>> JobStore::ListJobs() {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs ORDER BY seq", nullptr), "job");
+}
+
+absl::Status JobStore::AppendEvent(const std::string& job_id, const v1::JobEvent& event) {
+  absl::MutexLock lock(&mu_);
+  return Write("INSERT INTO events (job_id, event) VALUES (?1, ?2)", job_id,
+               event.SerializeAsString());
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> JobStore::Events(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::JobEvent>(
+      ReadBlobs("SELECT event FROM events WHERE job_id = ?1 ORDER BY seq", &job_id), "event");
+}
+
+absl::Status JobStore::AppendProgress(const std::string& job_id, const v1::Progress& progress) {
+  absl::MutexLock lock(&mu_);
+  return Write("INSERT INTO progress (job_id, progress) VALUES (?1, ?2)", job_id,
+               progress.SerializeAsString());
+}
+
+absl::StatusOr<std::vector<v1::Progress>> JobStore::ProgressHistory(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::Progress>(
+      ReadBlobs("SELECT progress FROM progress WHERE job_id = ?1 ORDER BY seq", &job_id),
+      "progress");
+}
+
+absl::Status JobStore::PutWorker(const v1::WorkerInfo& worker) {
+  absl::MutexLock lock(&mu_);
+  return Write(
+      "INSERT INTO workers (id, info) VALUES (?1, ?2) "
+      "ON CONFLICT (id) DO UPDATE SET info = excluded.info",
+      worker.id(), worker.SerializeAsString());
+}
+
+absl::StatusOr<std::vector<v1::WorkerInfo>> JobStore::ListWorkers() {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::WorkerInfo>(ReadBlobs("SELECT info FROM workers ORDER BY seq", nullptr),
+                                  "worker");
+}
+
+}  // namespace nightshift::coordinator

@@ -1,0 +1,60 @@
+// JobStore: the coordinator's durable state in one SQLite file — jobs with
+// their status, each job's history of state changes and progress samples,
+// and the workers last seen. A restarted coordinator opens the same file
+// and finds everything as it was.
+//
+// Records are the API's own protobuf messages, stored serialized, keyed by
+// id and kept in insertion order. Every write is one transaction.
+// Thread-safe (one connection, serialized by a mutex).
+#ifndef NIGHTSHIFT_COORDINATOR_JOB_STORE_H_
+#define NIGHTSHIFT_COORDINATOR_JOB_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "nightshift/v1/status.pb.h"
+
+struct sqlite3;
+
+namespace nightshift::coordinator {
+
+class JobStore {
+ public:
+  // Creates the file and its tables if missing.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+  ~JobStore();
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
+
+  // Inserts a new job; ALREADY_EXISTS if the id is taken.
+  absl::Status InsertJob(const v1::JobStatus& job);
+  absl::Status UpdateJob(const v1::JobStatus& job);  // NOT_FOUND if absent
+  absl::StatusOr<v1::JobStatus> GetJob(const std::string& id);
+  absl::StatusOr<std::vector<v1::JobStatus>> ListJobs();  // submission order
+
+  absl::Status AppendEvent(const std::string& job_id, const v1::JobEvent& event);
+  absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& job_id);
+  absl::Status AppendProgress(const std::string& job_id, const v1::Progress& progress);
+  absl::StatusOr<std::vector<v1::Progress>> ProgressHistory(const std::string& job_id);
+
+  absl::Status PutWorker(const v1::WorkerInfo& worker);
+  absl::StatusOr<std::vector<v1::WorkerInfo>> ListWorkers();
+
+ private:
+  explicit JobStore(sqlite3* db) : db_(db) {}
+  absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Write(const char* sql, const std::string& key,
+                     const std::string& blob) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<std::string>> ReadBlobs(const char* sql, const std::string* key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace nightshift::coordinator
+
+#endif  // NIGHTSHIFT_COORDINATOR_JOB_STORE_H_
