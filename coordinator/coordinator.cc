@@ -1,0 +1,412 @@
+#include "coordinator/coordinator.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/status_macros.h"
+#include "coordinator/scheduler.h"
+#include "google/protobuf/util/time_util.h"
+#include "kernels/job_spec.h"
+
+namespace nightshift::coordinator {
+namespace {
+
+bool Terminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+std::string StateName(v1::JobState s) {
+  std::string name = v1::JobState_Name(s);
+  return name.substr(std::string("JOB_STATE_").size());
+}
+
+absl::Status ValidJobId(const std::string& id) {
+  if (id.empty() || id.size() > 64) {
+    return absl::InvalidArgumentError("job_id: must be 1 to 64 characters");
+  }
+  for (char c : id) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("job_id: '", id, "' may use only letters, digits, '-', '_' and '.'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirs(const std::string& dir) {
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      const std::string part = dir.substr(0, i);
+      if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+        return absl::FailedPreconditionError(absl::StrCat(part, ": cannot create directory"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+google::protobuf::Timestamp Coordinator::NowProto() {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(clock_->Now()));
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store, Clock* clock,
+                                                                 CoordinatorOptions options) {
+  std::unique_ptr<Coordinator> c(new Coordinator(store, clock, std::move(options)));
+  ASSIGN_OR_RETURN(std::vector<v1::JobStatus> jobs, store->ListJobs());
+  absl::MutexLock lock(&c->mu_);
+  for (v1::JobStatus& job : jobs) {
+    if (job.state() == v1::JOB_STATE_RUNNING) {
+      job.clear_workers();
+      RETURN_IF_ERROR(c->Transition(job, v1::JOB_STATE_QUEUED,
+                                    "the coordinator restarted; the job will start again"));
+    }
+  }
+  return c;
+}
+
+absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
+                                     const std::string& reason) {
+  job.set_state(state);
+  job.set_reason(reason);
+  if (state == v1::JOB_STATE_RUNNING) *job.mutable_start_time() = NowProto();
+  if (Terminal(state)) *job.mutable_end_time() = NowProto();
+  RETURN_IF_ERROR(store_->UpdateJob(job));
+  v1::JobEvent event;
+  *event.mutable_time() = NowProto();
+  event.set_state(state);
+  event.set_reason(reason);
+  if (state == v1::JOB_STATE_SUCCEEDED) ++metrics_.jobs_succeeded;
+  if (state == v1::JOB_STATE_FAILED) ++metrics_.jobs_failed;
+  if (state == v1::JOB_STATE_CANCELLED) ++metrics_.jobs_cancelled;
+  return store_->AppendEvent(job.id(), event);
+}
+
+absl::StatusOr<v1::JobStatus> Coordinator::SubmitJob(const v1::SubmitJobRequest& request) {
+  RETURN_IF_ERROR(ValidateJobSpec(request.spec()));
+  absl::MutexLock lock(&mu_);
+  std::string id = request.job_id();
+  if (!id.empty()) {
+    RETURN_IF_ERROR(ValidJobId(id));
+    absl::StatusOr<v1::JobStatus> existing = store_->GetJob(id);
+    if (existing.ok()) return *existing;  // a retried submit: same job, not a second one
+  } else {
+    ASSIGN_OR_RETURN(std::vector<v1::JobStatus> jobs, store_->ListJobs());
+    const std::string base = request.spec().name().empty() ? "job" : request.spec().name();
+    for (size_t n = jobs.size() + 1;; ++n) {
+      id = absl::StrFormat("%s-%d", base, n);
+      if (!store_->GetJob(id).ok()) break;
+    }
+    RETURN_IF_ERROR(ValidJobId(id));
+  }
+  v1::JobStatus job;
+  job.set_id(id);
+  *job.mutable_spec() = request.spec();
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_reason("queued");
+  *job.mutable_create_time() = NowProto();
+  RETURN_IF_ERROR(store_->InsertJob(job));
+  v1::JobEvent event;
+  *event.mutable_time() = job.create_time();
+  event.set_state(v1::JOB_STATE_QUEUED);
+  event.set_reason("submitted");
+  RETURN_IF_ERROR(store_->AppendEvent(id, event));
+  ++metrics_.jobs_submitted;
+  ScheduleLocked();
+  return store_->GetJob(id);
+}
+
+absl::StatusOr<v1::JobStatus> Coordinator::GetJob(const std::string& id) {
+  return store_->GetJob(id);
+}
+
+absl::StatusOr<std::vector<v1::JobStatus>> Coordinator::ListJobs() { return store_->ListJobs(); }
+
+absl::StatusOr<v1::JobStatus> Coordinator::CancelJob(const std::string& id,
+                                                     const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(id));
+  if (Terminal(job.state())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " already ended: ", StateName(job.state())));
+  }
+  RETURN_IF_ERROR(Transition(job, v1::JOB_STATE_CANCELLED,
+                             reason.empty() ? "cancelled by the user" : reason));
+  CancelWorkersLocked(id);
+  return job;
+}
+
+absl::StatusOr<v1::GetJobHistoryResponse> Coordinator::GetJobHistory(const std::string& id) {
+  RETURN_IF_ERROR(store_->GetJob(id).status());
+  v1::GetJobHistoryResponse history;
+  ASSIGN_OR_RETURN(std::vector<v1::JobEvent> events, store_->Events(id));
+  ASSIGN_OR_RETURN(std::vector<v1::Progress> progress, store_->ProgressHistory(id));
+  for (auto& e : events) *history.add_events() = std::move(e);
+  for (auto& p : progress) *history.add_progress() = std::move(p);
+  return history;
+}
+
+std::vector<v1::WorkerInfo> Coordinator::ListWorkers() {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  std::vector<v1::WorkerInfo> out;
+  for (const auto& [id, w] : workers_) out.push_back(w.info);
+  return out;
+}
+
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
+  if (request.name().empty()) return absl::InvalidArgumentError("name: must not be empty");
+  if (request.pool() == v1::WORKER_POOL_UNSPECIFIED) {
+    return absl::InvalidArgumentError("pool: must be WORKER_POOL_DATACENTER or WORKER_POOL_EDGE");
+  }
+  if (request.pool() == v1::WORKER_POOL_DATACENTER && request.peer_address().empty()) {
+    return absl::InvalidArgumentError("peer_address: data-center workers must serve Peer");
+  }
+  absl::MutexLock lock(&mu_);
+  // A daemon that registers again under its name replaced the old one.
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->second.info.name() != request.name()) {
+      ++it;
+      continue;
+    }
+    const std::string job = it->second.assigned_job;
+    const std::string old_name = it->second.info.name();
+    workers_.erase(it++);
+    if (!job.empty()) {
+      FailJobLocked(job, absl::StrCat("worker ", old_name, " restarted during the job"));
+    }
+  }
+  const std::string id = absl::StrCat("w", next_worker_++);
+  Worker w;
+  w.info.set_id(id);
+  w.info.set_name(request.name());
+  w.info.set_pool(request.pool());
+  w.info.set_cores(request.cores());
+  w.info.set_memory_bytes(request.memory_bytes());
+  w.info.set_samples_per_second(request.samples_per_second());
+  w.info.set_peer_address(request.peer_address());
+  w.info.set_state(v1::WORKER_STATE_IDLE);
+  *w.info.mutable_last_heartbeat() = NowProto();
+  w.lease_expiry = clock_->Now() + options_.lease_ttl;
+  store_->PutWorker(w.info).IgnoreError();  // informational copy; memory is authoritative
+  workers_[id] = std::move(w);
+  v1::RegisterResponse response;
+  response.set_worker_id(id);
+  response.set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
+  response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+  absl::MutexLock lock(&mu_);
+  ++metrics_.heartbeats;
+  ExpireLeasesLocked();
+  auto it = workers_.find(request.worker_id());
+  if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST) {
+    return absl::NotFoundError(
+        absl::StrCat("worker ", request.worker_id(), " is not registered (or its lease ran out); register again"));
+  }
+  Worker& w = it->second;
+  w.lease_expiry = clock_->Now() + options_.lease_ttl;
+  *w.info.mutable_last_heartbeat() = NowProto();
+  if (request.samples_per_second() > 0) w.info.set_samples_per_second(request.samples_per_second());
+  // 4. Released: the job it was given is no longer running there.
+  const bool assignment_pending = std::any_of(w.pending.begin(), w.pending.end(),
+                                              [](const v1::Directive& d) { return d.has_assign(); });
+  if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
+    w.assigned_job.clear();
+    w.rank = -1;
+  }
+  w.info.set_job_id(w.assigned_job);
+  w.info.set_state(w.assigned_job.empty() ? v1::WORKER_STATE_IDLE : v1::WORKER_STATE_BUSY);
+  ScheduleLocked();
+  v1::HeartbeatResponse response;
+  for (auto& d : w.pending) *response.add_directives() = std::move(d);
+  w.pending.clear();
+  return response;
+}
+
+absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& request) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(request.worker_id());
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(), " is not registered"));
+  }
+  ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(request.job_id()));
+  if (Terminal(job.state()) || request.generation() != job.generation()) {
+    return absl::OkStatus();  // a late report of a job that ended or restarted
+  }
+  if (!request.error().empty()) {
+    FailJobLocked(job.id(), absl::StrCat("worker ", it->second.info.name(), " (rank ",
+                                         it->second.rank, "): ", request.error()));
+    return absl::OkStatus();
+  }
+  if (request.has_progress()) {
+    *job.mutable_progress() = request.progress();
+    RETURN_IF_ERROR(store_->UpdateJob(job));
+    RETURN_IF_ERROR(store_->AppendProgress(job.id(), request.progress()));
+  }
+  if (request.finished()) {
+    RETURN_IF_ERROR(Transition(job, v1::JOB_STATE_SUCCEEDED,
+                               absl::StrFormat("finished %d steps, test accuracy %.2f%%",
+                                               job.progress().step(),
+                                               100 * job.progress().test_accuracy())));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::string& worker_id,
+                                                                const std::string& job_id,
+                                                                int64_t step, bool final,
+                                                                const std::string& bytes) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second.assigned_job != job_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", worker_id, " is not running job ", job_id));
+  }
+  ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(job_id));
+  const std::string dir = absl::StrCat(options_.state_dir, "/checkpoints/", job_id);
+  RETURN_IF_ERROR(MakeDirs(dir));
+  const std::string path =
+      final ? absl::StrCat(dir, "/model.safetensors")
+            : absl::StrFormat("%s/checkpoint-step-%07d.safetensors", dir, step);
+  {
+    std::ofstream out(path + ".tmp", std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), bytes.size());
+    if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  }
+  if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": rename failed"));
+  }
+  v1::CheckpointInfo info;
+  info.set_step(step);
+  info.set_path(path);
+  info.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  *info.mutable_time() = NowProto();
+  *job.add_checkpoints() = info;
+  RETURN_IF_ERROR(store_->UpdateJob(job));
+  return info;
+}
+
+absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
+  ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(job_id));
+  for (int i = job.checkpoints_size() - 1; i >= 0; --i) {
+    const std::string& p = job.checkpoints(i).path();
+    if (p.size() >= 17 && p.compare(p.size() - 17, 17, "model.safetensors") == 0) return p;
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "job ", job_id, " has no exported model yet (", StateName(job.state()), ")"));
+}
+
+void Coordinator::Tick() {
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  ScheduleLocked();
+}
+
+CoordinatorMetrics Coordinator::metrics() {
+  absl::MutexLock lock(&mu_);
+  return metrics_;
+}
+
+void Coordinator::ExpireLeasesLocked() {
+  const absl::Time now = clock_->Now();
+  for (auto& [id, w] : workers_) {
+    if (w.info.state() == v1::WORKER_STATE_LOST || now < w.lease_expiry) continue;
+    w.info.set_state(v1::WORKER_STATE_LOST);
+    ++metrics_.leases_expired;
+    store_->PutWorker(w.info).IgnoreError();  // informational copy
+    if (!w.assigned_job.empty()) {
+      const std::string job = w.assigned_job;
+      FailJobLocked(job, absl::StrCat("worker ", w.info.name(), " (rank ", w.rank,
+                                      ") lost its lease: no heartbeat for ",
+                                      absl::FormatDuration(options_.lease_ttl)));
+      w.assigned_job.clear();
+    }
+  }
+}
+
+void Coordinator::FailJobLocked(const std::string& job_id, const std::string& reason) {
+  absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
+  if (!job.ok() || Terminal(job->state())) return;
+  Transition(*job, v1::JOB_STATE_FAILED, reason).IgnoreError();  // already failing
+  CancelWorkersLocked(job_id);
+}
+
+void Coordinator::CancelWorkersLocked(const std::string& job_id) {
+  for (auto& [id, w] : workers_) {
+    if (w.assigned_job != job_id) continue;
+    // An assignment not yet delivered is simply withdrawn.
+    auto assigned = std::remove_if(w.pending.begin(), w.pending.end(), [&](const v1::Directive& d) {
+      return d.has_assign() && d.assign().job_id() == job_id;
+    });
+    if (assigned != w.pending.end()) {
+      w.pending.erase(assigned, w.pending.end());
+      w.assigned_job.clear();
+      continue;
+    }
+    v1::Directive d;
+    d.set_cancel_job_id(job_id);
+    w.pending.push_back(d);
+  }
+}
+
+void Coordinator::ScheduleLocked() {
+  absl::StatusOr<std::vector<v1::JobStatus>> jobs = store_->ListJobs();
+  if (!jobs.ok()) return;
+  std::vector<v1::JobStatus> queued;
+  for (auto& j : *jobs) {
+    if (j.state() == v1::JOB_STATE_QUEUED) queued.push_back(std::move(j));
+  }
+  if (queued.empty()) return;
+  std::vector<FreeWorker> free;
+  for (const auto& [id, w] : workers_) {
+    if (w.info.state() != v1::WORKER_STATE_LOST && w.assigned_job.empty()) {
+      free.push_back({id, w.info.pool(), w.info.samples_per_second()});
+    }
+  }
+  for (const Placement& p : PlanPlacements(queued, free)) {
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(p.job_id);
+    if (!job.ok()) continue;
+    job->set_generation(job->generation() + 1);
+    job->clear_workers();
+    std::vector<std::string> names;
+    double total_rate = 0;
+    for (const FreeWorker& f : p.workers) total_rate += std::max(f.samples_per_second, 1.0);
+    v1::Assignment base;
+    base.set_job_id(job->id());
+    *base.mutable_spec() = job->spec();
+    base.set_generation(job->generation());
+    base.set_world_size(static_cast<int>(p.workers.size()));
+    for (const FreeWorker& f : p.workers) {
+      base.add_peer_addresses(workers_[f.id].info.peer_address());
+      base.add_shard_weights(std::max(f.samples_per_second, 1.0) / total_rate);
+      names.push_back(workers_[f.id].info.name());
+      job->add_workers(workers_[f.id].info.name());
+    }
+    for (size_t r = 0; r < p.workers.size(); ++r) {
+      Worker& w = workers_[p.workers[r].id];
+      w.assigned_job = job->id();
+      w.rank = static_cast<int>(r);
+      v1::Directive d;
+      *d.mutable_assign() = base;
+      d.mutable_assign()->set_rank(static_cast<int>(r));
+      w.pending.push_back(std::move(d));
+    }
+    Transition(*job, v1::JOB_STATE_RUNNING,
+               absl::StrCat("started on ", names.size(), " worker", names.size() > 1 ? "s" : "",
+                            ": ", absl::StrJoin(names, ", "), " (generation ",
+                            job->generation(), ")"))
+        .IgnoreError();  // the job stays QUEUED in the store if this fails
+  }
+}
+
+}  // namespace nightshift::coordinator

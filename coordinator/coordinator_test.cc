@@ -1,0 +1,215 @@
+// The coordinator's logic in-process, with a fake clock: lifecycle,
+// scheduling, leases, cancel, failures and restart.
+#include "coordinator/coordinator.h"
+
+#include <cstdlib>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace nightshift::coordinator {
+namespace {
+
+using testing::HasSubstr;
+
+v1::JobSpec Spec(int min_workers = 2) {
+  v1::JobSpec spec;
+  google::protobuf::TextFormat::ParseFromString(R"pb(
+    model { layers { flatten {} } layers { dense { units: 4 } } }
+    dataset { synthetic { train_examples: 100 test_examples: 10 channels: 1 height: 2 width: 2 classes: 4 } }
+    optimizer { sgd { lr: 0.1 } }
+    global_batch_size: 10
+    steps: 20
+  )pb", &spec);
+  spec.set_min_workers(min_workers);
+  return spec;
+}
+
+class CoordinatorTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(std::getenv("TEST_TMPDIR")) + "/" +
+           testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_EQ(system(("mkdir -p " + dir_).c_str()), 0);
+    store_ = *JobStore::Open(dir_ + "/state.db");
+    Restart();
+  }
+  void Restart() {
+    coordinator_.reset();
+    CoordinatorOptions options;
+    options.state_dir = dir_;
+    options.lease_ttl = absl::Seconds(5);
+    coordinator_ = *Coordinator::Create(store_.get(), &clock_, options);
+  }
+  std::string Register(const std::string& name, double rate = 100,
+                       v1::WorkerPool pool = v1::WORKER_POOL_DATACENTER) {
+    v1::RegisterRequest r;
+    r.set_name(name);
+    r.set_pool(pool);
+    r.set_samples_per_second(rate);
+    if (pool == v1::WORKER_POOL_DATACENTER) r.set_peer_address(name + ":1");
+    return coordinator_->Register(r)->worker_id();
+  }
+  v1::HeartbeatResponse Beat(const std::string& worker, const std::string& job = "") {
+    v1::HeartbeatRequest h;
+    h.set_worker_id(worker);
+    h.set_job_id(job);
+    auto r = coordinator_->Heartbeat(h);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::HeartbeatResponse();
+  }
+  v1::JobStatus Submit(const std::string& id, int min_workers = 2) {
+    v1::SubmitJobRequest s;
+    *s.mutable_spec() = Spec(min_workers);
+    s.set_job_id(id);
+    auto r = coordinator_->SubmitJob(s);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return *r;
+  }
+
+  std::string dir_;
+  FakeClock clock_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorTest, JobStartsWhenEnoughWorkersAndSplitsByRate) {
+  EXPECT_EQ(Submit("j1").state(), v1::JOB_STATE_QUEUED);
+  const std::string a = Register("a", 300), b = Register("b", 100);
+  auto ra = Beat(a);
+  auto rb = Beat(b);
+  ASSERT_EQ(ra.directives_size() + rb.directives_size(), 2);
+  const v1::Assignment& fast = ra.directives(0).assign();
+  EXPECT_EQ(fast.job_id(), "j1");
+  EXPECT_EQ(fast.generation(), 1);
+  EXPECT_EQ(fast.world_size(), 2);
+  EXPECT_EQ(fast.rank(), 0);  // fastest first
+  EXPECT_EQ(rb.directives(0).assign().rank(), 1);
+  EXPECT_THAT(fast.peer_addresses(), testing::ElementsAre("a:1", "b:1"));
+  EXPECT_NEAR(fast.shard_weights(0), 0.75, 1e-9);
+  auto job = coordinator_->GetJob("j1");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_THAT(job->reason(), HasSubstr("started on 2 workers: a, b"));
+  // Finished by rank 0: SUCCEEDED, and the workers are free again.
+  v1::ReportProgressRequest done;
+  done.set_worker_id(a);
+  done.set_job_id("j1");
+  done.set_generation(1);
+  done.mutable_progress()->set_step(20);
+  done.set_finished(true);
+  ASSERT_TRUE(coordinator_->ReportProgress(done).ok());
+  EXPECT_EQ(coordinator_->GetJob("j1")->state(), v1::JOB_STATE_SUCCEEDED);
+  Beat(a);
+  Beat(b);
+  for (const auto& w : coordinator_->ListWorkers()) EXPECT_EQ(w.state(), v1::WORKER_STATE_IDLE);
+  auto history = coordinator_->GetJobHistory("j1");
+  ASSERT_EQ(history->events_size(), 3);
+  EXPECT_EQ(history->events(2).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(history->progress(0).step(), 20);
+}
+
+TEST_F(CoordinatorTest, ResubmittingAnIdDoesNotStartASecondJob) {
+  Submit("same");
+  Submit("same");
+  EXPECT_EQ(coordinator_->ListJobs()->size(), 1u);
+}
+
+TEST_F(CoordinatorTest, BadInputGetsItsCode) {
+  v1::SubmitJobRequest bad;
+  *bad.mutable_spec() = Spec();
+  bad.mutable_spec()->mutable_optimizer()->mutable_sgd()->set_lr(0);
+  auto r = coordinator_->SubmitJob(bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("optimizer.sgd.lr"));
+  EXPECT_EQ(coordinator_->GetJob("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->CancelJob("nope", "").status().code(), absl::StatusCode::kNotFound);
+  Submit("j");
+  ASSERT_TRUE(coordinator_->CancelJob("j", "").ok());
+  EXPECT_EQ(coordinator_->CancelJob("j", "").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  v1::SubmitJobRequest edge;
+  *edge.mutable_spec() = Spec();
+  edge.mutable_spec()->add_pools(v1::WORKER_POOL_EDGE);
+  EXPECT_THAT(std::string(coordinator_->SubmitJob(edge).status().message()),
+              HasSubstr("sync.diloco"));
+}
+
+TEST_F(CoordinatorTest, CancelTellsWorkersAndFreesThem) {
+  Submit("j");
+  const std::string a = Register("a"), b = Register("b");
+  Beat(a);
+  Beat(b);
+  ASSERT_TRUE(coordinator_->CancelJob("j", "").ok());
+  auto ra = Beat(a, "j");
+  ASSERT_EQ(ra.directives_size(), 1);
+  EXPECT_EQ(ra.directives(0).cancel_job_id(), "j");
+  Submit("next");  // waits: a and b still run j until they say they stopped
+  EXPECT_EQ(coordinator_->GetJob("next")->state(), v1::JOB_STATE_QUEUED);
+  Beat(a);
+  Beat(b);
+  EXPECT_EQ(coordinator_->GetJob("next")->state(), v1::JOB_STATE_RUNNING);
+}
+
+TEST_F(CoordinatorTest, ALostWorkerFailsItsJobNamingIt) {
+  Submit("j");
+  const std::string a = Register("a"), b = Register("b");
+  Beat(a);
+  Beat(b);
+  clock_.Advance(absl::Seconds(3));
+  Beat(a, "j");
+  clock_.Advance(absl::Seconds(3));  // b silent for 6 s > 5 s TTL
+  auto ra = Beat(a, "j");
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job->reason(), HasSubstr("worker b (rank 1) lost its lease"));
+  ASSERT_EQ(ra.directives_size(), 1);
+  EXPECT_EQ(ra.directives(0).cancel_job_id(), "j");
+  v1::HeartbeatRequest h;
+  h.set_worker_id(b);
+  EXPECT_EQ(coordinator_->Heartbeat(h).status().code(), absl::StatusCode::kNotFound);
+  // The job can be submitted again under a new id.
+  Submit("j-again", 1);
+  Beat(a);
+  EXPECT_EQ(coordinator_->GetJob("j-again")->state(), v1::JOB_STATE_RUNNING);
+}
+
+TEST_F(CoordinatorTest, AWorkerErrorFailsTheJobWithItsMessage) {
+  Submit("j", 1);
+  const std::string a = Register("a");
+  Beat(a);
+  v1::ReportProgressRequest err;
+  err.set_worker_id(a);
+  err.set_job_id("j");
+  err.set_generation(1);
+  err.set_error("/data/train-images-idx3-ubyte.gz: cannot open file");
+  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job->reason(), HasSubstr("worker a (rank 0): /data/train-images-idx3-ubyte.gz"));
+}
+
+TEST_F(CoordinatorTest, EdgeWorkersNeverJoinAllreduceJobs) {
+  Submit("j", 1);
+  const std::string car = Register("car", 1000, v1::WORKER_POOL_EDGE);
+  EXPECT_EQ(Beat(car).directives_size(), 0);
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_QUEUED);
+}
+
+TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndItsHistory) {
+  Submit("queued-one", 3);
+  Submit("running-one", 1);
+  const std::string a = Register("a");
+  Beat(a);
+  ASSERT_EQ(coordinator_->GetJob("running-one")->state(), v1::JOB_STATE_RUNNING);
+  Restart();
+  auto jobs = coordinator_->ListJobs();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ((*jobs)[1].state(), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT((*jobs)[1].reason(), HasSubstr("coordinator restarted"));
+  EXPECT_EQ(coordinator_->GetJobHistory("running-one")->events_size(), 3);
+}
+
+}  // namespace
+}  // namespace nightshift::coordinator
