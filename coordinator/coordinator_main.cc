@@ -1,0 +1,100 @@
+// nightshift-coordinator: accepts jobs, leases workers, schedules, and
+// reports status over gRPC (with health checking and reflection) and HTTP.
+//
+//   nightshift-coordinator --listen=HOST:PORT --http=HOST:PORT --state_dir=DIR
+//
+// State (jobs, history, workers, checkpoints) lives under --state_dir and
+// survives restarts. Stops cleanly on SIGINT/SIGTERM.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "base/clock.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/coordinator_service.h"
+#include "coordinator/http_api.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC address (HOST:PORT)");
+ABSL_FLAG(std::string, http, "127.0.0.1:8080", "HTTP status API address (HOST:PORT)");
+ABSL_FLAG(std::string, state_dir, "nightshift-state", "folder for the SQLite state and checkpoints");
+ABSL_FLAG(int, lease_ttl_ms, 6000, "a worker silent this long is lost");
+ABSL_FLAG(int, heartbeat_ms, 1000, "how often workers should heartbeat");
+
+namespace nightshift::coordinator {
+namespace {
+
+absl::Notification* stop_requested = nullptr;  // set once in Main, read by the handler
+
+void OnSignal(int) {
+  if (stop_requested != nullptr && !stop_requested->HasBeenNotified()) stop_requested->Notify();
+}
+
+int Main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string dir = absl::GetFlag(FLAGS_state_dir);
+  mkdir(dir.c_str(), 0755);
+  auto store = JobStore::Open(absl::StrCat(dir, "/state.db"));
+  if (!store.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  RealClock clock;
+  CoordinatorOptions options;
+  options.state_dir = dir;
+  options.lease_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_lease_ttl_ms));
+  options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
+  auto coordinator = Coordinator::Create(store->get(), &clock, options);
+  if (!coordinator.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: %s\n", coordinator.status().ToString().c_str());
+    return 1;
+  }
+  CoordinatorService service(coordinator->get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(-1);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::fprintf(stderr, "nightshift-coordinator: cannot listen on %s\n",
+                 absl::GetFlag(FLAGS_listen).c_str());
+    return 1;
+  }
+  auto http = HttpApi::Start(coordinator->get(), absl::GetFlag(FLAGS_http));
+  if (!http.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: --http: %s\n", http.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("nightshift-coordinator: gRPC on port %d, HTTP on port %d, state in %s\n", port,
+              (*http)->port(), dir.c_str());
+  std::fflush(stdout);
+
+  absl::Notification stop;
+  stop_requested = &stop;
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  // Leases expire even when no worker calls in.
+  while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+    (*coordinator)->Tick();
+  }
+  std::printf("nightshift-coordinator: stopping\n");
+  (*http)->Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return 0;
+}
+
+}  // namespace
+}  // namespace nightshift::coordinator
+
+int main(int argc, char** argv) { return nightshift::coordinator::Main(argc, argv); }

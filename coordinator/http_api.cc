@@ -1,0 +1,165 @@
+#include "coordinator/http_api.h"
+
+#include <httplib.h>
+
+#include <map>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace nightshift::coordinator {
+namespace {
+
+int HttpCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kInvalidArgument: return 400;
+    case absl::StatusCode::kFailedPrecondition: return 412;
+    case absl::StatusCode::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+void SendStatus(httplib::Response& res, const absl::Status& s) {
+  res.status = HttpCode(s.code());
+  res.set_content(absl::StrCat("{\"code\": \"", absl::StatusCodeToString(s.code()),
+                               "\", \"message\": ", "\"", absl::CHexEscape(s.message()), "\"}\n"),
+                  "application/json");
+}
+
+void SendJson(httplib::Response& res, const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;  // empty lists and zeros too
+  std::string json;
+  // Our own well-formed messages: printing cannot fail.
+  (void)google::protobuf::util::MessageToJsonString(m, &json, options);
+  res.set_content(json, "application/json");
+}
+
+template <typename T>
+void SendResult(httplib::Response& res, const absl::StatusOr<T>& result) {
+  if (!result.ok()) return SendStatus(res, result.status());
+  SendJson(res, *result);
+}
+
+const char* StateLabel(v1::JobState s) {
+  switch (s) {
+    case v1::JOB_STATE_QUEUED: return "queued";
+    case v1::JOB_STATE_RUNNING: return "running";
+    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
+    case v1::JOB_STATE_FAILED: return "failed";
+    case v1::JOB_STATE_CANCELLED: return "cancelled";
+    default: return "unspecified";
+  }
+}
+
+}  // namespace
+
+std::string HttpApi::Metrics(Coordinator* c) {
+  std::string out;
+  const CoordinatorMetrics m = c->metrics();
+  auto counter = [&](const char* name, const char* help, int64_t v) {
+    absl::StrAppendFormat(&out, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name,
+                          name, v);
+  };
+  counter("nightshift_jobs_submitted_total", "Jobs accepted by SubmitJob.", m.jobs_submitted);
+  counter("nightshift_jobs_succeeded_total", "Jobs that ended SUCCEEDED.", m.jobs_succeeded);
+  counter("nightshift_jobs_failed_total", "Jobs that ended FAILED.", m.jobs_failed);
+  counter("nightshift_jobs_cancelled_total", "Jobs that ended CANCELLED.", m.jobs_cancelled);
+  counter("nightshift_heartbeats_total", "Worker heartbeats received.", m.heartbeats);
+  counter("nightshift_leases_expired_total", "Worker leases that ran out.", m.leases_expired);
+  std::map<std::string, int> by_state;
+  for (v1::JobState s : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_SUCCEEDED,
+                         v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
+    by_state[StateLabel(s)] = 0;
+  }
+  absl::StatusOr<std::vector<v1::JobStatus>> jobs = c->ListJobs();
+  out += "# HELP nightshift_jobs Jobs by state.\n# TYPE nightshift_jobs gauge\n";
+  if (jobs.ok()) {
+    for (const auto& j : *jobs) ++by_state[StateLabel(j.state())];
+  }
+  for (const auto& [state, n] : by_state) {
+    absl::StrAppendFormat(&out, "nightshift_jobs{state=\"%s\"} %d\n", state, n);
+  }
+  out += "# HELP nightshift_job_samples_per_second Training throughput of running jobs.\n"
+         "# TYPE nightshift_job_samples_per_second gauge\n";
+  out += "# HELP nightshift_job_step Steps completed by running jobs.\n";
+  if (jobs.ok()) {
+    for (const auto& j : *jobs) {
+      if (j.state() != v1::JOB_STATE_RUNNING) continue;
+      absl::StrAppendFormat(&out, "nightshift_job_samples_per_second{job=\"%s\"} %g\n", j.id(),
+                            j.progress().samples_per_second());
+    }
+  }
+  std::map<std::string, int> workers;
+  for (const auto& w : c->ListWorkers()) {
+    std::string state = v1::WorkerState_Name(w.state()).substr(13);
+    for (char& ch : state) ch = static_cast<char>(tolower(ch));
+    ++workers[state];
+  }
+  out += "# HELP nightshift_workers Registered workers by state.\n# TYPE nightshift_workers gauge\n";
+  for (const auto& [state, n] : workers) {
+    absl::StrAppendFormat(&out, "nightshift_workers{state=\"%s\"} %d\n", state, n);
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(Coordinator* c, const std::string& address) {
+  std::unique_ptr<HttpApi> api(new HttpApi());
+  api->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& s = *api->server_;
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  s.Get("/metrics", [c](const httplib::Request&, httplib::Response& res) {
+    res.set_content(Metrics(c), "text/plain; version=0.0.4");
+  });
+  s.Get("/v1/jobs", [c](const httplib::Request&, httplib::Response& res) {
+    absl::StatusOr<std::vector<v1::JobStatus>> jobs = c->ListJobs();
+    if (!jobs.ok()) return SendStatus(res, jobs.status());
+    v1::ListJobsResponse list;
+    for (auto& j : *jobs) *list.add_jobs() = std::move(j);
+    SendJson(res, list);
+  });
+  s.Get(R"(/v1/jobs/([^/]+))", [c](const httplib::Request& req, httplib::Response& res) {
+    SendResult(res, c->GetJob(req.matches[1]));
+  });
+  s.Get(R"(/v1/jobs/([^/]+)/history)", [c](const httplib::Request& req, httplib::Response& res) {
+    SendResult(res, c->GetJobHistory(req.matches[1]));
+  });
+  s.Get("/v1/workers", [c](const httplib::Request&, httplib::Response& res) {
+    v1::ListWorkersResponse list;
+    for (auto& w : c->ListWorkers()) *list.add_workers() = std::move(w);
+    SendJson(res, list);
+  });
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty()) {
+      SendStatus(res, absl::NotFoundError(absl::StrCat("no such path: ", req.path)));
+    }
+  });
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--http: '", address, "' is not HOST:PORT"));
+  }
+  const std::string host = address.substr(0, colon);
+  const int port = std::atoi(address.substr(colon + 1).c_str());
+  api->port_ = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
+  if (api->port_ <= 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  api->thread_ = std::thread([&s] { s.listen_after_bind(); });
+  return api;
+}
+
+void HttpApi::Stop() {
+  if (server_ != nullptr) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+HttpApi::~HttpApi() { Stop(); }
+
+}  // namespace nightshift::coordinator

@@ -1,0 +1,48 @@
+// HttpApi: the coordinator's HTTP status API (read-only), bodies in the
+// proto3 JSON of the same messages the gRPC API returns:
+//   GET /v1/jobs                 ListJobsResponse
+//   GET /v1/jobs/{id}            JobStatus
+//   GET /v1/jobs/{id}/history    GetJobHistoryResponse
+//   GET /v1/workers              ListWorkersResponse
+//   GET /healthz                 "ok"
+//   GET /metrics                 Prometheus text format (base units, _total counters)
+// Errors come back as {"code": "NOT_FOUND", "message": "..."} with the
+// matching HTTP status. Serves on its own thread until Stop().
+#ifndef NIGHTSHIFT_COORDINATOR_HTTP_API_H_
+#define NIGHTSHIFT_COORDINATOR_HTTP_API_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "coordinator/coordinator.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace nightshift::coordinator {
+
+class HttpApi {
+ public:
+  // `address` like "127.0.0.1:8080" (port 0: a free one).
+  static absl::StatusOr<std::unique_ptr<HttpApi>> Start(Coordinator* coordinator,
+                                                        const std::string& address);
+  ~HttpApi();
+  void Stop();
+  int port() const { return port_; }
+
+  // The /metrics page (exposed for tests).
+  static std::string Metrics(Coordinator* coordinator);
+
+ private:
+  HttpApi() = default;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace nightshift::coordinator
+
+#endif  // NIGHTSHIFT_COORDINATOR_HTTP_API_H_
