@@ -1,4 +1,6 @@
-// The `nightshift` command.
+// The `nightshift` command: client of a coordinator (submit, list, status,
+// watch, cancel, workers, export; see cli/client_commands.h) and a local
+// trainer:
 //
 //   nightshift train --local JOB_SPEC [--out=DIR] [--resume=CHECKPOINT]
 //                    [--threads=N]
@@ -18,6 +20,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "cli/client_commands.h"
 #include "cli/progress_line.h"
 #include "kernels/job_spec.h"
 #include "kernels/threads.h"
@@ -30,6 +33,9 @@ ABSL_FLAG(std::string, out, "",
 ABSL_FLAG(std::string, resume, "", "train: a checkpoint to continue from");
 ABSL_FLAG(int, threads, 0, "compute threads (0: one per core)");
 ABSL_FLAG(int, progress_every, 20, "train: steps between progress reports");
+ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070", "coordinator gRPC address");
+ABSL_FLAG(std::string, id, "", "submit: a job id of your choosing (a retried submit reuses it)");
+ABSL_FLAG(bool, watch, false, "submit: follow the job until it ends");
 
 namespace nightshift {
 namespace {
@@ -37,8 +43,15 @@ namespace {
 constexpr char kUsage[] =
     "nightshift COMMAND [flags]\n"
     "\n"
-    "Commands:\n"
-    "  train --local JOB_SPEC   train in this process (--out, --resume, --threads)\n";
+    "Commands (all but train take --coordinator=HOST:PORT, default 127.0.0.1:7070):\n"
+    "  submit JOB_SPEC [--id=ID] [--watch]   submit a job; prints its id\n"
+    "  list                                  all jobs\n"
+    "  status ID                             one job, its checkpoints and history\n"
+    "  watch ID                              live progress until the job ends (exit 0: succeeded)\n"
+    "  cancel ID                             stop a job\n"
+    "  workers                               registered workers\n"
+    "  export ID OUT.safetensors             fetch a finished job's model\n"
+    "  train --local JOB_SPEC                train in this process (--out, --resume, --threads)\n";
 
 std::string DefaultOutDir(const std::string& spec_path) {
   std::string base = spec_path.substr(spec_path.find_last_of('/') + 1);
@@ -113,6 +126,11 @@ int Main(int argc, char** argv) {
   const std::string command = positional[1];
   std::vector<std::string> args(positional.begin() + 2, positional.end());
   if (command == "train") return Train(args);
+  if (IsClientCommand(command)) {
+    return RunClientCommand(command, args,
+                            {absl::GetFlag(FLAGS_coordinator), absl::GetFlag(FLAGS_id),
+                             absl::GetFlag(FLAGS_watch)});
+  }
   std::cerr << "nightshift: unknown command '" << command << "'\n\n" << kUsage;
   return 2;
 }

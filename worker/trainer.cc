@@ -172,6 +172,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   };
 
   for (int64_t step = start_step_; step < total_steps_; ++step) {
+    if (options_.cancelled != nullptr && options_.cancelled->load()) {
+      return absl::CancelledError(absl::StrCat("cancelled before step ", step));
+    }
     // 1–2. This rank's slice of the global batch; its gradient sum.
     const int64_t batch = plan_->BatchSize(step);
     const auto [begin, end] = SplitBatch(batch, weights)[me];
@@ -233,9 +236,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       window_start += clock_->Now() - eval_start;
     }
     if (me == 0 && spec_.checkpoint_interval_steps() > 0 &&
-        (step + 1) % spec_.checkpoint_interval_steps() == 0) {
-      RETURN_IF_ERROR(WriteCheckpoint(
-          step + 1, absl::StrFormat("checkpoint-step-%07d.safetensors", step + 1)));
+        (step + 1) % spec_.checkpoint_interval_steps() == 0 && !options_.out_dir.empty()) {
+      const std::string name = absl::StrFormat("checkpoint-step-%07d.safetensors", step + 1);
+      RETURN_IF_ERROR(WriteCheckpoint(step + 1, name));
+      if (options_.on_checkpoint) {
+        options_.on_checkpoint(step + 1, absl::StrCat(options_.out_dir, "/", name));
+      }
     }
   }
   if (me == 0 && !evaluated_at_end) eval = Evaluate();  // resumed at the very end

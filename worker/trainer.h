@@ -31,6 +31,7 @@
 #ifndef NIGHTSHIFT_WORKER_TRAINER_H_
 #define NIGHTSHIFT_WORKER_TRAINER_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -68,6 +69,11 @@ struct TrainerOptions {
   std::optional<DataParallel> data_parallel;
   // Called on rank 0 when a rebalance changes the shard weights.
   std::function<void(int64_t step, const std::vector<double>& weights)> on_rebalance;
+  // Called on rank 0 after each checkpoint file is written (not the final
+  // model.safetensors, which Run returns).
+  std::function<void(int64_t step, const std::string& path)> on_checkpoint;
+  // Checked before every step: once true, Run returns CANCELLED.
+  const std::atomic<bool>* cancelled = nullptr;
 };
 
 struct TrainResult {

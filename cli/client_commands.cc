@@ -1,0 +1,232 @@
+#include "cli/client_commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "cli/progress_line.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/grpcpp.h"
+#include "kernels/job_spec.h"
+#include "nightshift/v1/coordinator.grpc.pb.h"
+
+namespace nightshift {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+std::string CodeName(grpc::StatusCode code) {
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+}
+
+int Fail(const grpc::Status& s) {
+  std::fprintf(stderr, "nightshift: %s: %s\n", CodeName(s.error_code()).c_str(),
+               s.error_message().c_str());
+  return 1;
+}
+
+std::string State(v1::JobState s) {
+  std::string n = v1::JobState_Name(s).substr(10);
+  return n;
+}
+
+std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return ctx;
+}
+
+class Client {
+ public:
+  explicit Client(const std::string& address) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    stub_ = v1::Coordinator::NewStub(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  }
+
+  int Submit(const std::vector<std::string>& args, const ClientFlags& flags) {
+    if (args.size() != 1) return Usage("submit JOB_SPEC [--id=ID] [--watch]");
+    absl::StatusOr<v1::JobSpec> spec = LoadJobSpec(args[0]);
+    if (!spec.ok()) {
+      std::fprintf(stderr, "nightshift: %s\n", std::string(spec.status().message()).c_str());
+      return 2;
+    }
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = *spec;
+    request.set_job_id(flags.id);
+    v1::JobStatus job;
+    grpc::Status s = stub_->SubmitJob(Context().get(), request, &job);
+    if (!s.ok()) return Fail(s);
+    std::printf("%s\n", job.id().c_str());
+    std::fflush(stdout);
+    return flags.watch ? Watch({job.id()}) : 0;
+  }
+
+  int List() {
+    v1::ListJobsResponse jobs;
+    grpc::Status s = stub_->ListJobs(Context().get(), {}, &jobs);
+    if (!s.ok()) return Fail(s);
+    std::printf("%-24s %-10s %-13s %-9s %-12s %s\n", "ID", "STATE", "STEP", "TEST ACC",
+                "SAMPLES/S", "WORKERS");
+    for (const auto& j : jobs.jobs()) {
+      std::printf("%-24s %-10s %-13s %-9s %-12.0f %s\n", j.id().c_str(), State(j.state()).c_str(),
+                  absl::StrFormat("%d/%d", j.progress().step(), j.progress().total_steps()).c_str(),
+                  absl::StrFormat("%.2f%%", 100 * j.progress().test_accuracy()).c_str(),
+                  j.progress().samples_per_second(), absl::StrJoin(j.workers(), ",").c_str());
+    }
+    return 0;
+  }
+
+  int Status(const std::vector<std::string>& args) {
+    if (args.size() != 1) return Usage("status ID");
+    v1::JobStatus j;
+    grpc::Status s = stub_->GetJob(Context().get(), Id(args[0]), &j);
+    if (!s.ok()) return Fail(s);
+    v1::GetJobHistoryRequest hr;
+    hr.set_job_id(args[0]);
+    v1::GetJobHistoryResponse history;
+    s = stub_->GetJobHistory(Context().get(), hr, &history);
+    if (!s.ok()) return Fail(s);
+    std::printf("job:        %s (%s)\n", j.id().c_str(), j.spec().name().c_str());
+    std::printf("state:      %s — %s\n", State(j.state()).c_str(), j.reason().c_str());
+    std::printf("generation: %lld\n", static_cast<long long>(j.generation()));
+    std::printf("workers:    %s\n", absl::StrJoin(j.workers(), ", ").c_str());
+    std::printf("progress:   %s\n", FormatProgressLine(j.progress()).c_str());
+    std::printf("test:       accuracy %.2f%%, loss %.4f\n", 100 * j.progress().test_accuracy(),
+                j.progress().test_loss());
+    for (const auto& c : j.checkpoints()) {
+      std::printf("checkpoint: step %lld, %lld bytes, %s\n", static_cast<long long>(c.step()),
+                  static_cast<long long>(c.size_bytes()), c.path().c_str());
+    }
+    std::printf("history:\n");
+    for (const auto& e : history.events()) {
+      std::printf("  %s  %-10s %s\n", TimeUtil::ToString(e.time()).c_str(),
+                  State(e.state()).c_str(), e.reason().c_str());
+    }
+    return 0;
+  }
+
+  int Watch(const std::vector<std::string>& args) {
+    if (args.size() != 1) return Usage("watch ID");
+    const bool tty = isatty(fileno(stderr));
+    int64_t last_step = -1;
+    while (true) {
+      v1::JobStatus j;
+      grpc::Status s = stub_->GetJob(Context().get(), Id(args[0]), &j);
+      if (!s.ok()) return Fail(s);
+      const bool done = j.state() == v1::JOB_STATE_SUCCEEDED || j.state() == v1::JOB_STATE_FAILED ||
+                        j.state() == v1::JOB_STATE_CANCELLED;
+      if (j.state() == v1::JOB_STATE_RUNNING && j.progress().total_steps() > 0 &&
+          j.progress().step() != last_step) {
+        last_step = j.progress().step();
+        std::fprintf(stderr, tty ? "\r\033[K%s  test acc %.2f%%" : "%s  test acc %.2f%%\n",
+                     FormatProgressLine(j.progress()).c_str(), 100 * j.progress().test_accuracy());
+        std::fflush(stderr);
+      }
+      if (done) {
+        if (tty) std::fprintf(stderr, "\n");
+        std::printf("%s: %s — %s\n", j.id().c_str(), State(j.state()).c_str(), j.reason().c_str());
+        if (j.state() == v1::JOB_STATE_SUCCEEDED) {
+          std::printf("final test accuracy: %.2f%%\n", 100 * j.progress().test_accuracy());
+        }
+        return j.state() == v1::JOB_STATE_SUCCEEDED ? 0 : 1;
+      }
+      absl::SleepFor(absl::Milliseconds(500));  // polling interval of a live display
+    }
+  }
+
+  int Cancel(const std::vector<std::string>& args) {
+    if (args.size() != 1) return Usage("cancel ID");
+    v1::CancelJobRequest request;
+    request.set_job_id(args[0]);
+    v1::JobStatus j;
+    grpc::Status s = stub_->CancelJob(Context().get(), request, &j);
+    if (!s.ok()) return Fail(s);
+    std::printf("%s: %s\n", j.id().c_str(), State(j.state()).c_str());
+    return 0;
+  }
+
+  int Workers() {
+    v1::ListWorkersResponse workers;
+    grpc::Status s = stub_->ListWorkers(Context().get(), {}, &workers);
+    if (!s.ok()) return Fail(s);
+    std::printf("%-6s %-20s %-11s %-9s %-12s %-22s %s\n", "ID", "NAME", "POOL", "STATE",
+                "SAMPLES/S", "PEER", "JOB");
+    for (const auto& w : workers.workers()) {
+      std::printf("%-6s %-20s %-11s %-9s %-12.0f %-22s %s\n", w.id().c_str(), w.name().c_str(),
+                  v1::WorkerPool_Name(w.pool()).substr(12).c_str(),
+                  v1::WorkerState_Name(w.state()).substr(13).c_str(), w.samples_per_second(),
+                  w.peer_address().c_str(), w.job_id().c_str());
+    }
+    return 0;
+  }
+
+  int Export(const std::vector<std::string>& args) {
+    if (args.size() != 2) return Usage("export ID OUT.safetensors");
+    v1::DownloadModelRequest request;
+    request.set_job_id(args[0]);
+    auto ctx = Context(300);
+    auto reader = stub_->DownloadModel(ctx.get(), request);
+    const std::string tmp = args[1] + ".part";
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    v1::FileChunk chunk;
+    int64_t bytes = 0;
+    while (reader->Read(&chunk)) {
+      out.write(chunk.data().data(), chunk.data().size());
+      bytes += static_cast<int64_t>(chunk.data().size());
+    }
+    grpc::Status s = reader->Finish();
+    out.close();
+    if (!s.ok()) {
+      std::remove(tmp.c_str());
+      return Fail(s);
+    }
+    if (!out || std::rename(tmp.c_str(), args[1].c_str()) != 0) {
+      std::fprintf(stderr, "nightshift: cannot write %s\n", args[1].c_str());
+      return 1;
+    }
+    std::printf("wrote %s (%lld bytes)\n", args[1].c_str(), static_cast<long long>(bytes));
+    return 0;
+  }
+
+ private:
+  static v1::GetJobRequest Id(const std::string& id) {
+    v1::GetJobRequest r;
+    r.set_job_id(id);
+    return r;
+  }
+  static int Usage(const char* text) {
+    std::fprintf(stderr, "usage: nightshift %s\n", text);
+    return 2;
+  }
+
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+}  // namespace
+
+bool IsClientCommand(const std::string& c) {
+  return c == "submit" || c == "list" || c == "status" || c == "watch" || c == "cancel" ||
+         c == "workers" || c == "export";
+}
+
+int RunClientCommand(const std::string& command, const std::vector<std::string>& args,
+                     const ClientFlags& flags) {
+  Client client(flags.coordinator);
+  if (command == "submit") return client.Submit(args, flags);
+  if (command == "list") return client.List();
+  if (command == "status") return client.Status(args);
+  if (command == "watch") return client.Watch(args);
+  if (command == "cancel") return client.Cancel(args);
+  if (command == "workers") return client.Workers();
+  if (command == "export") return client.Export(args);
+  return 2;
+}
+
+}  // namespace nightshift
