@@ -351,6 +351,8 @@ void Coordinator::CancelWorkersLocked(const std::string& job_id) {
     if (assigned != w.pending.end()) {
       w.pending.erase(assigned, w.pending.end());
       w.assigned_job.clear();
+      w.info.clear_job_id();
+      w.info.set_state(v1::WORKER_STATE_IDLE);
       continue;
     }
     v1::Directive d;
@@ -396,6 +398,8 @@ void Coordinator::ScheduleLocked() {
       Worker& w = workers_[p.workers[r].id];
       w.assigned_job = job->id();
       w.rank = static_cast<int>(r);
+      w.info.set_job_id(job->id());
+      w.info.set_state(v1::WORKER_STATE_BUSY);
       v1::Directive d;
       *d.mutable_assign() = base;
       d.mutable_assign()->set_rank(static_cast<int>(r));

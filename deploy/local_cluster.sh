@@ -12,9 +12,12 @@
 # coordinator's address (also in $DIR/coordinator) for `nightshift
 # --coordinator=...`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+[ -n "${NIGHTSHIFT_COORDINATOR_BIN:-}" ] || cd "$(dirname "$0")/.."
 DIR="${NIGHTSHIFT_CLUSTER_DIR:-/tmp/nightshift-cluster}"
-BIN=bazel-bin
+# Prebuilt binaries (tests set these); otherwise `up` builds them.
+COORDINATOR_BIN="${NIGHTSHIFT_COORDINATOR_BIN:-bazel-bin/coordinator/nightshift-coordinator}"
+WORKER_BIN="${NIGHTSHIFT_WORKER_BIN:-bazel-bin/worker/nightshift-worker}"
+CLI_BIN="${NIGHTSHIFT_CLI_BIN:-bazel-bin/cli/nightshift}"
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -33,11 +36,13 @@ up() {
   if alive "$DIR/coordinator.pid"; then
     echo "a cluster is already up in $DIR (run: $0 down)" >&2; exit 1
   fi
-  bazel build //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >&2
+  if [ -z "${NIGHTSHIFT_COORDINATOR_BIN:-}" ]; then
+    bazel build //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >&2
+  fi
   rm -rf "$DIR"; mkdir -p "$DIR"
   local grpc_port http_port
   grpc_port=$(free_port); http_port=$(free_port)
-  "$BIN/coordinator/nightshift-coordinator" --listen=127.0.0.1:$grpc_port \
+  "$COORDINATOR_BIN" --listen=127.0.0.1:$grpc_port \
     --http=127.0.0.1:$http_port --state_dir="$DIR/state" >"$DIR/coordinator.log" 2>&1 &
   echo $! >"$DIR/coordinator.pid"
   echo "127.0.0.1:$grpc_port" >"$DIR/coordinator"
@@ -45,14 +50,14 @@ up() {
   for ((i = 0; i < dc + edge; i++)); do
     local pool=datacenter name="dc-$i"
     if ((i >= dc)); then pool=edge; name="edge-$((i - dc))"; fi
-    "$BIN/worker/nightshift-worker" --coordinator=127.0.0.1:$grpc_port --pool=$pool \
+    "$WORKER_BIN" --coordinator=127.0.0.1:$grpc_port --pool=$pool \
       --threads="$threads" --listen=127.0.0.1:0 --name="$name" --scratch_dir="$DIR/scratch" \
       >"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
   done
   # Ready when every worker has registered.
   for _ in $(seq 1 100); do
-    n=$("$BIN/cli/nightshift" workers --coordinator=127.0.0.1:$grpc_port 2>/dev/null | grep -c IDLE || true)
+    n=$("$CLI_BIN" workers --coordinator=127.0.0.1:$grpc_port 2>/dev/null | grep -c IDLE || true)
     [ "$n" -ge $((dc + edge)) ] && break
     sleep 0.2
   done
@@ -66,7 +71,7 @@ status() {
     if alive "$pid"; then echo "$name: running (pid $(cat "$pid"))"; else echo "$name: stopped"; fi
   done
   echo "coordinator: $(cat "$DIR/coordinator"), HTTP: $(cat "$DIR/http")"
-  "$BIN/cli/nightshift" workers --coordinator="$(cat "$DIR/coordinator")" || true
+  "$CLI_BIN" workers --coordinator="$(cat "$DIR/coordinator")" || true
 }
 
 down() {
