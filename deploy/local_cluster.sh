@@ -3,6 +3,7 @@
 # plus M edge workers, on free loopback ports, in the background.
 #
 #   deploy/local_cluster.sh up [--datacenter N] [--edge M] [--threads T]
+#                              [--slowdown-last F]   (benchmarks)
 #   deploy/local_cluster.sh status
 #   deploy/local_cluster.sh down
 #
@@ -24,12 +25,13 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 up() {
-  local dc=2 edge=0 threads=1
+  local dc=2 edge=0 threads=1 slowdown_last=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --datacenter) dc="$2"; shift 2 ;;
       --edge) edge="$2"; shift 2 ;;
       --threads) threads="$2"; shift 2 ;;
+      --slowdown-last) slowdown_last="$2"; shift 2 ;;  # benchmarks: a slower last worker
       *) echo "local_cluster.sh up: unknown flag $1" >&2; exit 2 ;;
     esac
   done
@@ -49,9 +51,12 @@ up() {
   echo "http://127.0.0.1:$http_port" >"$DIR/http"
   for ((i = 0; i < dc + edge; i++)); do
     local pool=datacenter name="dc-$i"
+    local slow=1
     if ((i >= dc)); then pool=edge; name="edge-$((i - dc))"; fi
+    if ((i == dc - 1)); then slow=$slowdown_last; fi
     "$WORKER_BIN" --coordinator=127.0.0.1:$grpc_port --pool=$pool \
       --threads="$threads" --listen=127.0.0.1:0 --name="$name" --scratch_dir="$DIR/scratch" \
+      --simulated_slowdown="$slow" \
       >"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
   done

@@ -12,6 +12,7 @@
 #include "kernels/job_spec.h"
 #include "base/status_macros.h"
 #include "kernels/lr_schedule.h"
+#include "kernels/threads.h"
 
 namespace nightshift {
 namespace {
@@ -134,6 +135,7 @@ absl::Status Trainer::Rebalance(double my_samples_per_second, std::vector<double
 }
 
 absl::StatusOr<TrainResult> Trainer::Run() {
+  SetComputeThreads(options_.compute_threads);
   const float base_lr = BaseLearningRate(spec_.optimizer());
   const int me = rank(), n = world_size();
   std::vector<double> weights(n, 1.0);
@@ -181,6 +183,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     const absl::Time compute_start = clock_->Now();
     GatherBatch(data_.train, plan_->Indices(step, begin, end), &images, &labels);
     LossResult r = model_->ComputeGradients(images, labels, 1.f);
+    if (options_.simulated_slowdown > 1) {
+      absl::SleepFor((clock_->Now() - compute_start) * (options_.simulated_slowdown - 1));
+    }
     compute_time += clock_->Now() - compute_start;
     computed_samples += end - begin;
     // 3. Sum over ranks, then the global batch's mean.

@@ -74,6 +74,12 @@ struct TrainerOptions {
   std::function<void(int64_t step, const std::string& path)> on_checkpoint;
   // Checked before every step: once true, Run returns CANCELLED.
   const std::atomic<bool>* cancelled = nullptr;
+  // OpenMP threads for this trainer's compute, set on the thread that runs
+  // it (OpenMP's thread count is per calling thread). 0: leave as is.
+  int compute_threads = 0;
+  // Benchmarks only: stretch this rank's compute (steps 1–2) by this
+  // factor, to stand for a slower machine. 1: off.
+  double simulated_slowdown = 1;
 };
 
 struct TrainResult {

@@ -104,7 +104,7 @@ absl::Status WorkerDaemon::Run() {
     peer_server_ = *std::move(server);
     LOG(INFO) << "Peer service on " << peer_server_->address();
   }
-  samples_per_second_ = MeasureComputeRate();
+  samples_per_second_ = MeasureComputeRate() / options_.simulated_slowdown;
   if (absl::Status s = RegisterWithRetry(); !s.ok()) return s;
   while (!stop_.WaitForNotificationWithTimeout(heartbeat_interval_)) {
     v1::HeartbeatRequest request;
@@ -212,9 +212,14 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::shared_ptr<std::atomic<bool>> c
     options.out_dir = absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(),
                                    "-r", a.rank());
     options.cancelled = cancelled.get();
+    options.simulated_slowdown = options_.simulated_slowdown;
+    options.compute_threads = options_.threads;
+    const v1::AllReduceSync& sync = a.spec().sync().allreduce();
     std::vector<double> weights(a.shard_weights().begin(), a.shard_weights().end());
-    const int64_t rebalance = a.spec().sync().allreduce().rebalance_interval_steps();
-    options.data_parallel = DataParallel{&comm, weights, rebalance > 0 ? rebalance : 50};
+    if (sync.even_split()) weights.clear();
+    const int64_t rebalance =
+        sync.even_split() ? 0 : (sync.rebalance_interval_steps() > 0 ? sync.rebalance_interval_steps() : 50);
+    options.data_parallel = DataParallel{&comm, weights, rebalance};
     auto report = [this, &a](const v1::Progress& p) {
       v1::ReportProgressRequest r;
       r.set_job_id(a.job_id());

@@ -39,6 +39,7 @@ struct WorkerOptions {
   std::string name;
   std::string scratch_dir;  // per-job folders for checkpoints
   absl::Duration collective_timeout = absl::Seconds(30);
+  double simulated_slowdown = 1;  // benchmarks: act this many times slower
 };
 
 class WorkerDaemon {

@@ -22,6 +22,8 @@ ABSL_FLAG(int, threads, 0, "compute threads (0: one per core)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Peer service address (data-center workers)");
 ABSL_FLAG(std::string, name, "", "worker name (default: host name and pid)");
 ABSL_FLAG(std::string, scratch_dir, "/tmp/nightshift-worker", "folder for job checkpoints");
+ABSL_FLAG(double, simulated_slowdown, 1,
+          "benchmarks: stretch compute by this factor, to stand for a slower machine");
 
 namespace {
 
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
     options.name = std::string(host) + "-" + std::to_string(getpid());
   }
   options.scratch_dir = absl::GetFlag(FLAGS_scratch_dir) + "/" + options.name;
+  options.simulated_slowdown = std::max(1.0, absl::GetFlag(FLAGS_simulated_slowdown));
   nightshift::WorkerDaemon daemon(options);
   running = &daemon;
   signal(SIGINT, OnSignal);

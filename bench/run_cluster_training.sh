@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Training throughput of the Fashion-MNIST MLP at a global batch of 128 on
+# this machine, side by side:
+#   nightshift 1 worker x 1 thread      (a local cluster, one worker)
+#   nightshift 2 workers x 1 thread     (a local cluster, two workers)
+#   nightshift 2 workers, one slowed    (--simulated_slowdown=3 on one
+#                                        worker), throughput-proportional
+#                                        split vs an even split
+#   pytorch 1 process x 1 and 2 threads (OpenBLAS)
+#   pytorch DDP 2 processes x 1 thread  (gloo, OpenBLAS)
+# Each Nightshift figure is the mean samples/s that rank 0 reported over a
+# job of --steps steps (first report dropped: warm-up).
+#
+# usage: bench/run_cluster_training.sh [--steps=N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=1500
+for a in "$@"; do case "$a" in --steps=*) STEPS="${a#*=}" ;; esac; done
+bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >/dev/null 2>&1
+export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
+NS=bazel-bin/cli/nightshift
+OUT=$(mktemp -d)
+OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
+
+spec() {  # spec WORKERS EVEN > file
+  sed -e "s/^epochs: .*/steps: $STEPS/" -e "s/^min_workers: .*/min_workers: $1/" \
+      -e "s/^max_workers: .*/max_workers: $1/" -e "s/^checkpoint_interval_steps: .*//" \
+      examples/fashion_mlp.textproto
+  if [ "$2" = even ]; then echo 'sync { allreduce { even_split: true } }'; fi
+}
+
+run() {  # run NAME WORKERS EVEN [SLOWDOWN_OF_WORKER_1]
+  local name=$1 workers=$2 even=$3 slow=${4:-1}
+  deploy/local_cluster.sh up --datacenter "$workers" --threads 1 --slowdown-last "$slow" >/dev/null
+  local c; c=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
+  spec "$workers" "$even" >"$OUT/$name.textproto"
+  $NS submit "$OUT/$name.textproto" --id="$name" --watch --coordinator="$c" >/dev/null 2>&1
+  curl -sf "$(cat "$NIGHTSHIFT_CLUSTER_DIR/http")/v1/jobs/$name/history" | /usr/bin/python3 -c '
+import json, sys
+p = [x for x in json.load(sys.stdin)["progress"] if x.get("samplesPerSecond")]
+rates = [x["samplesPerSecond"] for x in p[1:]]
+print("%s %.0f" % (sys.argv[1], sum(rates) / len(rates)))' "$name" >>"$OUT/results"
+  deploy/local_cluster.sh down >/dev/null
+}
+
+run nightshift_1x1 1 proportional
+run nightshift_2x1 2 proportional
+run nightshift_2x1_slowed_proportional 2 proportional 3
+run nightshift_2x1_slowed_even 2 even 3
+for t in 1 2; do
+  OMP_NUM_THREADS=$t LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.py \
+    --threads=$t --steps="$STEPS" | sed "s/^/pytorch_1x$t /" >>"$OUT/results"
+done
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+OMP_NUM_THREADS=1 LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.py --threads=1 \
+  --steps="$STEPS" --ddp_rank=1 --ddp_size=2 --port=$port >/dev/null &
+OMP_NUM_THREADS=1 LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.py --threads=1 \
+  --steps="$STEPS" --ddp_rank=0 --ddp_size=2 --port=$port | sed "s/^/pytorch_ddp_2x1 /" >>"$OUT/results"
+wait
+
+/usr/bin/python3 - "$OUT/results" <<'PY'
+import sys
+r = dict((l.split()[0], float(l.split()[1])) for l in open(sys.argv[1]))
+for k, v in r.items():
+    print(f"{k:40s} {v:10.0f} samples/s")
+print()
+print(f"2 workers / 1 worker (Nightshift):         {r['nightshift_2x1'] / r['nightshift_1x1']:.2f}x  (target >= 1.5x)")
+print(f"Nightshift 2 workers / PyTorch DDP:         {r['nightshift_2x1'] / r['pytorch_ddp_2x1']:.2f}x  (target >= 2x)")
+print(f"one worker slowed: proportional / even:     {r['nightshift_2x1_slowed_proportional'] / r['nightshift_2x1_slowed_even']:.2f}x  (> 1: the split helps)")
+PY
