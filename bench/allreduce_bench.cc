@@ -35,6 +35,7 @@ ABSL_FLAG(bool, native, false, "mpi: use MPI_Allreduce instead of the ring");
 ABSL_FLAG(int, rank, 0, "grpc: this rank");
 ABSL_FLAG(int, size, 2, "grpc: world size");
 ABSL_FLAG(std::string, rendezvous, "", "grpc: folder where ranks publish addresses");
+ABSL_FLAG(bool, shared_memory, false, "grpc: data through shared memory between local ranks");
 ABSL_FLAG(std::string, sizes, "4096,65536,1048576,16777216,67108864", "buffer sizes in bytes");
 ABSL_FLAG(double, seconds, 1.0, "time to spend per size");
 ABSL_FLAG(int, fusion_tensors, 0,
@@ -158,10 +159,11 @@ int Main(int argc, char** argv) {
   if (!server.ok()) return 1;
   const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
   auto addresses = Rendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size, (*server)->address());
-  auto transport = GrpcTransport::Create((*server)->service(), {"bench", 0, rank, addresses});
+  const bool shm = absl::GetFlag(FLAGS_shared_memory);
+  auto transport = GrpcTransport::Create((*server)->service(), {"bench", 0, rank, addresses, shm});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport), {"bench", 0, absl::Seconds(120), false});
-  const int rc = Run(comm, "nightshift_grpc_ring");
+  const int rc = Run(comm, shm ? "nightshift_shm_ring" : "nightshift_grpc_ring");
   // Everyone finishes before anyone's server goes away.
   comm.Barrier().IgnoreError();
   return rc;

@@ -102,7 +102,8 @@ TEST_P(FailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
 
 INSTANTIATE_TEST_SUITE_P(
     TransportSizeFault, FailureTest,
-    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc),
+    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc,
+                                     TransportKind::kGrpcShm),
                      testing::Values(3, 4), testing::Values(Fault::kStall, Fault::kKill)),
     [](const auto& info) {
       return TransportKindName(std::get<0>(info.param)) + "_" +

@@ -65,7 +65,8 @@ TEST_P(FusionTest, FusedEqualsUnfusedBitwise) {
 
 INSTANTIATE_TEST_SUITE_P(
     TransportsAndSizes, FusionTest,
-    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc),
+    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc,
+                                     TransportKind::kGrpcShm),
                      testing::Values(3, 4)),
     [](const auto& info) {
       return TransportKindName(std::get<0>(info.param)) + "_" +

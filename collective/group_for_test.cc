@@ -26,17 +26,22 @@ class LocalGroup final : public TestGroup {
 }  // namespace
 
 std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options,
-                                             TransportWrapper wrap);
+                                             TransportWrapper wrap, bool shared_memory);
 
 std::string TransportKindName(TransportKind kind) {
-  return kind == TransportKind::kLocal ? "Local" : "Grpc";
+  switch (kind) {
+    case TransportKind::kLocal: return "Local";
+    case TransportKind::kGrpc: return "Grpc";
+    case TransportKind::kGrpcShm: return "GrpcShm";
+  }
+  return "?";
 }
 
 std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size,
                                          CommunicatorOptions options, TransportWrapper wrap) {
   if (options.job_id.empty()) options.job_id = "test-job";
   if (kind == TransportKind::kLocal) return std::make_unique<LocalGroup>(size, options, wrap);
-  return MakeGrpcTestGroup(size, options, wrap);
+  return MakeGrpcTestGroup(size, options, wrap, kind == TransportKind::kGrpcShm);
 }
 
 }  // namespace nightshift::collective

@@ -37,7 +37,9 @@ class TestGroup {
   std::vector<std::unique_ptr<Communicator>> comms_;
 };
 
-enum class TransportKind { kLocal, kGrpc };
+// kGrpcShm: the gRPC transport with shared memory between its (all
+// loopback) peers, as workers on one machine run it.
+enum class TransportKind { kLocal, kGrpc, kGrpcShm };
 std::string TransportKindName(TransportKind kind);
 
 // Lets a test wrap a rank's transport (to inject a stall or a crash).

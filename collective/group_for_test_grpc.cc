@@ -10,7 +10,8 @@ namespace {
 
 class GrpcGroupForTest final : public TestGroup {
  public:
-  GrpcGroupForTest(int size, const CommunicatorOptions& options, const TransportWrapper& wrap) {
+  GrpcGroupForTest(int size, const CommunicatorOptions& options, const TransportWrapper& wrap,
+                   bool shared_memory) {
     std::vector<std::string> addresses;
     for (int r = 0; r < size; ++r) {
       auto server = PeerServer::Start("127.0.0.1:0");
@@ -20,7 +21,8 @@ class GrpcGroupForTest final : public TestGroup {
     }
     for (int r = 0; r < size; ++r) {
       auto transport = GrpcTransport::Create(
-          servers_[r]->service(), {options.job_id, options.generation, r, addresses});
+          servers_[r]->service(),
+          {options.job_id, options.generation, r, addresses, shared_memory});
       CHECK(transport.ok()) << transport.status();
       raw_.push_back(transport->get());
       std::unique_ptr<Transport> t = *std::move(transport);
@@ -46,8 +48,8 @@ class GrpcGroupForTest final : public TestGroup {
 }  // namespace
 
 std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options,
-                                             TransportWrapper wrap) {
-  return std::make_unique<GrpcGroupForTest>(size, options, wrap);
+                                             TransportWrapper wrap, bool shared_memory) {
+  return std::make_unique<GrpcGroupForTest>(size, options, wrap, shared_memory);
 }
 
 }  // namespace nightshift::collective

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Real processes, real SIGKILL: three ranks all-reduce over gRPC on
-# loopback; rank 1 is killed mid-run. Both survivors must fail within the
-# 2 s operation timeout + 1 s, with an error naming rank 1.
+# loopback (then with shared memory between them); rank 1 is killed
+# mid-run. Both survivors must fail within the 2 s operation timeout
+# + 1 s, with an error naming rank 1.
 set -euo pipefail
 MEMBER="$1"
-T="${TEST_TMPDIR:-$(mktemp -d)}"
+for mode in --shared_memory=false --shared_memory=true; do
+echo "== $mode"
+T="${TEST_TMPDIR:-$(mktemp -d)}/${mode#--}"
 mkdir -p "$T/rv"
 fail() { echo "FAIL: $*" >&2; for f in "$T"/log-*; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 pids=()
 for r in 0 1 2; do
-  "$MEMBER" --rank=$r --size=3 --rendezvous="$T/rv" --timeout_ms=2000 >"$T/log-$r" 2>&1 &
+  : >"$T/log-$r"  # exists before anyone tails it
+  "$MEMBER" --rank=$r --size=3 --rendezvous="$T/rv" --timeout_ms=2000 "$mode" >"$T/log-$r" 2>&1 &
   pids+=($!)
 done
 trap 'kill -9 "${pids[@]}" 2>/dev/null || true' EXIT
@@ -28,5 +32,7 @@ for r in 0 2; do
   [ "$ms" -le 3000 ] || fail "rank $r took ${ms} ms after the kill, limit 3000"
   grep -Eq "rank 1([^0-9]|$)" <(grep "failed after" "$T/log-$r") || fail "rank $r does not name rank 1"
   echo "rank $r: $(grep 'failed after' "$T/log-$r") (exited ${ms} ms after the kill)"
+done
+kill -9 "${pids[@]}" 2>/dev/null || true
 done
 echo PASS

@@ -112,7 +112,7 @@ TEST_P(CollectiveTest, BarrierAndBackToBackOperations) {
 
 std::vector<Case> Cases() {
   std::vector<Case> cases;
-  for (TransportKind t : {TransportKind::kLocal, TransportKind::kGrpc}) {
+  for (TransportKind t : {TransportKind::kLocal, TransportKind::kGrpc, TransportKind::kGrpcShm}) {
     for (int size = 1; size <= 5; ++size) {
       for (int64_t length : {0, 1, 7, 13, 4, 40009, 1000000}) {
         if (length == 4 && size != 5) continue;  // fewer elements than ranks
@@ -196,7 +196,8 @@ TEST_P(OffsetTest, CompressedWireStaysWithinTheDocumentedBound) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, OffsetTest,
-                         testing::Values(TransportKind::kLocal, TransportKind::kGrpc),
+                         testing::Values(TransportKind::kLocal, TransportKind::kGrpc,
+                                         TransportKind::kGrpcShm),
                          [](const auto& info) { return TransportKindName(info.param); });
 
 }  // namespace

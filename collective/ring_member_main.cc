@@ -21,6 +21,7 @@ ABSL_FLAG(int, size, 3, "world size");
 ABSL_FLAG(std::string, rendezvous, "", "folder where ranks publish addresses");
 ABSL_FLAG(int, ops, 100000, "all-reduces to run");
 ABSL_FLAG(int, timeout_ms, 2000, "per-operation timeout");
+ABSL_FLAG(bool, shared_memory, false, "data through shared memory between local ranks");
 
 namespace nightshift::collective {
 namespace {
@@ -43,7 +44,9 @@ int Main(int argc, char** argv) {
       std::getline(in, addresses[r]);
     }
   }
-  auto transport = GrpcTransport::Create((*server)->service(), {"kill-test", 0, rank, addresses});
+  auto transport = GrpcTransport::Create(
+      (*server)->service(),
+      {"kill-test", 0, rank, addresses, absl::GetFlag(FLAGS_shared_memory)});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport),
                     {"kill-test", 0, absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms)), false});

@@ -13,20 +13,20 @@ class Sgd final : public Optimizer {
         weight_decay_(spec.weight_decay()),
         buffer_(Shape{momentum_ > 0 ? n : 0}) {}
 
-  void Step(absl::Span<float> params, absl::Span<const float> grads,
-            float lr) override {
+  void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
+            float grad_scale) override {
     const int64_t n = static_cast<int64_t>(params.size());
     float* p = params.data();
     const float* g = grads.data();
     float* buf = buffer_.data();
-    const float mu = momentum_, wd = weight_decay_;
+    const float mu = momentum_, wd = weight_decay_, gs = grad_scale;
     if (momentum_ == 0) {
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (gs * g[i] + wd * p[i]);
     } else if (steps_ == 0) {
 #pragma omp parallel for simd schedule(static)
       for (int64_t i = 0; i < n; ++i) {
-        const float d = g[i] + wd * p[i];
+        const float d = gs * g[i] + wd * p[i];
         buf[i] = d;
         p[i] -= lr * (nesterov_ ? d + mu * d : d);
       }
@@ -34,7 +34,7 @@ class Sgd final : public Optimizer {
       const bool nesterov = nesterov_;
 #pragma omp parallel for simd schedule(static)
       for (int64_t i = 0; i < n; ++i) {
-        const float d = g[i] + wd * p[i];
+        const float d = gs * g[i] + wd * p[i];
         const float b = mu * buf[i] + d;
         buf[i] = b;
         p[i] -= lr * (nesterov ? d + mu * b : b);
@@ -65,15 +65,15 @@ class AdamW final : public Optimizer {
         exp_avg_(Shape{n}),
         exp_avg_sq_(Shape{n}) {}
 
-  void Step(absl::Span<float> params, absl::Span<const float> grads,
-            float lr) override {
+  void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
+            float grad_scale) override {
     ++steps_;
     const int64_t n = static_cast<int64_t>(params.size());
     float* p = params.data();
     const float* g = grads.data();
     float* m = exp_avg_.data();
     float* v = exp_avg_sq_.data();
-    const float b1 = beta1_, b2 = beta2_, eps = eps_;
+    const float b1 = beta1_, b2 = beta2_, eps = eps_, gs = grad_scale;
     const float decay = 1.f - lr * weight_decay_;
     const double t = static_cast<double>(steps_);
     const float bias1 = static_cast<float>(1.0 - std::pow(b1, t));
@@ -83,8 +83,9 @@ class AdamW final : public Optimizer {
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       p[i] *= decay;
-      m[i] = b1 * m[i] + (1.f - b1) * g[i];
-      v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
+      const float gi = gs * g[i];
+      m[i] = b1 * m[i] + (1.f - b1) * gi;
+      v[i] = b2 * v[i] + (1.f - b2) * gi * gi;
       p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bias2_sqrt + eps);
     }
   }

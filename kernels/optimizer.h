@@ -30,9 +30,11 @@ struct OptimizerState {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // One update with learning rate `lr`; grads and params are equally long.
-  virtual void Step(absl::Span<float> params, absl::Span<const float> grads,
-                    float lr) = 0;
+  // One update with learning rate `lr` from gradient grad_scale × grads
+  // (the trainer passes gradient sums and 1/batch, saving a pass over
+  // them); grads and params are equally long.
+  virtual void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
+                    float grad_scale = 1.f) = 0;
   // The buffers a checkpoint must keep, in a fixed order.
   virtual std::vector<OptimizerState> State() = 0;
   // Updates applied so far (AdamW's t; SGD's first-step rule).

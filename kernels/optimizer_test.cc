@@ -33,6 +33,16 @@ TEST(SgdTest, PlainStep) {
   EXPECT_FLOAT_EQ(p2, 0.90f);
 }
 
+TEST(SgdTest, GradScaleScalesTheGradientNotTheDecay) {
+  v1::OptimizerSpec spec;
+  spec.mutable_sgd()->set_lr(0.1f);
+  spec.mutable_sgd()->set_weight_decay(0.01f);
+  auto opt = MakeOptimizer(spec, 1);
+  std::vector<float> p = {1.f}, g = {0.5f};
+  (*opt)->Step(absl::MakeSpan(p), g, 0.1f, 0.25f);
+  EXPECT_NEAR(p[0], 1 - 0.1 * (0.125 + 0.01), 1e-7);  // g·scale + wd·p
+}
+
 TEST(SgdTest, MomentumWithWeightDecay) {
   v1::OptimizerSpec spec;
   spec.mutable_sgd()->set_lr(0.1f);

@@ -123,7 +123,8 @@ TEST_P(DataParallelTest, RebalanceFollowsMeasuredSpeedAndStaysExact) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, DataParallelTest,
                          testing::Values(collective::TransportKind::kLocal,
-                                         collective::TransportKind::kGrpc),
+                                         collective::TransportKind::kGrpc,
+                                         collective::TransportKind::kGrpcShm),
                          [](const auto& info) { return collective::TransportKindName(info.param); });
 
 }  // namespace

@@ -188,13 +188,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     compute_time += clock_->Now() - compute_start;
     computed_samples += end - begin;
-    // 3. Sum over ranks, then the global batch's mean.
+    // 3. Sum over ranks; the 1/B of the global batch's mean is applied
+    // inside the optimizer step (4), saving a pass over the gradients.
     RETURN_IF_ERROR(SumOverRanks(model_->flat_gradients()));
-    const float inv_batch = 1.f / batch;
-    for (float& g : model_->flat_gradients()) g *= inv_batch;
     // 4. One optimizer step at the scheduled rate.
     const float lr = LearningRateAt(spec_.lr_schedule(), base_lr, step, total_steps_);
-    optimizer_->Step(model_->flat_parameters(), model_->flat_gradients(), lr);
+    optimizer_->Step(model_->flat_parameters(), model_->flat_gradients(), lr, 1.f / batch);
 
     window[0] += static_cast<float>(r.loss_sum);
     window[1] += static_cast<float>(r.correct);

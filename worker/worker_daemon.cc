@@ -204,7 +204,8 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::shared_ptr<std::atomic<bool>> c
     }
     std::vector<std::string> peers(a.peer_addresses().begin(), a.peer_addresses().end());
     auto transport = collective::GrpcTransport::Create(
-        peer_server_->service(), {a.job_id(), a.generation(), a.rank(), peers});
+        peer_server_->service(),
+        {a.job_id(), a.generation(), a.rank(), peers, /*shared_memory=*/true});
     if (!transport.ok()) return transport.status();
     collective::Communicator comm(*std::move(transport),
                                   {a.job_id(), a.generation(), options_.collective_timeout, false});

@@ -2,7 +2,9 @@
 
 #include <deque>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "collective/transport/grpc/peer_chunk_codec.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -142,6 +144,16 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
   // Drops the call at once.
   void Cancel() { context_.TryCancel(); }
 
+  // OK while the stream works; why not once it failed.
+  absl::Status Health() {
+    absl::MutexLock lock(&mu_);
+    if (done_) return status_;
+    if (server_finished_) {
+      return absl::UnavailableError(absl::StrCat("rank ", peer_rank_, " ended the stream"));
+    }
+    return absl::OkStatus();
+  }
+
  private:
   bool ReleaseHoldIfIdle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!server_finished_ || writing_ || hold_released_) return false;
@@ -179,22 +191,58 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService
   }
   absl::StatusOr<std::shared_ptr<Inbox>> inbox = service->OpenGroup(group.job_id, group.generation);
   if (!inbox.ok()) return inbox.status();
-  return std::unique_ptr<GrpcTransport>(
-      new GrpcTransport(service, std::move(group), *std::move(inbox)));
+  std::unique_ptr<GrpcTransport> t(new GrpcTransport(service, std::move(group), *std::move(inbox)));
+  // This rank owns the rings it reads from.
+  for (int r = 0; r < t->size(); ++r) {
+    if (!t->local_[r]) continue;
+    absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Create(t->ShmName(r, t->rank()));
+    if (!ring.ok()) return ring.status();
+    t->shm_in_[r] = *std::move(ring);
+  }
+  return t;
 }
 
 GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group,
                              std::shared_ptr<Inbox> inbox)
     : service_(service), group_(std::move(group)), inbox_(std::move(inbox)) {
-  out_.resize(group_.peer_addresses.size());
+  const size_t n = group_.peer_addresses.size();
+  out_.resize(n);
+  shm_in_.resize(n);
+  shm_out_.resize(n);
+  local_.assign(n, false);
+  if (!group_.shared_memory) return;
+  for (size_t r = 0; r < n; ++r) {
+    const std::string& a = group_.peer_addresses[r];
+    local_[r] = static_cast<int>(r) != group_.rank &&
+                (a.rfind("127.", 0) == 0 || a.rfind("localhost:", 0) == 0 || a.rfind("[::1]:", 0) == 0);
+  }
+}
+
+// Unique per receiving server: two groups with the same job and generation
+// (tests, a reused job id) never share a ring.
+std::string GrpcTransport::ShmName(int from, int to) const {
+  std::string receiver = group_.peer_addresses[to];
+  for (char& c : receiver) {
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-", from, "-to-",
+                      to, "-at-", receiver);
 }
 
 GrpcTransport::~GrpcTransport() {
+  shm_out_.clear();  // stops the ring writers before the streams they watch
   const absl::Time deadline = absl::Now() + absl::Seconds(2);
   for (auto& stream : out_) {
     if (stream != nullptr) stream->Close(deadline);
   }
   service_->CloseGroup(group_.job_id, group_.generation);
+}
+
+// Prefixes errors of a shared-memory ring with the peer's rank, as the
+// gRPC path's errors are.
+absl::Status GrpcTransport::Named(int peer, const absl::Status& s) const {
+  if (s.ok() || absl::StrContains(s.message(), "rank ")) return s;
+  return absl::Status(s.code(), absl::StrCat("rank ", peer, " ", s.message()));
 }
 
 v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
@@ -215,6 +263,27 @@ OutStream& GrpcTransport::StreamTo(int rank) {
 
 absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                                  absl::Time deadline) {
+  if (local_[to]) {
+    OutStream& stream = StreamTo(to);
+    auto interrupted = [&]() -> absl::Status {
+      RETURN_IF_ERROR(inbox_->Check(to));
+      return stream.Health();
+    };
+    if (shm_out_[to] == nullptr) {
+      // Open the gRPC stream too: if this process dies, the peer sees it end.
+      RETURN_IF_ERROR(stream.Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0,
+                                     deadline));
+      absl::StatusOr<std::unique_ptr<ShmRing>> ring =
+          ShmRing::Open(ShmName(rank(), to), deadline, interrupted);
+      if (!ring.ok()) return Named(to, ring.status());
+      shm_out_[to] = std::make_unique<ShmRingWriter>(
+          *std::move(ring), [this, to]() -> absl::Status {
+            RETURN_IF_ERROR(inbox_->Check(to));
+            return out_[to]->Health();
+          });
+    }
+    return Named(to, shm_out_[to]->Send(tag, parts));
+  }
   size_t bytes = 0;
   for (absl::string_view p : parts) bytes += p.size();
   return StreamTo(to).Enqueue(EncodePeerChunk(Header(tag), parts, send_buffers_), bytes,
@@ -223,7 +292,18 @@ absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::st
 
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,
                                      absl::Time deadline, const ConsumeParts& consume) {
+  if (local_[from]) {
+    return Named(from, shm_in_[from]->Read(tag, expected_bytes, deadline,
+                                           [&] { return inbox_->Check(from); }, consume));
+  }
   return inbox_->Pop(from, tag, expected_bytes, deadline, consume);
+}
+
+absl::Status GrpcTransport::Flush(absl::Time deadline) {
+  for (size_t r = 0; r < shm_out_.size(); ++r) {
+    if (shm_out_[r] != nullptr) RETURN_IF_ERROR(Named(static_cast<int>(r), shm_out_[r]->Flush(deadline)));
+  }
+  return absl::OkStatus();
 }
 
 void GrpcTransport::Abort(const absl::Status& reason) {

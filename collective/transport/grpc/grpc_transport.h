@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "collective/transport/grpc/buffer_pool.h"
 #include "collective/transport/grpc/peer_service.h"
+#include "collective/transport/shm/shm_ring.h"
 #include "collective/transport/transport.h"
 
 namespace nightshift::collective {
@@ -37,6 +38,10 @@ struct GrpcGroup {
   int64_t generation = 0;
   int rank = 0;
   std::vector<std::string> peer_addresses;  // Peer service of each rank
+  // Peers at loopback addresses (this machine) exchange data through
+  // shared-memory rings (collective/transport/shm/shm_ring.h); gRPC still
+  // carries abort notices and still shows when such a peer dies.
+  bool shared_memory = false;
 };
 
 class OutStream;
@@ -44,6 +49,9 @@ class OutStream;
 class GrpcTransport final : public Transport {
  public:
   static constexpr size_t kMaxQueuedBytes = 8 << 20;
+  // Tag of the payload-less chunk that opens a stream to a shared-memory
+  // peer, so that the peer sees the stream end if this process dies.
+  static constexpr uint64_t kHelloTag = ~uint64_t{0};
 
   static absl::StatusOr<std::unique_ptr<GrpcTransport>> Create(PeerService* service,
                                                                GrpcGroup group);
@@ -56,7 +64,7 @@ class GrpcTransport final : public Transport {
                     absl::Time deadline) override;
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
                         const ConsumeParts& consume) override;
-  absl::Status Flush(absl::Time) override { return absl::OkStatus(); }
+  absl::Status Flush(absl::Time deadline) override;
   void Abort(const absl::Status& reason) override;
   std::set<int> AwaitAborts(int count, absl::Time deadline) override {
     return inbox_->AwaitAborts(count, deadline);
@@ -67,6 +75,7 @@ class GrpcTransport final : public Transport {
  private:
   GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
   v1::PeerChunk Header(uint64_t tag) const;
+  absl::Status Named(int peer, const absl::Status& s) const;
   OutStream& StreamTo(int rank);
 
   PeerService* service_;
@@ -74,6 +83,10 @@ class GrpcTransport final : public Transport {
   std::shared_ptr<Inbox> inbox_;
   std::shared_ptr<BufferPool> send_buffers_ = std::make_shared<BufferPool>();
   std::vector<std::unique_ptr<OutStream>> out_;  // by destination rank
+  std::vector<std::unique_ptr<ShmRing>> shm_in_;         // by peer rank
+  std::vector<std::unique_ptr<ShmRingWriter>> shm_out_;  // by peer rank
+  std::vector<bool> local_;  // peer reachable through shared memory
+  std::string ShmName(int from, int to) const;
   std::atomic<bool> cancelled_{false};
 };
 

@@ -20,6 +20,13 @@ void Inbox::Abort(const absl::Status& reason) {
   if (aborted_.ok()) aborted_ = reason;
 }
 
+absl::Status Inbox::Check(int source) {
+  absl::MutexLock lock(&mu_);
+  if (!aborted_.ok()) return aborted_;
+  auto it = sources_.find(source);
+  return it == sources_.end() ? absl::OkStatus() : it->second.closed;
+}
+
 void Inbox::NoteAbort(int source, const absl::Status& reason) {
   absl::MutexLock lock(&mu_);
   aborted_by_.insert(source);

@@ -31,6 +31,10 @@ class Inbox {
   absl::Status Pop(int source, uint64_t tag, size_t expected_bytes, absl::Time deadline,
                    const Transport::ConsumeParts& consume);
   void Abort(const absl::Status& reason);
+  // OK, or why nothing more will come from `source`: the group was aborted
+  // or its stream from `source` ended (for shared-memory peers, whose data
+  // does not come through the inbox).
+  absl::Status Check(int source);
   // `source` gave up on the group: fails pending pops with `reason`.
   void NoteAbort(int source, const absl::Status& reason);
   std::set<int> AwaitAborts(int count, absl::Time deadline);
