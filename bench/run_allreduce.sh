@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # All-reduce side by side, one process per rank on loopback, 4 KiB..64 MiB
 # float32, 2 and 4 ranks:
-#   nightshift_grpc_ring   Nightshift's ring over gRPC (worker daemons)
+#   nightshift_grpc_ring   Nightshift's ring over gRPC
+#   nightshift_shm_ring    the same with shared-memory rings between local
+#                          ranks (what worker daemons on one machine use)
 #   nightshift_mpi_ring    Nightshift's ring over MPI point-to-point (TCP)
 #   mpi_allreduce_tcp      Nightshift's pass-through to MPI_Allreduce (TCP)
 #   mpi_raw_tcp[_tuned]    a plain MPI program calling MPI_Allreduce over
@@ -39,6 +41,11 @@ for n in $RANKS; do
   for ((r = 1; r < n; r++)); do "$B" --transport=grpc --rank=$r --size=$n --rendezvous="$rv" --seconds="$SECS" >/dev/null & done
   "$B" --transport=grpc --rank=0 --size=$n --rendezvous="$rv" --seconds="$SECS" >>"$OUT/all"
   wait
+  # The same with shared-memory rings between the (local) ranks, as workers run.
+  rv=$(mktemp -d)
+  for ((r = 1; r < n; r++)); do "$B" --transport=grpc --shared_memory --rank=$r --size=$n --rendezvous="$rv" --seconds="$SECS" >/dev/null & done
+  "$B" --transport=grpc --shared_memory --rank=0 --size=$n --rendezvous="$rv" --seconds="$SECS" >>"$OUT/all"
+  wait
   "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
     "$B" --transport=mpi --seconds="$SECS" >>"$OUT/all"
   "${MPIRUN[@]}" -np $n --mca btl tcp,self --mca btl_tcp_if_include lo \
@@ -66,14 +73,14 @@ rows = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     f = dict(kv.split("=") for kv in line.split())
     rows[(int(f["ranks"]), int(f["bytes"]))][f["impl"]] = (float(f["us"]), float(f["busbw_gbps"]))
-impls = ["nightshift_grpc_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_raw_tcp",
+impls = ["nightshift_grpc_ring", "nightshift_shm_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_raw_tcp",
          "mpi_raw_tcp_tuned", "mpi_allreduce_shm", "gloo"]
-short = ["ns_grpc", "ns_mpi_ring", "ns_mpi_native", "raw_mpi_tcp", "raw_tcp_tuned", "mpi_shm", "gloo"]
+short = ["ns_grpc", "ns_shm", "ns_mpi_ring", "ns_mpi_native", "raw_mpi_tcp", "raw_tcp_tuned", "mpi_shm", "gloo"]
 def size(b):
     return f"{b // 1048576} MiB" if b >= 1048576 else f"{b // 1024} KiB"
 print("latency us / bus bandwidth GB/s")
 print(f"{'ranks':>5} {'size':>7} " + " ".join(f"{s:>16}" for s in short) +
-      "   grpc/gloo grpc/raw_tuned ring/raw_tuned native/raw_tuned")
+      "   grpc/gloo grpc/raw_tuned shm/raw_shm ring/raw_tuned native/raw_tuned")
 for (n, b) in sorted(rows):
     r = rows[(n, b)]
     cells = " ".join(f"{r[i][0]:>8.0f} {r[i][1]:>6.3f} " if i in r else f"{'-':>16}" for i in impls)
@@ -81,6 +88,7 @@ for (n, b) in sorted(rows):
         return f"{r[a][1] / r[c][1]:.2f}x" if a in r and c in r and r[c][1] > 0 else "-"
     print(f"{n:>5} {size(b):>7} {cells}  {ratio('nightshift_grpc_ring','gloo'):>9} "
           f"{ratio('nightshift_grpc_ring','mpi_raw_tcp_tuned'):>15} "
+          f"{ratio('nightshift_shm_ring','mpi_allreduce_shm'):>11} "
           f"{ratio('nightshift_mpi_ring','mpi_raw_tcp_tuned'):>14} "
           f"{ratio('mpi_allreduce_tcp','mpi_raw_tcp_tuned'):>16}")
 PY

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +21,7 @@ namespace {
 constexpr uint64_t kReady = 0x4e53484d52494e47ULL;  // "NSHMRING"
 constexpr size_t kFrame = 16;
 constexpr absl::Duration kPollSlice = absl::Milliseconds(20);
+constexpr absl::Duration kSpin = absl::Milliseconds(1);
 
 size_t Pad16(size_t n) { return (n + 15) & ~size_t{15}; }
 
@@ -109,9 +111,15 @@ absl::Status ShmRing::WaitFor(const std::function<bool()>& ready, uint32_t* fute
                               absl::Time deadline, const Interrupted& interrupted,
                               const char* what) {
   auto* word = reinterpret_cast<std::atomic<uint32_t>*>(futex_word);
-  // A short spin first: on a busy ring the other side answers in microseconds.
-  for (int i = 0; i < 2000; ++i) {
-    if (ready()) return absl::OkStatus();
+  // Spin first (up to kSpin): the other side usually answers within tens of
+  // microseconds, and a futex sleep costs a wake-up of about that much.
+  const absl::Time spin_until = absl::Now() + kSpin;
+  while (absl::Now() < spin_until) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return absl::OkStatus();
+      __builtin_ia32_pause();
+    }
+    sched_yield();  // with more ranks than cores, let the peer run
   }
   while (true) {
     const uint32_t seen = word->load(std::memory_order_acquire);
