@@ -64,6 +64,18 @@ WorkerDaemon::~WorkerDaemon() {
     if (current_cancel_) current_cancel_->store(true);
   }
   if (job_thread_.joinable()) job_thread_.join();
+  WaitForQueuedReports();
+}
+
+void WorkerDaemon::WaitForQueuedReports() {
+  std::thread reporter;
+  {
+    absl::MutexLock lock(&report_mu_);
+    auto idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(report_mu_) { return !reporting_; };
+    report_mu_.Await(absl::Condition(&idle));
+    reporter = std::move(reporter_);
+  }
+  if (reporter.joinable()) reporter.join();
 }
 
 absl::Status WorkerDaemon::RegisterWithRetry() {
@@ -158,6 +170,31 @@ void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
   job_thread_ = std::thread([this, assignment, cancelled] { RunJob(assignment, cancelled); });
 }
 
+void WorkerDaemon::ReportLater(v1::ReportProgressRequest request) {
+  absl::MutexLock lock(&report_mu_);
+  reports_.push_back(std::move(request));
+  if (reporting_) return;  // the reporter thread will pick it up
+  reporting_ = true;
+  if (reporter_.joinable()) reporter_.join();
+  reporter_ = std::thread([this] { ReportQueued(); });
+}
+
+void WorkerDaemon::ReportQueued() {
+  while (true) {
+    v1::ReportProgressRequest next;
+    {
+      absl::MutexLock lock(&report_mu_);
+      if (reports_.empty()) {
+        reporting_ = false;
+        return;
+      }
+      next = std::move(reports_.front());
+      reports_.pop_front();
+    }
+    Report(std::move(next));
+  }
+}
+
 void WorkerDaemon::Report(v1::ReportProgressRequest request) {
   request.set_worker_id(worker_id_);
   grpc::ClientContext ctx;
@@ -226,7 +263,7 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::shared_ptr<std::atomic<bool>> c
       r.set_job_id(a.job_id());
       r.set_generation(a.generation());
       *r.mutable_progress() = p;
-      Report(r);
+      ReportLater(std::move(r));
     };
     options.on_progress = report;
     options.on_evaluation = report;
@@ -250,6 +287,7 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::shared_ptr<std::atomic<bool>> c
       done.set_job_id(a.job_id());
       done.set_generation(a.generation());
       done.set_finished(true);
+      WaitForQueuedReports();  // the last progress lands before `finished`
       Report(done);
     }
     return absl::OkStatus();

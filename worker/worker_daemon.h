@@ -20,6 +20,7 @@
 #define NIGHTSHIFT_WORKER_WORKER_DAEMON_H_
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,7 +58,13 @@ class WorkerDaemon {
   void StartJob(const v1::Assignment& assignment);
   void RunJob(v1::Assignment assignment, std::shared_ptr<std::atomic<bool>> cancelled);
   absl::Status Upload(const std::string& job_id, int64_t step, bool final, const std::string& path);
+  // Sends at once (blocking), for the final and error reports.
   void Report(v1::ReportProgressRequest request);
+  // Queues for the reporter thread, so the training loop never waits on
+  // the coordinator; ReportQueued() drains the queue first.
+  void ReportLater(v1::ReportProgressRequest request);
+  void ReportQueued();
+  void WaitForQueuedReports();
 
   WorkerOptions options_;
   std::unique_ptr<collective::PeerServer> peer_server_;
@@ -73,6 +80,10 @@ class WorkerDaemon {
   int64_t current_generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<std::atomic<bool>> current_cancel_ ABSL_GUARDED_BY(mu_);
   std::thread job_thread_;
+  absl::Mutex report_mu_;
+  std::deque<v1::ReportProgressRequest> reports_ ABSL_GUARDED_BY(report_mu_);
+  bool reporting_ ABSL_GUARDED_BY(report_mu_) = false;
+  std::thread reporter_;
 };
 
 }  // namespace nightshift
