@@ -15,6 +15,8 @@ PACKAGES=(
   libsqlite3-dev libcpp-httplib-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
+  # Scripts and tests: the HTTP API is checked with curl.
+  curl
   # Data set used by the examples.
   dataset-fashion-mnist
   # Benchmark peers: PyTorch on OpenBLAS (OpenMP build), Python gRPC.
