@@ -18,6 +18,8 @@ namespace nightshift {
 namespace {
 
 constexpr int64_t kEvalBatch = 1000;
+// Smallest change of a rank's share of the batch that a rebalance acts on.
+constexpr double kRebalanceThreshold = 0.04;
 
 absl::Status MakeDirs(const std::string& dir) {
   std::string path;
@@ -130,7 +132,22 @@ absl::Status Trainer::Rebalance(double my_samples_per_second, std::vector<double
   if (!(total > 0)) return absl::OkStatus();  // nothing measured: keep the split
   // Every rank keeps at least 2% of the mean share, so a slow rank still
   // measures a rate at the next rebalance.
-  for (int i = 0; i < n; ++i) (*weights)[i] = std::max<double>(rates[i], 0.02 * total / n);
+  std::vector<double> proposed(n);
+  double proposed_total = 0, current_total = 0;
+  for (int i = 0; i < n; ++i) {
+    proposed[i] = std::max<double>(rates[i], 0.02 * total / n);
+    proposed_total += proposed[i];
+    current_total += (*weights)[i];
+  }
+  // Hysteresis: measurements jitter by a few percent, and every new slice
+  // size costs new oneDNN primitives and an uneven step; move only when
+  // some rank's share changes by more than kRebalanceThreshold.
+  bool move = false;
+  for (int i = 0; i < n; ++i) {
+    move |= std::abs(proposed[i] / proposed_total - (*weights)[i] / current_total) >
+            kRebalanceThreshold;
+  }
+  if (move) *weights = std::move(proposed);
   return absl::OkStatus();
 }
 

@@ -17,7 +17,8 @@
 //   5. Every rebalance_interval_steps, ranks all-gather the samples/s each
 //      measured for steps 1–2 since the last rebalance; the new weights
 //      (proportional to those rates) take effect at step g+1 on every rank
-//      alike — the announced step is implied by the interval.
+//      alike — the announced step is implied by the interval. Shares that
+//      would move by less than 4 points are left as they are.
 //   6. Every progress_interval_steps, loss, correct count and samples of
 //      the window are summed over ranks; rank 0 reports a Progress.
 //   7. Rank 0 evaluates on the test set every eval_interval_steps (or at
@@ -67,7 +68,7 @@ struct TrainerOptions {
   Clock* clock = nullptr;   // default: the real clock
   // Unset: train alone.
   std::optional<DataParallel> data_parallel;
-  // Called on rank 0 when a rebalance changes the shard weights.
+  // Called on rank 0 after each rebalance, with the weights now in force.
   std::function<void(int64_t step, const std::vector<double>& weights)> on_rebalance;
   // Called on rank 0 after each checkpoint file is written (not the final
   // model.safetensors, which Run returns).
