@@ -13,4 +13,5 @@ echo "status API: $(cat "$NIGHTSHIFT_CLUSTER_DIR/http")/v1/jobs"
 job=$(bazel-bin/cli/nightshift submit examples/fashion_mlp.textproto --coordinator="$COORD")
 echo "submitted $job"
 bazel-bin/cli/nightshift watch "$job" --coordinator="$COORD"
+mkdir -p out
 bazel-bin/cli/nightshift export "$job" "out/$job.safetensors" --coordinator="$COORD"
