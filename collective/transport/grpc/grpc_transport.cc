@@ -192,12 +192,15 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService
   absl::StatusOr<std::shared_ptr<Inbox>> inbox = service->OpenGroup(group.job_id, group.generation);
   if (!inbox.ok()) return inbox.status();
   std::unique_ptr<GrpcTransport> t(new GrpcTransport(service, std::move(group), *std::move(inbox)));
-  // This rank owns the rings it reads from.
-  for (int r = 0; r < t->size(); ++r) {
-    if (!t->local_[r]) continue;
-    absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Create(t->ShmName(r, t->rank()));
+  // This rank makes the rings it reads from: now for its ring predecessor
+  // (the only sender of the ring algorithms), so that its first send never
+  // waits; for any other local peer on the first receive from it. Making
+  // only what is used leaves nothing in /dev/shm when a process dies.
+  const int pred = (t->rank() + t->size() - 1) % t->size();
+  if (t->local_[pred]) {
+    absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Create(t->ShmName(pred, t->rank()));
     if (!ring.ok()) return ring.status();
-    t->shm_in_[r] = *std::move(ring);
+    t->shm_in_[pred] = *std::move(ring);
   }
   return t;
 }
@@ -293,6 +296,11 @@ absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::st
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,
                                      absl::Time deadline, const ConsumeParts& consume) {
   if (local_[from]) {
+    if (shm_in_[from] == nullptr) {
+      absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Create(ShmName(from, rank()));
+      if (!ring.ok()) return ring.status();
+      shm_in_[from] = *std::move(ring);
+    }
     return Named(from, shm_in_[from]->Read(tag, expected_bytes, deadline,
                                            [&] { return inbox_->Check(from); }, consume));
   }

@@ -94,7 +94,12 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name,
         close(fd);
         if (map == MAP_FAILED) return absl::UnavailableError(absl::StrCat(path, ": mmap failed"));
         std::unique_ptr<ShmRing> ring(new ShmRing(path, false, map, st.st_size));
-        if (ring->header_->ready.load(std::memory_order_acquire) == kReady) return ring;
+        if (ring->header_->ready.load(std::memory_order_acquire) == kReady) {
+          // Both ends have it mapped: the name is no longer needed, and
+          // without it a crash of either process leaves nothing behind.
+          unlink(path.c_str());
+          return ring;
+        }
       } else {
         close(fd);
       }

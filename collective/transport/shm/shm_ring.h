@@ -9,9 +9,10 @@
 // consumer reads at `tail` and frees by advancing it. A payload may wrap
 // the end of the buffer: the consumer then sees it as two parts.
 //
-// The receiver creates the ring (Create) and owns the file, which it
-// unlinks on destruction; the sender opens it (Open), waiting until the
-// receiver has made it. Blocking waits sleep on the futex words in slices
+// The receiver creates the ring (Create); the sender opens it (Open),
+// waiting until the receiver has made it, and then removes its name, so
+// that nothing is left in /dev/shm whichever process dies (a receiver
+// whose sender never came removes it on destruction). Blocking waits sleep on the futex words in slices
 // of at most `poll`, calling `interrupted()` between slices so that the
 // caller can give up when the peer is known to be gone. Each ring has one
 // producer and one consumer thread.
