@@ -79,16 +79,20 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   return t;
 }
 
-Trainer::Evaluation Trainer::Evaluate() {
+absl::StatusOr<Trainer::Evaluation> Trainer::Evaluate() {
   const Dataset& test = data_.test;
-  if (test.size() == 0) return {0, 0};
+  if (test.size() == 0) return Evaluation{0, 0};
   Tensor images;
   std::vector<int32_t> labels;
   double loss = 0;
   int64_t correct = 0;
   std::vector<int64_t> indices;
-  for (int64_t begin = 0; begin < test.size(); begin += kEvalBatch) {
-    const int64_t end = std::min(test.size(), begin + kEvalBatch);
+  // Each rank evaluates an equal share of the test set; the sums meet in
+  // one all-reduce, so every rank ends with the same figures.
+  const auto [first, last] =
+      SplitBatch(test.size(), std::vector<double>(world_size(), 1.0))[rank()];
+  for (int64_t begin = first; begin < last; begin += kEvalBatch) {
+    const int64_t end = std::min(last, begin + kEvalBatch);
     indices.resize(end - begin);
     std::iota(indices.begin(), indices.end(), begin);
     GatherBatch(test, indices, &images, &labels);
@@ -96,8 +100,9 @@ Trainer::Evaluation Trainer::Evaluate() {
     loss += r.loss_sum;
     correct += r.correct;
   }
-  return {static_cast<float>(loss / test.size()),
-          static_cast<float>(correct) / test.size()};
+  float sums[2] = {static_cast<float>(loss), static_cast<float>(correct)};
+  RETURN_IF_ERROR(SumOverRanks(absl::MakeSpan(sums, 2)));
+  return Evaluation{sums[0] / test.size(), sums[1] / test.size()};
 }
 
 absl::Status Trainer::WriteCheckpoint(int64_t next_step, const std::string& name) {
@@ -241,14 +246,14 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       window[0] = window[1] = window[2] = 0;
       window_start = now;
     }
-    // 7. Evaluation and checkpoints, on rank 0.
+    // 7. Evaluation, shared by all ranks; checkpoints, on rank 0.
     const bool epoch_end = pos.step_in_epoch + 1 == plan_->steps_per_epoch();
     const bool eval_due = spec_.eval_interval_steps() > 0
                               ? (step + 1) % spec_.eval_interval_steps() == 0
                               : epoch_end;
-    if (me == 0 && (eval_due || last)) {
+    if (eval_due || last) {
       const absl::Time eval_start = clock_->Now();
-      eval = Evaluate();
+      ASSIGN_OR_RETURN(eval, Evaluate());
       evaluated_at_end = last;
       progress.set_test_accuracy(eval.accuracy);
       progress.set_test_loss(eval.loss);
@@ -265,7 +270,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       }
     }
   }
-  if (me == 0 && !evaluated_at_end) eval = Evaluate();  // resumed at the very end
+  if (!evaluated_at_end) {  // resumed at the very end
+    ASSIGN_OR_RETURN(eval, Evaluate());
+  }
 
   TrainResult result;
   result.steps = total_steps_;

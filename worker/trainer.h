@@ -21,8 +21,9 @@
 //      would move by less than 4 points are left as they are.
 //   6. Every progress_interval_steps, loss, correct count and samples of
 //      the window are summed over ranks; rank 0 reports a Progress.
-//   7. Rank 0 evaluates on the test set every eval_interval_steps (or at
-//      each epoch's end when 0) and after the last step, and writes
+//   7. Every eval_interval_steps (or at each epoch's end when 0) and after
+//      the last step, each rank evaluates an equal share of the test set
+//      and the sums are all-reduced; rank 0 reports them. Rank 0 writes
 //      OUT/checkpoint-step-<g+1>.safetensors every checkpoint_interval_steps
 //      and OUT/model.safetensors (parameters only) at the end.
 // Resuming loads a checkpoint and continues at its step; the data order,
@@ -107,7 +108,7 @@ class Trainer {
     float loss;
     float accuracy;
   };
-  Evaluation Evaluate();
+  absl::StatusOr<Evaluation> Evaluate();
   absl::Status WriteCheckpoint(int64_t next_step, const std::string& name);
   int rank() const;
   int world_size() const;
