@@ -1,12 +1,12 @@
 #include "coordinator/coordinator.h"
 
-#include <sys/stat.h>
 
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/filesystem.h"
 #include "base/status_macros.h"
 #include "coordinator/scheduler.h"
 #include "google/protobuf/util/time_util.h"
@@ -38,17 +38,6 @@ absl::Status ValidJobId(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::Status MakeDirs(const std::string& dir) {
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      const std::string part = dir.substr(0, i);
-      if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::FailedPreconditionError(absl::StrCat(part, ": cannot create directory"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -274,7 +263,7 @@ absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::strin
   }
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(job_id));
   const std::string dir = absl::StrCat(options_.state_dir, "/checkpoints/", job_id);
-  RETURN_IF_ERROR(MakeDirs(dir));
+  RETURN_IF_ERROR(MakeDirectories(dir));
   const std::string path =
       final ? absl::StrCat(dir, "/model.safetensors")
             : absl::StrFormat("%s/checkpoint-step-%07d.safetensors", dir, step);

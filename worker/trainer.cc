@@ -1,6 +1,5 @@
 #include "worker/trainer.h"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <numeric>
@@ -10,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "kernels/checkpoint.h"
 #include "kernels/job_spec.h"
+#include "base/filesystem.h"
 #include "base/status_macros.h"
 #include "kernels/lr_schedule.h"
 #include "kernels/threads.h"
@@ -21,19 +21,6 @@ constexpr int64_t kEvalBatch = 1000;
 // Smallest change of a rank's share of the batch that a rebalance acts on.
 constexpr double kRebalanceThreshold = 0.04;
 
-absl::Status MakeDirs(const std::string& dir) {
-  std::string path;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
-      path = dir.substr(0, i);
-      if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(path, ": cannot create directory: ", strerror(errno)));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -74,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     t->start_step_ = meta->step;
   }
   if (!t->options_.out_dir.empty()) {
-    if (absl::Status s = MakeDirs(t->options_.out_dir); !s.ok()) return s;
+    RETURN_IF_ERROR(MakeDirectories(t->options_.out_dir));
   }
   return t;
 }

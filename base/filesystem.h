@@ -1,0 +1,31 @@
+// MakeDirectories: `mkdir -p` with an absl::Status that names the path
+// that could not be made. Existing directories are fine.
+#ifndef NIGHTSHIFT_BASE_FILESYSTEM_H_
+#define NIGHTSHIFT_BASE_FILESYSTEM_H_
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace nightshift {
+
+inline absl::Status MakeDirectories(const std::string& dir) {
+  for (size_t i = 1; i <= dir.size(); ++i) {
+    if (i != dir.size() && dir[i] != '/') continue;
+    const std::string part = dir.substr(0, i);
+    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(part, ": cannot create directory: ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nightshift
+
+#endif  // NIGHTSHIFT_BASE_FILESYSTEM_H_
