@@ -49,9 +49,6 @@ class OutStream;
 class GrpcTransport final : public Transport {
  public:
   static constexpr size_t kMaxQueuedBytes = 8 << 20;
-  // Tag of the payload-less chunk that opens a stream to a shared-memory
-  // peer, so that the peer sees the stream end if this process dies.
-  static constexpr uint64_t kHelloTag = ~uint64_t{0};
 
   static absl::StatusOr<std::unique_ptr<GrpcTransport>> Create(PeerService* service,
                                                                GrpcGroup group);

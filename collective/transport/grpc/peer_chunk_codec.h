@@ -26,6 +26,11 @@
 
 namespace nightshift::collective {
 
+// Tag of the payload-less chunk that opens a stream to a shared-memory
+// peer (whose data does not travel over gRPC), so that the peer sees the
+// stream end if the sender dies. Receivers do not queue it.
+inline constexpr uint64_t kHelloTag = ~uint64_t{0};
+
 // `header` must have no payload; `payload_parts` are concatenated into a
 // buffer from `pool`, which gets it back when gRPC is done with it.
 grpc::ByteBuffer EncodePeerChunk(const v1::PeerChunk& header,

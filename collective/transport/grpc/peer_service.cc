@@ -1,7 +1,6 @@
 #include "collective/transport/grpc/peer_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "collective/transport/grpc/grpc_transport.h"
 
 namespace nightshift::collective {
 namespace {
@@ -50,7 +49,7 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     if (!header.abort_reason().empty()) {
       inbox_->NoteAbort(source_, absl::UnavailableError(
           absl::StrCat("rank ", source_, " aborted: ", header.abort_reason())));
-    } else if (header.tag() != GrpcTransport::kHelloTag) {
+    } else if (header.tag() != kHelloTag) {
       inbox_->Push(source_, *std::move(decoded));
     }
     StartRead(&buffer_);
