@@ -4,9 +4,9 @@
 
 #include <map>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace nightshift::coordinator {
@@ -23,13 +23,6 @@ int HttpCode(absl::StatusCode code) {
   }
 }
 
-void SendStatus(httplib::Response& res, const absl::Status& s) {
-  res.status = HttpCode(s.code());
-  res.set_content(absl::StrCat("{\"code\": \"", absl::StatusCodeToString(s.code()),
-                               "\", \"message\": ", "\"", absl::CHexEscape(s.message()), "\"}\n"),
-                  "application/json");
-}
-
 void SendJson(httplib::Response& res, const google::protobuf::Message& m) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
@@ -38,6 +31,15 @@ void SendJson(httplib::Response& res, const google::protobuf::Message& m) {
   // Our own well-formed messages: printing cannot fail.
   (void)google::protobuf::util::MessageToJsonString(m, &json, options);
   res.set_content(json, "application/json");
+}
+
+// {"code": "NOT_FOUND", "message": "..."}, escaped by protobuf's printer.
+void SendStatus(httplib::Response& res, const absl::Status& s) {
+  google::protobuf::Struct body;
+  (*body.mutable_fields())["code"].set_string_value(absl::StatusCodeToString(s.code()));
+  (*body.mutable_fields())["message"].set_string_value(std::string(s.message()));
+  SendJson(res, body);
+  res.status = HttpCode(s.code());
 }
 
 template <typename T>
