@@ -351,20 +351,15 @@ void Coordinator::CancelWorkersLocked(const std::string& job_id) {
 }
 
 void Coordinator::ScheduleLocked() {
-  absl::StatusOr<std::vector<v1::JobStatus>> jobs = store_->ListJobs();
-  if (!jobs.ok()) return;
-  std::vector<v1::JobStatus> queued;
-  for (auto& j : *jobs) {
-    if (j.state() == v1::JOB_STATE_QUEUED) queued.push_back(std::move(j));
-  }
-  if (queued.empty()) return;
+  absl::StatusOr<std::vector<v1::JobStatus>> queued = store_->ListJobsInState(v1::JOB_STATE_QUEUED);
+  if (!queued.ok() || queued->empty()) return;
   std::vector<FreeWorker> free;
   for (const auto& [id, w] : workers_) {
     if (w.info.state() != v1::WORKER_STATE_LOST && w.assigned_job.empty()) {
       free.push_back({id, w.info.pool(), w.info.samples_per_second()});
     }
   }
-  for (const Placement& p : PlanPlacements(queued, free)) {
+  for (const Placement& p : PlanPlacements(*queued, free)) {
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(p.job_id);
     if (!job.ok()) continue;
     job->set_generation(job->generation() + 1);

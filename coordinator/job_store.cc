@@ -12,7 +12,9 @@ constexpr char kSchema[] = R"sql(
   CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
+    state INTEGER NOT NULL,
     status BLOB NOT NULL);
+  CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
   CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -75,13 +77,15 @@ absl::Status JobStore::Exec(const std::string& sql) {
   return absl::OkStatus();
 }
 
-absl::Status JobStore::Write(const char* sql, const std::string& key, const std::string& blob) {
+absl::Status JobStore::Write(const char* sql, const std::string& key, const std::string& blob,
+                             int64_t number) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
     return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
   }
   sqlite3_bind_text(stmt, 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
   sqlite3_bind_blob(stmt, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt, 3, number);  // ignored by statements without ?3
   const int rc = sqlite3_step(stmt);
   sqlite3_finalize(stmt);
   if (rc == SQLITE_CONSTRAINT) return absl::AlreadyExistsError(key);
@@ -90,7 +94,8 @@ absl::Status JobStore::Write(const char* sql, const std::string& key, const std:
 }
 
 absl::StatusOr<std::vector<std::string>> JobStore::ReadBlobs(const char* sql,
-                                                             const std::string* key) {
+                                                             const std::string* key,
+                                                             int64_t number) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
     return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
@@ -98,6 +103,7 @@ absl::StatusOr<std::vector<std::string>> JobStore::ReadBlobs(const char* sql,
   if (key != nullptr) {
     sqlite3_bind_text(stmt, 1, key->data(), static_cast<int>(key->size()), SQLITE_TRANSIENT);
   }
+  sqlite3_bind_int64(stmt, 2, number);  // ignored by statements without ?2
   std::vector<std::string> out;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -111,8 +117,8 @@ absl::StatusOr<std::vector<std::string>> JobStore::ReadBlobs(const char* sql,
 
 absl::Status JobStore::InsertJob(const v1::JobStatus& job) {
   absl::MutexLock lock(&mu_);
-  absl::Status s = Write("INSERT INTO jobs (id, status) VALUES (?1, ?2)", job.id(),
-                         job.SerializeAsString());
+  absl::Status s = Write("INSERT INTO jobs (id, status, state) VALUES (?1, ?2, ?3)", job.id(),
+                         job.SerializeAsString(), job.state());
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(absl::StrCat("job ", job.id(), " already exists"));
   }
@@ -121,8 +127,8 @@ absl::Status JobStore::InsertJob(const v1::JobStatus& job) {
 
 absl::Status JobStore::UpdateJob(const v1::JobStatus& job) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = Write("UPDATE jobs SET status = ?2 WHERE id = ?1", job.id(),
-                             job.SerializeAsString());
+  if (absl::Status s = Write("UPDATE jobs SET status = ?2, state = ?3 WHERE id = ?1", job.id(),
+                             job.SerializeAsString(), job.state());
       !s.ok()) {
     return s;
   }
@@ -143,6 +149,12 @@ absl::StatusOr<v1::JobStatus> JobStore::GetJob(const std::string& id) {
 absl::StatusOr<std::vector<v1::JobStatus>> JobStore::ListJobs() {
   absl::MutexLock lock(&mu_);
   return ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs ORDER BY seq", nullptr), "job");
+}
+
+absl::StatusOr<std::vector<v1::JobStatus>> JobStore::ListJobsInState(v1::JobState state) {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::JobStatus>(
+      ReadBlobs("SELECT status FROM jobs WHERE state = ?2 ORDER BY seq", nullptr, state), "job");
 }
 
 absl::Status JobStore::AppendEvent(const std::string& job_id, const v1::JobEvent& event) {

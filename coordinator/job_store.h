@@ -34,6 +34,9 @@ class JobStore {
   absl::Status UpdateJob(const v1::JobStatus& job);  // NOT_FOUND if absent
   absl::StatusOr<v1::JobStatus> GetJob(const std::string& id);
   absl::StatusOr<std::vector<v1::JobStatus>> ListJobs();  // submission order
+  // Jobs in `state`, in submission order, found through an index (the
+  // scheduler asks for the queued ones on every heartbeat).
+  absl::StatusOr<std::vector<v1::JobStatus>> ListJobsInState(v1::JobState state);
 
   absl::Status AppendEvent(const std::string& job_id, const v1::JobEvent& event);
   absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& job_id);
@@ -46,9 +49,12 @@ class JobStore {
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const std::string& sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Write(const char* sql, const std::string& key,
-                     const std::string& blob) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<std::string>> ReadBlobs(const char* sql, const std::string* key)
+  // Binds ?1 = key, ?2 = blob, ?3 = number.
+  absl::Status Write(const char* sql, const std::string& key, const std::string& blob,
+                     int64_t number = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Binds ?1 = *key (if given), ?2 = number; returns column 0 of each row.
+  absl::StatusOr<std::vector<std::string>> ReadBlobs(const char* sql, const std::string* key,
+                                                     int64_t number = 0)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;

@@ -64,6 +64,12 @@ TEST(JobStoreTest, EverythingSurvivesAReopen) {
   ASSERT_EQ(workers->size(), 1u);
   EXPECT_EQ((*workers)[0].name(), "alpha-renamed");
   EXPECT_EQ((*store)->GetJob("nope").status().code(), absl::StatusCode::kNotFound);
+  auto queued = (*store)->ListJobsInState(v1::JOB_STATE_QUEUED);
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  ASSERT_EQ(queued->size(), 2u);  // "a" moved on to RUNNING
+  EXPECT_EQ((*queued)[0].id(), "b");
+  EXPECT_EQ((*queued)[1].id(), "c");
+  EXPECT_EQ((*store)->ListJobsInState(v1::JOB_STATE_RUNNING)->at(0).id(), "a");
 }
 
 TEST(JobStoreTest, UnwritablePathIsAClearError) {
