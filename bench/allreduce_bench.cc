@@ -14,7 +14,6 @@
 // convention: the bandwidth each link would need).
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "base/allocator.h"
 #include "collective/communicator.h"
+#include "collective/file_rendezvous.h"
 #include "collective/fusion.h"
 #include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_server.h"
@@ -50,29 +50,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> Rendezvous(const std::string& dir, int rank, int size,
-                                    const std::string& address) {
-  {
-    std::ofstream(absl::StrCat(dir, "/rank-", rank, ".tmp")) << address;
-  }
-  std::rename(absl::StrCat(dir, "/rank-", rank, ".tmp").c_str(),
-              absl::StrCat(dir, "/rank-", rank).c_str());
-  std::vector<std::string> addresses(size);
-  const auto give_up = Clock::now() + std::chrono::seconds(30);
-  for (int r = 0; r < size; ++r) {
-    while (addresses[r].empty()) {
-      std::ifstream in(absl::StrCat(dir, "/rank-", r));
-      std::getline(in, addresses[r]);
-      if (Clock::now() > give_up) {
-        std::fprintf(stderr, "rank %d never published its address\n", r);
-        std::exit(1);
-      }
-    }
-  }
-  return addresses;
-}
-
-// Times one full set of tensors per fusion threshold.
+// Seconds per call of `op` (an all-reduce every rank runs alike): after
+// warm-up, rank 0 picks the iteration count from one probe and tells
+// everyone, so all ranks time the same number of calls.
 template <typename Op>
 double SecondsPerCall(Communicator& comm, Op op) {
   for (int i = 0; i < 3; ++i) op();
@@ -115,24 +95,13 @@ int Run(Communicator& comm, const std::string& impl) {
   for (absl::string_view size_text : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {
     const int64_t bytes = std::stoll(std::string(size_text));
     std::vector<float> data(bytes / 4, 1.f);
-    auto op = [&] {
+    const double seconds = SecondsPerCall(comm, [&] {
       absl::Status s = comm.AllReduce(absl::MakeSpan(data));
       if (!s.ok()) {
         std::fprintf(stderr, "%s\n", s.ToString().c_str());
         std::exit(1);
       }
-    };
-    for (int i = 0; i < 3; ++i) op();
-    // Rank 0 picks the iteration count from a probe and tells everyone.
-    auto start = Clock::now();
-    op();
-    float iters = std::max(5.0, std::min(2000.0, absl::GetFlag(FLAGS_seconds) /
-                                                     std::chrono::duration<double>(Clock::now() - start).count()));
-    if (!comm.Broadcast(absl::MakeSpan(&iters, 1), 0).ok()) return 1;
-    if (!comm.Barrier().ok()) return 1;
-    start = Clock::now();
-    for (int i = 0; i < static_cast<int>(iters); ++i) op();
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count() / static_cast<int>(iters);
+    });
     if (comm.rank() == 0) {
       const int n = comm.size();
       const double algbw = bytes / seconds / 1e9;
@@ -158,9 +127,14 @@ int Main(int argc, char** argv) {
   auto server = PeerServer::Start("127.0.0.1:0");
   if (!server.ok()) return 1;
   const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
-  auto addresses = Rendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size, (*server)->address());
+  auto addresses = FileRendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size,
+                                  (*server)->address(), absl::Now() + absl::Seconds(30));
+  if (!addresses.ok()) {
+    std::fprintf(stderr, "%s\n", addresses.status().ToString().c_str());
+    return 1;
+  }
   const bool shm = absl::GetFlag(FLAGS_shared_memory);
-  auto transport = GrpcTransport::Create((*server)->service(), {"bench", 0, rank, addresses, shm});
+  auto transport = GrpcTransport::Create((*server)->service(), {"bench", 0, rank, *addresses, shm});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport), {"bench", 0, absl::Seconds(120), false});
   const int rc = Run(comm, shm ? "nightshift_shm_ring" : "nightshift_grpc_ring");

@@ -5,7 +5,6 @@
 // Exit status: 0 all ops done, 3 an op failed.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -13,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/allocator.h"
 #include "collective/communicator.h"
+#include "collective/file_rendezvous.h"
 #include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_server.h"
 
@@ -33,20 +33,15 @@ int Main(int argc, char** argv) {
   const std::string dir = absl::GetFlag(FLAGS_rendezvous);
   auto server = PeerServer::Start("127.0.0.1:0");
   if (!server.ok()) return 1;
-  std::ofstream(absl::StrCat(dir, "/rank-", rank, ".tmp")) << (*server)->address();
-  std::rename(absl::StrCat(dir, "/rank-", rank, ".tmp").c_str(),
-              absl::StrCat(dir, "/rank-", rank).c_str());
-  std::vector<std::string> addresses(size);
-  const absl::Time give_up = absl::Now() + absl::Seconds(30);
-  for (int r = 0; r < size; ++r) {
-    while (addresses[r].empty() && absl::Now() < give_up) {
-      std::ifstream in(absl::StrCat(dir, "/rank-", r));
-      std::getline(in, addresses[r]);
-    }
+  auto addresses =
+      FileRendezvous(dir, rank, size, (*server)->address(), absl::Now() + absl::Seconds(30));
+  if (!addresses.ok()) {
+    std::printf("rank %d: %s\n", rank, addresses.status().ToString().c_str());
+    return 1;
   }
   auto transport = GrpcTransport::Create(
       (*server)->service(),
-      {"kill-test", 0, rank, addresses, absl::GetFlag(FLAGS_shared_memory)});
+      {"kill-test", 0, rank, *addresses, absl::GetFlag(FLAGS_shared_memory)});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport),
                     {"kill-test", 0, absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms)), false});
