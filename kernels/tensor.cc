@@ -66,11 +66,6 @@ void Tensor::Resize(const Shape& shape) {
   shape_ = shape;
 }
 
-void Tensor::Reshape(const Shape& shape) {
-  CHECK_EQ(NumElements(shape), size_) << ShapeToString(shape);
-  shape_ = shape;
-}
-
 void Tensor::Fill(float value) {
   for (int64_t i = 0; i < size_; ++i) data_[i] = value;
 }

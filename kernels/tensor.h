@@ -58,8 +58,6 @@ class Tensor {
   // keeps the storage and just takes the new shape. Must own its storage or
   // be empty.
   void Resize(const Shape& shape);
-  // Same storage, new shape with the same element count.
-  void Reshape(const Shape& shape);
   void Fill(float value);
 
  private:

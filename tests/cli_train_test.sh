@@ -10,7 +10,9 @@ SPEC="$3"
 T="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# 1. Train to the end.
+# 1. Train to the end, with a checkpoint every 50 steps.
+{ cat "$SPEC"; echo "checkpoint_interval_steps: 50"; } >"$T/spec.textproto"
+SPEC="$T/spec.textproto"
 "$NS" train --local "$SPEC" --out="$T/run" --threads=1 >"$T/out.txt" 2>"$T/err.txt" \
   || { cat "$T/err.txt"; fail "training exited non-zero"; }
 grep -q "^final test accuracy: " "$T/out.txt" || fail "no final accuracy line"
@@ -23,11 +25,17 @@ grep -q "test accuracy" "$T/err.txt" || fail "no evaluation lines in the progres
 /usr/bin/python3 "$READER" "$T/run/model.safetensors" flatten dense:64:64 relu dense:64:4 \
   || fail "the safetensors file does not load into PyTorch"
 
-# 3. Resume from the last checkpoint: nothing left to do, same accuracy.
-last=$(ls "$T/run"/checkpoint-step-*.safetensors | tail -n 1)
-"$NS" train --local "$SPEC" --out="$T/resumed" --resume="$last" >"$T/out2.txt" 2>/dev/null \
+# 3. Resume from the mid-run checkpoint at step 50: the rest of the run
+# reproduces the uninterrupted one exactly, down to the model file.
+[ -f "$T/run/checkpoint-step-0000050.safetensors" ] || fail "no checkpoint at step 50"
+"$NS" train --local "$SPEC" --out="$T/resumed" --threads=1 \
+  --resume="$T/run/checkpoint-step-0000050.safetensors" >"$T/out2.txt" 2>"$T/err2.txt" \
   || fail "resume exited non-zero"
+# It really continued at step 50 (a fresh start would reproduce the model too).
+grep -q " step 60/" "$T/err2.txt" || fail "no progress after step 50"
+if grep -q " step 40/" "$T/err2.txt"; then fail "the resumed run trained steps before 50"; fi
 cmp <(grep "^final" "$T/out.txt") <(grep "^final" "$T/out2.txt") || fail "resumed accuracy differs"
+cmp "$T/run/model.safetensors" "$T/resumed/model.safetensors" || fail "resumed model differs"
 
 # 4. A bad spec: exit 2, the field named, nothing written.
 sed 's/lr: 0.02/lr: 0/' "$SPEC" >"$T/bad.textproto"
