@@ -33,6 +33,7 @@ void EncodeToWire(WireDtype dtype, const float* src, size_t n, char* dst);
 // acc[i] = decoded[i].
 void DecodeFromWire(WireDtype dtype, const char* src, size_t n, float* acc);
 // acc[i] = op(acc[i], decoded[i]); kAverage adds (the caller divides).
+// `src` must not overlap `acc`.
 void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n,
                      float* acc);
 // Rounds values to what the wire would carry, in place (identity for
