@@ -13,19 +13,18 @@ class Sgd final : public Optimizer {
         weight_decay_(spec.weight_decay()),
         buffer_(Shape{momentum_ > 0 ? n : 0}) {}
 
-  void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
-            float grad_scale) override {
-    const int64_t n = static_cast<int64_t>(params.size());
+  void Update(absl::Span<float> params, absl::Span<const float> grads, float lr,
+              float grad_scale, int64_t begin, int64_t end) override {
     float* p = params.data();
     const float* g = grads.data();
     float* buf = buffer_.data();
     const float mu = momentum_, wd = weight_decay_, gs = grad_scale;
     if (momentum_ == 0) {
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (gs * g[i] + wd * p[i]);
-    } else if (steps_ == 0) {
+      for (int64_t i = begin; i < end; ++i) p[i] -= lr * (gs * g[i] + wd * p[i]);
+    } else if (steps_ == 1) {  // the first step: buf = d
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
+      for (int64_t i = begin; i < end; ++i) {
         const float d = gs * g[i] + wd * p[i];
         buf[i] = d;
         p[i] -= lr * (nesterov_ ? d + mu * d : d);
@@ -33,14 +32,13 @@ class Sgd final : public Optimizer {
     } else {
       const bool nesterov = nesterov_;
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
+      for (int64_t i = begin; i < end; ++i) {
         const float d = gs * g[i] + wd * p[i];
         const float b = mu * buf[i] + d;
         buf[i] = b;
         p[i] -= lr * (nesterov ? d + mu * b : b);
       }
     }
-    ++steps_;
   }
 
   std::vector<OptimizerState> State() override {
@@ -65,10 +63,8 @@ class AdamW final : public Optimizer {
         exp_avg_(Shape{n}),
         exp_avg_sq_(Shape{n}) {}
 
-  void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
-            float grad_scale) override {
-    ++steps_;
-    const int64_t n = static_cast<int64_t>(params.size());
+  void Update(absl::Span<float> params, absl::Span<const float> grads, float lr,
+              float grad_scale, int64_t begin, int64_t end) override {
     float* p = params.data();
     const float* g = grads.data();
     float* m = exp_avg_.data();
@@ -81,7 +77,7 @@ class AdamW final : public Optimizer {
         static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
     const float step_size = lr / bias1;
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = begin; i < end; ++i) {
       p[i] *= decay;
       const float gi = gs * g[i];
       m[i] = b1 * m[i] + (1.f - b1) * gi;

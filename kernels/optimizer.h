@@ -5,8 +5,12 @@
 //   AdamW: p *= 1 − lr·wd; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
 //          p -= lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
 // State buffers are flat like the parameters, named for checkpoints
-// ("momentum_buffer", "exp_avg", "exp_avg_sq"). Not thread-safe; the loops
-// run on the OpenMP pool.
+// ("momentum_buffer", "exp_avg", "exp_avg_sq"). An update may be applied
+// in pieces — BeginStep() once, then Update() over disjoint ranges — so
+// that ranks of a group can each update only the range they own (sharded
+// optimizer step, worker/trainer.h); the state of a range is then current
+// only where it was updated. Not thread-safe; the loops run on the OpenMP
+// pool.
 #ifndef NIGHTSHIFT_KERNELS_OPTIMIZER_H_
 #define NIGHTSHIFT_KERNELS_OPTIMIZER_H_
 
@@ -33,8 +37,16 @@ class Optimizer {
   // One update with learning rate `lr` from gradient grad_scale × grads
   // (the trainer passes gradient sums and 1/batch, saving a pass over
   // them); grads and params are equally long.
-  virtual void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
-                    float grad_scale = 1.f) = 0;
+  void Step(absl::Span<float> params, absl::Span<const float> grads, float lr,
+            float grad_scale = 1.f) {
+    BeginStep();
+    Update(params, grads, lr, grad_scale, 0, static_cast<int64_t>(params.size()));
+  }
+  // The same update in pieces: BeginStep once per step, then Update on
+  // elements [begin, end) of the full-length params and grads.
+  void BeginStep() { ++steps_; }
+  virtual void Update(absl::Span<float> params, absl::Span<const float> grads, float lr,
+                      float grad_scale, int64_t begin, int64_t end) = 0;
   // The buffers a checkpoint must keep, in a fixed order.
   virtual std::vector<OptimizerState> State() = 0;
   // Updates applied so far (AdamW's t; SGD's first-step rule).

@@ -107,6 +107,31 @@ TEST(AdamWTest, ExplicitHyperparameters) {
   EXPECT_NEAR(p2, 0.8, 1e-6);
 }
 
+// A step applied in pieces (what a sharded optimizer step does across
+// ranks) equals the whole step, bit for bit, for both optimizers.
+TEST(OptimizerTest, StepInPiecesEqualsWholeStep) {
+  v1::OptimizerSpec sgd, adamw;
+  sgd.mutable_sgd()->set_lr(0.1f);
+  sgd.mutable_sgd()->set_momentum(0.9f);
+  sgd.mutable_sgd()->set_nesterov(true);
+  sgd.mutable_sgd()->set_weight_decay(0.01f);
+  adamw.mutable_adamw()->set_lr(0.1f);
+  for (const v1::OptimizerSpec& spec : {sgd, adamw}) {
+    auto whole = MakeOptimizer(spec, 10), pieces = MakeOptimizer(spec, 10);
+    std::vector<float> pw(10), pp(10), g(10);
+    for (int i = 0; i < 10; ++i) pw[i] = pp[i] = 0.1f * i - 0.3f;
+    for (int step = 0; step < 3; ++step) {
+      for (int i = 0; i < 10; ++i) g[i] = 0.07f * ((i * 3 + step) % 5) - 0.1f;
+      (*whole)->Step(absl::MakeSpan(pw), g, 0.05f, 0.5f);
+      (*pieces)->BeginStep();
+      (*pieces)->Update(absl::MakeSpan(pp), g, 0.05f, 0.5f, 6, 10);
+      (*pieces)->Update(absl::MakeSpan(pp), g, 0.05f, 0.5f, 0, 6);
+      ASSERT_EQ(pp, pw) << spec.ShortDebugString() << " step " << step;
+    }
+    EXPECT_EQ((*pieces)->steps(), 3);
+  }
+}
+
 TEST(LrScheduleTest, LinearWarmupThenConstant) {
   v1::LrSchedule s;
   s.mutable_constant();
