@@ -58,6 +58,34 @@ absl::Status Communicator::AllReduce(absl::Span<float> data,
   });
 }
 
+absl::Status Communicator::AllReduceShardedUpdate(
+    absl::Span<float> data, absl::Span<float> target,
+    const std::function<void(int64_t, int64_t)>& update, int64_t element_offset) {
+  if (target.size() != data.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("sharded update: target has ", target.size(),
+                                                   " elements, data ", data.size()));
+  }
+  if (options_.native_allreduce) {
+    absl::Status s = AllReduce(data);
+    if (s.ok() && !data.empty()) update(0, static_cast<int64_t>(data.size()));
+    return s;
+  }
+  return Run("sharded-update all-reduce", [&](const RingContext& ctx) {
+    RingAllReduceOptions ring;
+    ring.element_offset = element_offset;
+    ring.update_owned = update;
+    ring.gather = target;
+    return RingAllReduce(ctx, data, ring);
+  });
+}
+
+absl::Status Communicator::GatherFromOwners(absl::Span<float> data, int64_t element_offset) {
+  if (options_.native_allreduce) return absl::OkStatus();  // every rank owns everything
+  return Run("gather from owners", [&](const RingContext& ctx) {
+    return RingGatherFromOwners(ctx, data, element_offset);
+  });
+}
+
 absl::Status Communicator::Broadcast(absl::Span<float> data, int root) {
   if (root < 0 || root >= size()) {
     return absl::InvalidArgumentError(

@@ -15,6 +15,7 @@
 #ifndef NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_
 #define NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -62,6 +63,22 @@ class Communicator {
   absl::Status status() const { return broken_; }
 
   absl::Status AllReduce(absl::Span<float> data, const AllReduceOptions& options = {});
+  // Sharded update (ZeRO stage 1): sums `data` over the ranks like
+  // AllReduce, but each element's final sum reaches only the rank that
+  // owns it (collective/ring.h), which calls update(begin, end) for each
+  // owned range of positions in `data`; `update` must write
+  // target[begin, end). The owners' ranges of `target` then travel to
+  // every rank: on return `target` is the same everywhere, while `data`
+  // holds the sums only on this rank's owned ranges. With
+  // native_allreduce every rank owns everything (update(0, size) after an
+  // MPI_Allreduce). `target` must be as long as `data`.
+  absl::Status AllReduceShardedUpdate(absl::Span<float> data, absl::Span<float> target,
+                                      const std::function<void(int64_t, int64_t)>& update,
+                                      int64_t element_offset = 0);
+  // Every rank receives the owners' values of `data` — the all-gather half
+  // of AllReduceShardedUpdate alone, for state that each owner updated
+  // only on its ranges (before a checkpoint, say).
+  absl::Status GatherFromOwners(absl::Span<float> data, int64_t element_offset = 0);
   absl::Status Broadcast(absl::Span<float> data, int root);
   absl::Status AllGather(absl::Span<const float> input, absl::Span<float> output);
   absl::Status Barrier();

@@ -52,6 +52,31 @@ void CheckAllReduce(Communicator& comm, const char* mode) {
   }
 }
 
+// The sharded update: each element's sum reaches one updater (every rank
+// in native mode), and every rank ends with the same updated values.
+void CheckShardedUpdate(Communicator& comm, const char* mode) {
+  const int64_t len = 300000;
+  std::vector<float> data(len), target(len, -1.f);
+  for (int64_t i = 0; i < len; ++i) data[i] = Value(comm.rank(), i);
+  int64_t updated = 0;
+  absl::Status s = comm.AllReduceShardedUpdate(
+      absl::MakeSpan(data), absl::MakeSpan(target), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) target[i] = 2 * data[i];
+        updated += end - begin;
+      });
+  const std::string what = absl::StrCat(mode, " sharded update on rank ", comm.rank());
+  Check(s.ok(), absl::StrCat(what, ": ", s.ToString()));
+  Check(updated > 0 && updated <= len, absl::StrCat(what, ": updated ", updated));
+  for (int64_t i = 0; i < len; ++i) {
+    float sum = 0;
+    for (int r = 0; r < comm.size(); ++r) sum += Value(r, i);
+    if (target[i] != 2 * sum) {
+      Check(false, absl::StrCat(what, ": element ", i, " is ", target[i], ", expected ", 2 * sum));
+      break;
+    }
+  }
+}
+
 int Main(int argc, char** argv) {
   auto scope = MpiScope::Init(&argc, &argv);
   if (!scope.ok()) {
@@ -61,6 +86,7 @@ int Main(int argc, char** argv) {
   {
     Communicator ring(MakeMpiTransport(**scope), {"mpi-check", 0, absl::Seconds(60), false});
     CheckAllReduce(ring, "ring");
+    CheckShardedUpdate(ring, "ring");
     // Broadcast and all-gather over the ring.
     std::vector<float> b(50000);
     for (int64_t i = 0; i < 50000; ++i) b[i] = Value(ring.rank(), i);
@@ -91,6 +117,7 @@ int Main(int argc, char** argv) {
   {
     Communicator native(MakeMpiTransport(**scope), {"mpi-check", 0, absl::Seconds(60), true});
     CheckAllReduce(native, "native");
+    CheckShardedUpdate(native, "native");
   }
   std::printf("rank %d of %d: %s\n", (*scope)->world_rank(), (*scope)->world_size(),
               failures == 0 ? "all checks passed" : "FAILED");

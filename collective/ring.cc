@@ -162,17 +162,39 @@ std::vector<std::vector<Message>> Segments(float* data, int64_t size, int64_t of
   return segments;
 }
 
+// The same pieces, in `to` (as long as `from`) instead of `from`.
+Message Translate(const Message& m, const float* from, float* to) {
+  Message out = m;
+  for (Piece& p : out.pieces) p.data = to + (p.data - from);
+  return out;
+}
+
 }  // namespace
 
 absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
                            const RingAllReduceOptions& options) {
   const int n = ctx.transport->size();
-  if (n == 1 || data.empty()) return absl::OkStatus();
+  const bool sharded = static_cast<bool>(options.update_owned);
+  if (sharded && (options.gather.size() != data.size() || options.op != ReduceOp::kSum ||
+                  options.wire != WireDtype::kFloat32)) {
+    return absl::InvalidArgumentError(
+        "a sharded update needs a sum over a float32 wire and a gather buffer as long as the data");
+  }
+  if (data.empty()) return absl::OkStatus();
+  if (n == 1) {
+    if (sharded) options.update_owned(0, static_cast<int64_t>(data.size()));
+    return absl::OkStatus();
+  }
   const int r = ctx.transport->rank();
   RingLink link(ctx, options.wire);
   const auto segments = Segments(data.data(), static_cast<int64_t>(data.size()),
                                  options.element_offset, n);
   auto seg = [&](int j) -> const std::vector<Message>& { return segments[((j % n) + n) % n]; };
+  // What the all-gather carries of message m: the sums, or the gather
+  // buffer's values at the same positions.
+  auto gathered = [&](const Message& m) {
+    return sharded ? Translate(m, data.data(), options.gather.data()) : m;
+  };
   const float inv_n = 1.f / n;
 
   // 2. Reduce-scatter; 3. as each message of the owned segment becomes
@@ -181,21 +203,49 @@ absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
   for (int s = 0; s < n - 1; ++s) {
     for (const Message& m : seg(r - s - 1)) {
       RETURN_IF_ERROR(link.Recv(m, options.op, /*reduce=*/true));
-      if (s == n - 2) {  // segment r+1: final here
-        for (const Piece& p : m.pieces) {
-          if (options.op == ReduceOp::kAverage) {
-            for (int64_t i = 0; i < p.size; ++i) p.data[i] *= inv_n;
-          }
-          RoundToWire(options.wire, p.data, p.size);
-        }
+      if (s < n - 2) {
+        RETURN_IF_ERROR(link.Send(m));
+        continue;
       }
-      RETURN_IF_ERROR(link.Send(m));
+      // Segment r+1: final here.
+      for (const Piece& p : m.pieces) {
+        if (sharded) {
+          const int64_t begin = p.data - data.data();
+          options.update_owned(begin, begin + p.size);
+          continue;
+        }
+        if (options.op == ReduceOp::kAverage) {
+          for (int64_t i = 0; i < p.size; ++i) p.data[i] *= inv_n;
+        }
+        RoundToWire(options.wire, p.data, p.size);
+      }
+      RETURN_IF_ERROR(link.Send(gathered(m)));
     }
   }
   // 4. All-gather of the other segments.
   for (int s = 0; s < n - 1; ++s) {
     for (const Message& m : seg(r - s)) {
-      RETURN_IF_ERROR(link.Recv(m, options.op, /*reduce=*/false));
+      const Message g = gathered(m);
+      RETURN_IF_ERROR(link.Recv(g, options.op, /*reduce=*/false));
+      if (s < n - 2) RETURN_IF_ERROR(link.Send(g));
+    }
+  }
+  return link.Flush();
+}
+
+absl::Status RingGatherFromOwners(const RingContext& ctx, absl::Span<float> data,
+                                  int64_t element_offset) {
+  const int n = ctx.transport->size();
+  if (n == 1 || data.empty()) return absl::OkStatus();
+  const int r = ctx.transport->rank();
+  RingLink link(ctx, WireDtype::kFloat32);
+  const auto segments =
+      Segments(data.data(), static_cast<int64_t>(data.size()), element_offset, n);
+  auto seg = [&](int j) -> const std::vector<Message>& { return segments[((j % n) + n) % n]; };
+  for (const Message& m : seg(r + 1)) RETURN_IF_ERROR(link.Send(m));
+  for (int s = 0; s < n - 1; ++s) {
+    for (const Message& m : seg(r - s)) {
+      RETURN_IF_ERROR(link.Recv(m, ReduceOp::kSum, /*reduce=*/false));
       if (s < n - 2) RETURN_IF_ERROR(link.Send(m));
     }
   }

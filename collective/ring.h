@@ -21,6 +21,12 @@
 //  4. All-gather, n−1 steps: at step s rank r receives segment r−s, stores
 //     it and forwards it unless s = n−2.
 // Each rank sends 2(n−1)/n of the buffer in total: bandwidth-optimal.
+// Sharded update (update_owned set): at step 3 the owner of segment r+1,
+// instead of forwarding the sums, calls update_owned on each of its pieces
+// — which writes the matching range of `gather` — and the all-gather
+// carries `gather` instead of the sums. Rank r thus owns segment r+1; the
+// all-gather alone (RingGatherFromOwners) spreads any buffer the owners
+// wrote the same way.
 // Every message carries tag (op_sequence << 32 | message index), so a
 // message from another operation is a protocol error, not a mix-up.
 //
@@ -30,6 +36,7 @@
 #define NIGHTSHIFT_COLLECTIVE_RING_H_
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -56,10 +63,20 @@ struct RingAllReduceOptions {
   ReduceOp op = ReduceOp::kSum;
   WireDtype wire = WireDtype::kFloat32;
   int64_t element_offset = 0;  // index of data[0] in the group's index space
+  // Sharded update: called with [begin, end) positions in data of each
+  // owned piece once its sum is final; gather (as long as data) is what
+  // the all-gather then carries. Only with kSum over a float32 wire.
+  std::function<void(int64_t begin, int64_t end)> update_owned;
+  absl::Span<float> gather;
 };
 
 absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
                            const RingAllReduceOptions& options);
+
+// The all-gather half alone: every rank ends with each owner's values of
+// `data` (rank r owns segment r+1 of the layout above).
+absl::Status RingGatherFromOwners(const RingContext& ctx, absl::Span<float> data,
+                                  int64_t element_offset);
 
 // Every rank ends with root's `data`.
 absl::Status RingBroadcast(const RingContext& ctx, absl::Span<float> data,

@@ -1,6 +1,7 @@
 // The collectives against a serial reference, parameterized as gloo does:
 // transport × world size × element count. Integer-valued inputs make every
 // sum exact, so results must match the reference bit for bit.
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -108,6 +109,53 @@ TEST_P(CollectiveTest, BarrierAndBackToBackOperations) {
     return absl::OkStatus();
   });
   for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_P(CollectiveTest, ShardedUpdateVisitsEachElementOnceAtItsOwner) {
+  const Case c = GetParam();
+  auto group = MakeTestGroup(c.transport, c.size);
+  std::vector<float> sum(c.length, 0.f);
+  for (int r = 0; r < c.size; ++r)
+    for (int64_t i = 0; i < c.length; ++i) sum[i] += Value(r, i);
+  std::vector<std::vector<float>> target(c.size), state(c.size);
+  std::vector<std::vector<int>> updated(c.size);  // per rank: times each element was updated
+  auto statuses = group->Run([&](Communicator& comm) -> absl::Status {
+    const int me = comm.rank();
+    std::vector<float> data(c.length);
+    for (int64_t i = 0; i < c.length; ++i) data[i] = Value(me, i);
+    target[me].assign(c.length, -1000.f - me);  // different everywhere before
+    state[me].assign(c.length, -1.f);
+    updated[me].assign(c.length, 0);
+    absl::Status s = comm.AllReduceShardedUpdate(
+        absl::MakeSpan(data), absl::MakeSpan(target[me]), [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) {
+            ++updated[me][i];
+            if (data[i] != sum[i]) ADD_FAILURE() << "rank " << me << " got a partial sum at " << i;
+            target[me][i] = 2 * data[i] + 1;
+            state[me][i] = static_cast<float>(me);  // what an optimizer's state would be
+          }
+        });
+    if (!s.ok()) return s;
+    return comm.GatherFromOwners(absl::MakeSpan(state[me]));
+  });
+  for (int r = 0; r < c.size; ++r) ASSERT_TRUE(statuses[r].ok()) << statuses[r];
+  for (int64_t i = 0; i < c.length; ++i) {
+    int owners = 0, owner = -1;
+    for (int r = 0; r < c.size; ++r) {
+      owners += updated[r][i];
+      if (updated[r][i] > 0) owner = r;
+    }
+    ASSERT_EQ(owners, 1) << "element " << i;
+    for (int r = 0; r < c.size; ++r) {
+      ASSERT_EQ(target[r][i], 2 * sum[i] + 1) << "rank " << r << " element " << i;
+      ASSERT_EQ(state[r][i], owner) << "rank " << r << " element " << i;
+    }
+  }
+  if (c.size > 1 && c.length >= 1000000) {  // big buffers: every rank owns a share
+    for (int r = 0; r < c.size; ++r) {
+      EXPECT_GT(std::count(updated[r].begin(), updated[r].end(), 1), c.length / (2 * c.size));
+    }
+  }
 }
 
 std::vector<Case> Cases() {
