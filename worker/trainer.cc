@@ -2,6 +2,7 @@
 
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,8 @@ namespace {
 constexpr int64_t kEvalBatch = 1000;
 // Smallest change of a rank's share of the batch that a rebalance acts on.
 constexpr double kRebalanceThreshold = 0.04;
+// Longest progress window under a progress_period, in steps.
+constexpr int64_t kMaxProgressWindowSteps = 100000;
 
 
 }  // namespace
@@ -113,6 +116,38 @@ absl::Status Trainer::SumOverRanks(absl::Span<float> values) {
   return options_.data_parallel->communicator->AllReduce(values);
 }
 
+bool Trainer::sharded_step() const {
+  return options_.data_parallel && options_.data_parallel->sharded_optimizer_step &&
+         world_size() > 1;
+}
+
+absl::Status Trainer::SumAndUpdate(float lr, int64_t batch) {
+  absl::Span<float> params = model_->flat_parameters();
+  absl::Span<float> grads = model_->flat_gradients();
+  // The 1/B of the global batch's mean is applied inside the update,
+  // saving a pass over the gradients.
+  const float scale = 1.f / static_cast<float>(batch);
+  if (!sharded_step()) {
+    RETURN_IF_ERROR(SumOverRanks(grads));
+    optimizer_->Step(params, grads, lr, scale);
+    return absl::OkStatus();
+  }
+  optimizer_->BeginStep();
+  return options_.data_parallel->communicator->AllReduceShardedUpdate(
+      grads, params, [&](int64_t begin, int64_t end) {
+        optimizer_->Update(params, grads, lr, scale, begin, end);
+      });
+}
+
+absl::Status Trainer::GatherOptimizerState() {
+  if (!sharded_step()) return absl::OkStatus();
+  for (const OptimizerState& state : optimizer_->State()) {
+    RETURN_IF_ERROR(options_.data_parallel->communicator->GatherFromOwners(
+        state.buffer->span()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::Rebalance(double my_samples_per_second, std::vector<double>* weights) {
   const int n = world_size();
   const float mine = static_cast<float>(my_samples_per_second);
@@ -165,10 +200,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   v1::Progress progress;
   progress.set_total_steps(total_steps_);
   progress.set_workers(n);
-  // Window sums for progress: loss, correct, samples (summed over ranks at
-  // report time).
-  float window[3] = {0, 0, 0};
+  // Window sums for progress: loss, correct, samples, seconds (summed over
+  // ranks at report time).
+  float window[4] = {0, 0, 0, 0};
   absl::Time window_start = clock_->Now();
+  int64_t window_steps = std::max<int64_t>(1, options_.progress_interval_steps);
+  // At multiples of the interval, also after a resume.
+  int64_t next_report_step = (start_step_ / window_steps + 1) * window_steps;
   absl::Duration compute_time;  // steps 1–2 since the last rebalance
   int64_t computed_samples = 0;
   Evaluation eval{0, 0};
@@ -197,12 +235,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     compute_time += clock_->Now() - compute_start;
     computed_samples += end - begin;
-    // 3. Sum over ranks; the 1/B of the global batch's mean is applied
-    // inside the optimizer step (4), saving a pass over the gradients.
-    RETURN_IF_ERROR(SumOverRanks(model_->flat_gradients()));
-    // 4. One optimizer step at the scheduled rate.
+    // 3–4. Sum over ranks; one optimizer step at the scheduled rate.
     const float lr = LearningRateAt(spec_.lr_schedule(), base_lr, step, total_steps_);
-    optimizer_->Step(model_->flat_parameters(), model_->flat_gradients(), lr, 1.f / batch);
+    RETURN_IF_ERROR(SumAndUpdate(lr, batch));
 
     window[0] += static_cast<float>(r.loss_sum);
     window[1] += static_cast<float>(r.correct);
@@ -222,15 +257,22 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       if (options_.on_rebalance && me == 0) options_.on_rebalance(step + 1, weights);
     }
     // 6. Progress.
-    if ((step + 1) % options_.progress_interval_steps == 0 || last) {
-      RETURN_IF_ERROR(SumOverRanks(absl::MakeSpan(window, 3)));
+    if (step + 1 == next_report_step || last) {
       const absl::Time now = clock_->Now();
-      const double seconds = absl::ToDoubleSeconds(now - window_start);
+      window[3] = static_cast<float>(absl::ToDoubleSeconds(now - window_start));
+      RETURN_IF_ERROR(SumOverRanks(absl::MakeSpan(window, 4)));
+      const double seconds = window[3] / n;  // the ranks' mean
       progress.set_loss(window[2] > 0 ? window[0] / window[2] : 0);
       progress.set_train_accuracy(window[2] > 0 ? window[1] / window[2] : 0);
       progress.set_samples_per_second(seconds > 0 ? window[2] / seconds : 0);
       report(options_.on_progress);
-      window[0] = window[1] = window[2] = 0;
+      if (options_.progress_period > absl::ZeroDuration() && seconds > 0) {
+        const double scale = absl::ToDoubleSeconds(options_.progress_period) / seconds;
+        window_steps = std::clamp<int64_t>(
+            std::llround(static_cast<double>(window_steps) * scale), 1, kMaxProgressWindowSteps);
+      }
+      next_report_step = step + 1 + window_steps;
+      window[0] = window[1] = window[2] = window[3] = 0;
       window_start = now;
     }
     // 7. Evaluation, shared by all ranks; checkpoints, on rank 0.
@@ -248,8 +290,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       // Evaluation time is not training time: move the window's start on.
       window_start += clock_->Now() - eval_start;
     }
-    if (me == 0 && spec_.checkpoint_interval_steps() > 0 &&
-        (step + 1) % spec_.checkpoint_interval_steps() == 0 && !options_.out_dir.empty()) {
+    const bool checkpoint_due = spec_.checkpoint_interval_steps() > 0 &&
+                                (step + 1) % spec_.checkpoint_interval_steps() == 0;
+    if (checkpoint_due) RETURN_IF_ERROR(GatherOptimizerState());  // on every rank
+    if (checkpoint_due && me == 0 && !options_.out_dir.empty()) {
       const std::string name = absl::StrFormat("checkpoint-step-%07d.safetensors", step + 1);
       RETURN_IF_ERROR(WriteCheckpoint(step + 1, name));
       if (options_.on_checkpoint) {
@@ -261,6 +305,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     ASSIGN_OR_RETURN(eval, Evaluate());
   }
 
+  RETURN_IF_ERROR(GatherOptimizerState());  // for the final checkpoint
   TrainResult result;
   result.steps = total_steps_;
   result.test_accuracy = eval.accuracy;

@@ -9,18 +9,30 @@
 //      when alone.
 //   2. Forward, loss and backward on the slice with gradient scale 1: the
 //      gradient *sum* over the slice (zero for an empty slice).
-//   3. All-reduce (sum) the flat gradient over the ranks, then scale it by
-//      1/B: the gradient of the global batch's mean loss, whatever the
-//      split — so N ranks reproduce one rank up to summation order.
-//   4. lr = LearningRateAt(schedule, g); the same optimizer step on every
-//      rank, so parameters stay identical without being sent.
+//   3. Sum the flat gradient over the ranks, then scale it by 1/B: the
+//      gradient of the global batch's mean loss, whatever the split — so
+//      N ranks reproduce one rank up to summation order.
+//   4. lr = LearningRateAt(schedule, g); one optimizer step. Sharded (the
+//      default in a group, ZeRO stage 1): 3 and 4 are one ring pass — each
+//      rank receives the final sums only of the part it owns, updates those
+//      parameters (and keeps that part of the optimizer state), and the
+//      new parameters travel the all-gather in place of the sums. Each rank
+//      thus does 1/N of the update, and every rank ends with the same
+//      parameters as if each had done all of it. Unsharded: all-reduce,
+//      then the whole update on every rank. Before a checkpoint the owners'
+//      optimizer state is gathered, so checkpoints are the same either way.
 //   5. Every rebalance_interval_steps, ranks all-gather the samples/s each
 //      measured for steps 1–2 since the last rebalance; the new weights
 //      (proportional to those rates) take effect at step g+1 on every rank
 //      alike — the announced step is implied by the interval. Shares that
 //      would move by less than 4 points are left as they are.
-//   6. Every progress_interval_steps, loss, correct count and samples of
-//      the window are summed over ranks; rank 0 reports a Progress.
+//   6. At the end of each progress window (progress_interval_steps at
+//      first), loss, correct count, samples and the window's seconds are
+//      summed over ranks; rank 0 reports a Progress. With a
+//      progress_period, the next window's length in steps is chosen from
+//      the ranks' mean window time, so that reports come about once a
+//      period — every rank computes it from the same all-reduced figures,
+//      so all agree on when the next (collective) report falls.
 //   7. Every eval_interval_steps (or at each epoch's end when 0) and after
 //      the last step, each rank evaluates an equal share of the test set
 //      and the sums are all-reduced; rank 0 reports them. Rank 0 writes
@@ -56,12 +68,16 @@ struct DataParallel {
   collective::Communicator* communicator = nullptr;  // not owned
   std::vector<double> shard_weights;  // by rank, positive; empty: equal
   int64_t rebalance_interval_steps = 0;  // 0: keep the weights
+  bool sharded_optimizer_step = true;    // step 4
 };
 
 struct TrainerOptions {
   std::string out_dir;      // created if missing; empty: write nothing
   std::string resume_path;  // a checkpoint to continue from
-  int64_t progress_interval_steps = 20;
+  int64_t progress_interval_steps = 20;  // the first window's length
+  // > 0: later windows last about this long (step 6). Frequent reports
+  // cost every rank a collective and the coordinator a database write.
+  absl::Duration progress_period = absl::ZeroDuration();
   // Called at each progress report (step 4) and after each evaluation
   // (step 5), with the progress so far.
   std::function<void(const v1::Progress&)> on_progress;
@@ -115,6 +131,11 @@ class Trainer {
   // All-reduces (sums) `values` over the ranks; a no-op alone.
   absl::Status SumOverRanks(absl::Span<float> values);
   absl::Status Rebalance(double my_samples_per_second, std::vector<double>* weights);
+  bool sharded_step() const;
+  // Steps 3–4 for the global batch of `batch` samples.
+  absl::Status SumAndUpdate(float lr, int64_t batch);
+  // Every rank's optimizer state, complete (collective when sharded).
+  absl::Status GatherOptimizerState();
 
   v1::JobSpec spec_;
   TrainerOptions options_;

@@ -18,6 +18,11 @@
 namespace nightshift {
 namespace {
 
+// How often a job's rank 0 reports progress: each report is a collective
+// on every rank and a database write on the coordinator, and one every few
+// steps costs a synchronous job on a busy machine ~10% of its throughput.
+constexpr absl::Duration kProgressPeriod = absl::Milliseconds(500);
+
 absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
@@ -252,6 +257,7 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::shared_ptr<std::atomic<bool>> c
     options.cancelled = cancelled.get();
     options.simulated_slowdown = options_.simulated_slowdown;
     options.compute_threads = options_.threads;
+    options.progress_period = kProgressPeriod;
     const v1::AllReduceSync& sync = a.spec().sync().allreduce();
     std::vector<double> weights(a.shard_weights().begin(), a.shard_weights().end());
     if (sync.even_split()) weights.clear();
