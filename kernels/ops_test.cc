@@ -410,6 +410,45 @@ TEST(ModelTest, GradientsMatchChainedReferences) {
   EXPECT_EQ((*model)->flat_gradients().size(), 6u * 8 + 6 + 3 * 6 + 3);
 }
 
+// Work buffers are reused across steps and batch sizes without being
+// cleared (Tensor::Resize keeps storage that is large enough), so a step
+// must not depend on what an earlier one left there: the gradients of a
+// batch are the same fresh, after a larger batch, and after a smaller one.
+TEST(ModelTest, GradientsDoNotDependOnEarlierSteps) {
+  v1::ModelSpec spec;
+  auto* conv = spec.add_layers()->mutable_conv2d();
+  conv->set_filters(3);
+  conv->set_kernel_size(3);
+  auto* pool = spec.add_layers()->mutable_max_pool2d();
+  pool->set_kernel_size(2);
+  spec.add_layers()->mutable_relu();
+  spec.add_layers()->mutable_flatten();
+  spec.add_layers()->mutable_dense()->set_units(7);
+  spec.add_layers()->mutable_relu();
+  spec.add_layers()->mutable_dense()->set_units(4);
+  auto fresh = Model::Create(spec, {1, 8, 8}, 3), used = Model::Create(spec, {1, 8, 8}, 3);
+  ASSERT_TRUE(fresh.ok() && used.ok()) << fresh.status();
+  Rng rng({5});
+  auto batch = [&](int64_t n) {
+    Tensor x({n, 1, 8, 8});
+    for (float& v : x.span()) v = static_cast<float>(rng.Uniform()) * 4 - 2;
+    return x;
+  };
+  const Tensor x = batch(6), big = batch(11), small = batch(2);
+  const std::vector<int32_t> labels = {0, 1, 2, 3, 1, 2};
+  (*fresh)->ComputeGradients(x, labels, 1.f);
+  const auto expected = (*fresh)->flat_gradients();
+  const std::vector<float> want(expected.begin(), expected.end());
+  for (const Tensor* before : {&big, &small}) {
+    const std::vector<int32_t> other(before->dim(0), 3);
+    (*used)->ComputeGradients(*before, other, 1.f);
+    (*used)->ComputeGradients(x, labels, 1.f);
+    const auto got = (*used)->flat_gradients();
+    ASSERT_EQ(std::vector<float>(got.begin(), got.end()), want)
+        << "after a batch of " << before->dim(0);
+  }
+}
+
 TEST(ModelTest, SameSeedSameParametersOtherSeedOther) {
   v1::ModelSpec spec;
   spec.add_layers()->mutable_dense()->set_units(4);

@@ -36,7 +36,7 @@ std::string ShapeToString(const Shape& shape) {
 void Tensor::AlignedFree::operator()(float* p) const { std::free(p); }
 
 Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
-  size_ = NumElements(shape_);
+  size_ = capacity_ = NumElements(shape_);
   storage_.reset(AllocateZeroed(size_));
   data_ = storage_.get();
 }
@@ -57,12 +57,13 @@ Tensor Tensor::Clone() const {
 
 void Tensor::Resize(const Shape& shape) {
   CHECK(storage_ != nullptr || data_ == nullptr) << "Resize of a view";
-  int64_t n = NumElements(shape);
-  if (n != size_) {
+  const int64_t n = NumElements(shape);
+  if (n > capacity_ || storage_ == nullptr) {
     storage_.reset(AllocateZeroed(n));
     data_ = storage_.get();
-    size_ = n;
+    capacity_ = n;
   }
+  size_ = n;
   shape_ = shape;
 }
 

@@ -54,9 +54,12 @@ class Tensor {
     return {data_, static_cast<size_t>(size_)};
   }
 
-  // Reallocates (zero-filled) only if the element count changes; otherwise
-  // keeps the storage and just takes the new shape. Must own its storage or
-  // be empty.
+  // Takes the new shape, reallocating (zero-filled) only when the element
+  // count outgrows the storage; otherwise the storage is kept and its
+  // contents are whatever it held (callers overwrite it). Buffers that
+  // alternate between sizes — a backward pass's ping-pong gradients — so
+  // stop allocating and zeroing on every step. Must own its storage or be
+  // empty.
   void Resize(const Shape& shape);
   void Fill(float value);
 
@@ -67,6 +70,7 @@ class Tensor {
 
   Shape shape_;
   int64_t size_ = 0;
+  int64_t capacity_ = 0;  // elements in storage_
   std::unique_ptr<float[], AlignedFree> storage_;
   float* data_ = nullptr;
 };
