@@ -9,12 +9,14 @@
 #   pytorch 1 process x 1 and 2 threads (OpenBLAS)
 #   pytorch DDP 2 processes x 1 thread  (gloo, OpenBLAS)
 # Each Nightshift figure is the mean samples/s that rank 0 reported over a
-# job of --steps steps (first report dropped: warm-up).
+# job of --steps steps, one report per ~500 ms window (first window dropped:
+# warm-up; an evaluation's report, which repeats the last window's rate,
+# is not counted twice).
 #
 # usage: bench/run_cluster_training.sh [--steps=N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=1500
+STEPS=4000
 for a in "$@"; do case "$a" in --steps=*) STEPS="${a#*=}" ;; esac; done
 bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >/dev/null 2>&1
 export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
@@ -37,8 +39,12 @@ run() {  # run NAME WORKERS EVEN [SLOWDOWN_OF_WORKER_1]
   $NS submit "$OUT/$name.textproto" --id="$name" --watch --coordinator="$c" >/dev/null 2>&1
   curl -sf "$(cat "$NIGHTSHIFT_CLUSTER_DIR/http")/v1/jobs/$name/history" | /usr/bin/python3 -c '
 import json, sys
-p = [x for x in json.load(sys.stdin)["progress"] if x.get("samplesPerSecond")]
-rates = [x["samplesPerSecond"] for x in p[1:]]
+rates = []
+for x in json.load(sys.stdin)["progress"]:
+    r = x.get("samplesPerSecond")
+    if r and (not rates or r != rates[-1]):
+        rates.append(r)
+rates = rates[1:]
 print("%s %.0f" % (sys.argv[1], sum(rates) / len(rates)))' "$name" >>"$OUT/results"
   deploy/local_cluster.sh down >/dev/null
 }
