@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "collective/ring.h"
+#include "collective/shared_step.h"
 
 namespace nightshift::collective {
 
@@ -70,6 +71,15 @@ absl::Status Communicator::AllReduceShardedUpdate(
     if (s.ok() && !data.empty()) update(0, static_cast<int64_t>(data.size()));
     return s;
   }
+  if (step_memory_ != nullptr && element_offset == 0 &&
+      data.data() == step_memory_->gradients(rank()) &&
+      target.data() == step_memory_->parameters(rank()) &&
+      static_cast<int64_t>(data.size()) == step_memory_->floats()) {
+    const uint32_t seq = ++step_sequence_;
+    return Run("shared-memory sharded update", [&](const RingContext& ctx) {
+      return SharedStepUpdate(*step_memory_, rank(), size(), seq, update, ctx.deadline);
+    });
+  }
   return Run("sharded-update all-reduce", [&](const RingContext& ctx) {
     RingAllReduceOptions ring;
     ring.element_offset = element_offset;
@@ -77,6 +87,24 @@ absl::Status Communicator::AllReduceShardedUpdate(
     ring.gather = target;
     return RingAllReduce(ctx, data, ring);
   });
+}
+
+absl::StatusOr<Communicator::StepBuffers> Communicator::MapStepBuffers(int64_t floats) {
+  if (!transport_->CanShareStepMemory()) {
+    return absl::UnimplementedError("the ranks cannot map one another's memory");
+  }
+  SharedStepMemory* memory = nullptr;
+  absl::Status s = Run("mapping step memory", [&](const RingContext& ctx) -> absl::Status {
+    absl::StatusOr<SharedStepMemory*> m = transport_->MapSharedStepMemory(floats, ctx.deadline);
+    if (!m.ok()) return m.status();
+    memory = *m;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  step_memory_ = memory;
+  const size_t n = static_cast<size_t>(floats);
+  return StepBuffers{absl::MakeSpan(memory->parameters(rank()), n),
+                     absl::MakeSpan(memory->gradients(rank()), n)};
 }
 
 absl::Status Communicator::GatherFromOwners(absl::Span<float> data, int64_t element_offset) {

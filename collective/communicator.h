@@ -20,6 +20,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "collective/transport/transport.h"
@@ -75,6 +76,19 @@ class Communicator {
   absl::Status AllReduceShardedUpdate(absl::Span<float> data, absl::Span<float> target,
                                       const std::function<void(int64_t, int64_t)>& update,
                                       int64_t element_offset = 0);
+  // Where the transport allows (every rank on this machine, gRPC transport
+  // with shared memory), maps every rank's flat parameters and gradients
+  // (`floats` each) into the others' memory and returns this rank's two
+  // buffers; an AllReduceShardedUpdate on exactly these buffers then runs
+  // one-sided (collective/shared_step.h) — no message, no copy of the
+  // gradients, one of the parameters — with bitwise the ring's results.
+  // UNIMPLEMENTED (breaking nothing) where the transport cannot; every
+  // rank calls it or none. The buffers live as long as the communicator.
+  struct StepBuffers {
+    absl::Span<float> parameters;
+    absl::Span<float> gradients;
+  };
+  absl::StatusOr<StepBuffers> MapStepBuffers(int64_t floats);
   // Every rank receives the owners' values of `data` — the all-gather half
   // of AllReduceShardedUpdate alone, for state that each owner updated
   // only on its ranges (before a checkpoint, say).
@@ -91,6 +105,8 @@ class Communicator {
 
   std::unique_ptr<Transport> transport_;
   CommunicatorOptions options_;
+  SharedStepMemory* step_memory_ = nullptr;  // owned by the transport
+  uint32_t step_sequence_ = 0;
   uint64_t op_sequence_ = 0;
   absl::Status broken_;
 };

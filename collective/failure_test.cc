@@ -111,6 +111,57 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<2>(info.param) == Fault::kStall ? "stall" : "kill");
     });
 
+// The one-sided step on shared memory fails the same way: a rank that
+// stalls or dies before its step is named by every survivor in time.
+class SharedStepFailureTest : public testing::TestWithParam<std::tuple<int, Fault>> {};
+
+TEST_P(SharedStepFailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
+  const auto [n, fault] = GetParam();
+  const int victim = 1;
+  const absl::Duration timeout = absl::Milliseconds(800);
+  CommunicatorOptions options;
+  options.timeout = timeout;
+  auto group = MakeTestGroup(TransportKind::kGrpcShm, n, options);
+  absl::Notification survivors_done;
+  std::atomic<int> survivors_left{n - 1};
+  std::vector<absl::Duration> elapsed(n);
+  auto statuses = group->Run([&](Communicator& comm) -> absl::Status {
+    absl::StatusOr<Communicator::StepBuffers> buffers = comm.MapStepBuffers(100000);
+    if (!buffers.ok()) return buffers.status();
+    if (comm.rank() == victim) {
+      if (fault == Fault::kKill) {
+        group->Kill(victim);
+      } else {
+        survivors_done.WaitForNotification();  // hung until the others gave up
+      }
+      return absl::OkStatus();
+    }
+    const absl::Time start = absl::Now();
+    absl::Status s = comm.AllReduceShardedUpdate(buffers->gradients, buffers->parameters,
+                                                 [](int64_t, int64_t) {});
+    elapsed[comm.rank()] = absl::Now() - start;
+    if (--survivors_left == 0) survivors_done.Notify();
+    return s;
+  });
+  for (int r = 0; r < n; ++r) {
+    if (r == victim) continue;
+    EXPECT_THAT(statuses[r].code(), AnyOf(absl::StatusCode::kUnavailable,
+                                          absl::StatusCode::kDeadlineExceeded))
+        << r << ": " << statuses[r];
+    EXPECT_THAT(std::string(statuses[r].message()), ContainsRegex("rank 1([^0-9]|$)"))
+        << "rank " << r << " does not name the victim: " << statuses[r];
+    EXPECT_LE(elapsed[r], timeout + absl::Seconds(1)) << "rank " << r;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SizeFault, SharedStepFailureTest,
+                         testing::Combine(testing::Values(2, 3),
+                                          testing::Values(Fault::kStall, Fault::kKill)),
+                         [](const auto& info) {
+                           return std::to_string(std::get<0>(info.param)) + "ranks_" +
+                                  (std::get<1>(info.param) == Fault::kStall ? "stall" : "kill");
+                         });
+
 TEST(GenerationTest, OldGenerationTrafficIsRefused) {
   auto receiver = PeerServer::Start("127.0.0.1:0");
   auto sender_server = PeerServer::Start("127.0.0.1:0");

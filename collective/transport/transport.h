@@ -37,6 +37,24 @@
 
 namespace nightshift::collective {
 
+// Memory that every rank of a group on one machine maps: per rank, its
+// flat parameters and gradients (`floats` each) and two step counters —
+// what the one-sided sharded step (collective/shared_step.h) works on.
+class SharedStepMemory {
+ public:
+  enum Counter { kGradientsReady = 0, kParametersReady = 1 };
+  virtual ~SharedStepMemory() = default;
+  virtual int64_t floats() const = 0;
+  virtual float* parameters(int rank) = 0;
+  virtual float* gradients(int rank) = 0;
+  // Sets this rank's `counter` to `value` and wakes its waiters.
+  virtual void Publish(Counter counter, uint32_t value) = 0;
+  // Waits until rank `peer`'s `counter` has reached `value`; fails,
+  // naming the rank, when the peer is known gone (UNAVAILABLE, or its
+  // abort reason) or at the deadline (DEADLINE_EXCEEDED).
+  virtual absl::Status Await(int peer, Counter counter, uint32_t value, absl::Time deadline) = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -73,6 +91,16 @@ class Transport {
   // A transport-native all-reduce (MPI_Allreduce), when it has one.
   virtual absl::Status NativeAllReduce(absl::Span<float> data, ReduceOp op) {
     return absl::UnimplementedError("this transport has no native all-reduce");
+  }
+
+  // Whether MapSharedStepMemory can work: every rank on this machine, with
+  // a transport that maps memory. The same answer on every rank.
+  virtual bool CanShareStepMemory() const { return false; }
+  // Maps the group's step memory (every rank calls it, with the same
+  // `floats`); it lives as long as the transport.
+  virtual absl::StatusOr<SharedStepMemory*> MapSharedStepMemory(int64_t floats,
+                                                                absl::Time deadline) {
+    return absl::UnimplementedError("this transport cannot share memory between ranks");
   }
 
   // RecvWith that copies the message into `out` (expected size out.size()).

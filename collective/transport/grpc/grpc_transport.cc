@@ -221,15 +221,91 @@ GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group,
   }
 }
 
+namespace {
+
+std::string FileSafe(std::string s) {
+  for (char& c : s) {
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return s;
+}
+
+}  // namespace
+
 // Unique per receiving server: two groups with the same job and generation
 // (tests, a reused job id) never share a ring.
 std::string GrpcTransport::ShmName(int from, int to) const {
-  std::string receiver = group_.peer_addresses[to];
-  for (char& c : receiver) {
-    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
   return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-", from, "-to-",
-                      to, "-at-", receiver);
+                      to, "-at-", FileSafe(group_.peer_addresses[to]));
+}
+
+std::string GrpcTransport::RegionName(int owner) const {
+  return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-step-", owner,
+                      "-at-", FileSafe(group_.peer_addresses[owner]));
+}
+
+class GrpcTransport::StepMemory final : public SharedStepMemory {
+ public:
+  StepMemory(GrpcTransport* transport, int64_t floats,
+             std::vector<std::unique_ptr<ShmRegion>> regions)
+      : transport_(transport), floats_(floats), regions_(std::move(regions)) {}
+
+  int64_t floats() const override { return floats_; }
+  float* parameters(int rank) override { return regions_[rank]->parameters(); }
+  float* gradients(int rank) override { return regions_[rank]->gradients(); }
+  void Publish(Counter counter, uint32_t value) override {
+    regions_[transport_->rank()]->Publish(static_cast<ShmRegion::Counter>(counter), value);
+  }
+  absl::Status Await(int peer, Counter counter, uint32_t value, absl::Time deadline) override {
+    return transport_->Named(
+        peer, regions_[peer]->AwaitReached(static_cast<ShmRegion::Counter>(counter), value,
+                                           deadline, [&] { return transport_->PeerGone(peer); },
+                                           "did not answer before the deadline"));
+  }
+
+ private:
+  GrpcTransport* transport_;
+  const int64_t floats_;
+  std::vector<std::unique_ptr<ShmRegion>> regions_;  // by rank
+};
+
+absl::Status GrpcTransport::PeerGone(int peer) {
+  RETURN_IF_ERROR(inbox_->Check(peer));
+  return out_[peer] != nullptr ? out_[peer]->Health() : absl::OkStatus();
+}
+
+bool GrpcTransport::CanShareStepMemory() const {
+  if (!group_.shared_memory || size() < 2) return false;
+  for (int r = 0; r < size(); ++r) {
+    if (r != rank() && !local_[r]) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<SharedStepMemory*> GrpcTransport::MapSharedStepMemory(int64_t floats,
+                                                                     absl::Time deadline) {
+  if (!CanShareStepMemory()) return Transport::MapSharedStepMemory(floats, deadline);
+  if (step_memory_ != nullptr) {
+    if (step_memory_->floats() != floats) {
+      return absl::InvalidArgumentError(absl::StrCat("step memory of ", step_memory_->floats(),
+                                                     " floats is mapped already, not ", floats));
+    }
+    return step_memory_.get();
+  }
+  std::vector<std::unique_ptr<ShmRegion>> regions(size());
+  ASSIGN_OR_RETURN(regions[rank()], ShmRegion::Create(RegionName(rank()), floats, size() - 1));
+  for (int r = 0; r < size(); ++r) {
+    if (r == rank()) continue;
+    // A stream to every peer, so that its death shows while we wait on it.
+    RETURN_IF_ERROR(StreamTo(r).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0,
+                                        deadline));
+    absl::StatusOr<std::unique_ptr<ShmRegion>> region =
+        ShmRegion::Open(RegionName(r), floats, deadline, [&] { return PeerGone(r); });
+    if (!region.ok()) return Named(r, region.status());
+    regions[r] = *std::move(region);
+  }
+  step_memory_ = std::make_unique<StepMemory>(this, floats, std::move(regions));
+  return step_memory_.get();
 }
 
 GrpcTransport::~GrpcTransport() {

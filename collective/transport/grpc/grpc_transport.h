@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "collective/transport/grpc/buffer_pool.h"
 #include "collective/transport/grpc/peer_service.h"
+#include "collective/transport/shm/shm_region.h"
 #include "collective/transport/shm/shm_ring.h"
 #include "collective/transport/transport.h"
 
@@ -68,8 +69,15 @@ class GrpcTransport final : public Transport {
   }
   // Drops every connection without a word, as a crashed process would.
   void Cancel(const absl::Status& reason);
+  // With shared_memory and every peer at a loopback address: step memory
+  // in ShmRegions (collective/transport/shm/shm_region.h), one per rank,
+  // each mapped by all; the gRPC streams still show when a peer dies.
+  bool CanShareStepMemory() const override;
+  absl::StatusOr<SharedStepMemory*> MapSharedStepMemory(int64_t floats,
+                                                        absl::Time deadline) override;
 
  private:
+  class StepMemory;
   GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
   v1::PeerChunk Header(uint64_t tag) const;
   absl::Status Named(int peer, const absl::Status& s) const;
@@ -84,6 +92,10 @@ class GrpcTransport final : public Transport {
   std::vector<std::unique_ptr<ShmRingWriter>> shm_out_;  // by peer rank
   std::vector<bool> local_;  // peer reachable through shared memory
   std::string ShmName(int from, int to) const;
+  std::string RegionName(int owner) const;
+  // OK while `peer` is alive and has not given up.
+  absl::Status PeerGone(int peer);
+  std::unique_ptr<StepMemory> step_memory_;
   std::atomic<bool> cancelled_{false};
 };
 

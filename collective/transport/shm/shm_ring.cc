@@ -1,36 +1,20 @@
 #include "collective/transport/shm/shm_ring.h"
 
-#include <fcntl.h>
-#include <linux/futex.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "collective/transport/shm/shm_file.h"
 
 namespace nightshift::collective {
 namespace {
 
 constexpr uint64_t kReady = 0x4e53484d52494e47ULL;  // "NSHMRING"
 constexpr size_t kFrame = 16;
-constexpr absl::Duration kPollSlice = absl::Milliseconds(20);
-constexpr absl::Duration kSpin = absl::Milliseconds(1);
 
 size_t Pad16(size_t n) { return (n + 15) & ~size_t{15}; }
-
-void FutexWait(uint32_t* word, uint32_t expected, absl::Duration timeout) {
-  struct timespec ts = absl::ToTimespec(timeout);
-  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
-}
-
-void FutexWakeAll(uint32_t* word) { syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0); }
 
 }  // namespace
 
@@ -52,7 +36,7 @@ ShmRing::ShmRing(std::string path, bool owner, void* map, size_t map_bytes)
       data_(static_cast<char*>(map) + Pad16(sizeof(Header))) {}
 
 ShmRing::~ShmRing() {
-  munmap(map_, map_bytes_);
+  UnmapShm({map_, map_bytes_});
   if (owner_) unlink(path_.c_str());
 }
 
@@ -60,22 +44,9 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(const std::string& name
                                                          size_t capacity) {
   const std::string path = absl::StrCat("/dev/shm/", name);
   capacity = Pad16(capacity);
-  const size_t bytes = Pad16(sizeof(Header)) + capacity;
-  unlink(path.c_str());  // a leftover of a crashed run of the same group
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat(path, ": ", strerror(errno)));
-  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-    close(fd);
-    unlink(path.c_str());
-    return absl::UnavailableError(absl::StrCat(path, ": cannot size: ", strerror(errno)));
-  }
-  void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (map == MAP_FAILED) {
-    unlink(path.c_str());
-    return absl::UnavailableError(absl::StrCat(path, ": mmap: ", strerror(errno)));
-  }
-  std::unique_ptr<ShmRing> ring(new ShmRing(path, true, map, bytes));
+  absl::StatusOr<ShmMapping> map = CreateShmFile(path, Pad16(sizeof(Header)) + capacity);
+  if (!map.ok()) return map.status();
+  std::unique_ptr<ShmRing> ring(new ShmRing(path, true, map->base, map->bytes));
   ring->header_->capacity = capacity;  // the file starts zeroed: counters are 0
   ring->header_->ready.store(kReady, std::memory_order_release);
   return ring;
@@ -85,55 +56,22 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name,
                                                        absl::Time deadline,
                                                        const Interrupted& interrupted) {
   const std::string path = absl::StrCat("/dev/shm/", name);
-  while (true) {
-    const int fd = open(path.c_str(), O_RDWR);
-    if (fd >= 0) {
-      struct stat st;
-      if (fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) > sizeof(Header)) {
-        void* map = mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
-        if (map == MAP_FAILED) return absl::UnavailableError(absl::StrCat(path, ": mmap failed"));
-        std::unique_ptr<ShmRing> ring(new ShmRing(path, false, map, st.st_size));
-        if (ring->header_->ready.load(std::memory_order_acquire) == kReady) {
-          // Both ends have it mapped: the name is no longer needed, and
-          // without it a crash of either process leaves nothing behind.
-          unlink(path.c_str());
-          return ring;
-        }
-      } else {
-        close(fd);
-      }
-    }
-    if (absl::Status s = interrupted(); !s.ok()) return s;
-    if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(path, " was never created by its receiver"));
-    }
-    absl::SleepFor(absl::Milliseconds(1));  // bootstrap only: waits for the peer's file
-  }
+  absl::StatusOr<ShmMapping> map =
+      OpenShmFile(path, sizeof(Header), deadline, interrupted, [](const void* base) {
+        return static_cast<const Header*>(base)->ready.load(std::memory_order_acquire) == kReady;
+      });
+  if (!map.ok()) return map.status();
+  // Both ends have it mapped: the name is no longer needed, and without it
+  // a crash of either process leaves nothing behind.
+  unlink(path.c_str());
+  return std::unique_ptr<ShmRing>(new ShmRing(path, false, map->base, map->bytes));
 }
 
 absl::Status ShmRing::WaitFor(const std::function<bool()>& ready, uint32_t* futex_word,
                               absl::Time deadline, const Interrupted& interrupted,
                               const char* what) {
-  auto* word = reinterpret_cast<std::atomic<uint32_t>*>(futex_word);
-  // Spin first (up to kSpin): the other side usually answers within tens of
-  // microseconds, and a futex sleep costs a wake-up of about that much.
-  const absl::Time spin_until = absl::Now() + kSpin;
-  while (absl::Now() < spin_until) {
-    for (int i = 0; i < 64; ++i) {
-      if (ready()) return absl::OkStatus();
-      __builtin_ia32_pause();
-    }
-    sched_yield();  // with more ranks than cores, let the peer run
-  }
-  while (true) {
-    const uint32_t seen = word->load(std::memory_order_acquire);
-    if (ready()) return absl::OkStatus();
-    if (absl::Status s = interrupted(); !s.ok()) return s;
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return absl::DeadlineExceededError(what);
-    FutexWait(futex_word, seen, std::min(left, kPollSlice));
-  }
+  return WaitOnShmWord(ready, reinterpret_cast<std::atomic<uint32_t>*>(futex_word), deadline,
+                       interrupted, what);
 }
 
 bool ShmRing::TryWrite(uint64_t tag, absl::Span<const absl::string_view> parts) {
@@ -183,7 +121,7 @@ void ShmRing::Publish(uint64_t tag, absl::Span<const absl::string_view> parts, s
   }
   header_->head.store(head + total, std::memory_order_release);
   header_->data_seq.fetch_add(1, std::memory_order_release);
-  FutexWakeAll(reinterpret_cast<uint32_t*>(&header_->data_seq));
+  WakeShmWord(&header_->data_seq);
 }
 
 absl::Status ShmRing::Read(uint64_t tag, size_t expected_bytes, absl::Time deadline,
@@ -212,7 +150,7 @@ absl::Status ShmRing::Read(uint64_t tag, size_t expected_bytes, absl::Time deadl
   consume(absl::MakeConstSpan(parts, expected_bytes > first ? 2 : 1));
   header_->tail.store(tail + kFrame + Pad16(expected_bytes), std::memory_order_release);
   header_->space_seq.fetch_add(1, std::memory_order_release);
-  FutexWakeAll(reinterpret_cast<uint32_t*>(&header_->space_seq));
+  WakeShmWord(&header_->space_seq);
   return absl::OkStatus();
 }
 

@@ -1,0 +1,47 @@
+// The one-sided sharded update: AllReduceShardedUpdate for a group whose
+// ranks all map one another's parameters and gradients (SharedStepMemory:
+// every rank on one machine). Nothing is sent; each rank reads what it
+// needs where it lies.
+//
+// Ownership and summation order are the ring's (collective/ring.h): the
+// buffer is cut on the kRingChunkElements grid, chunk q belongs to segment
+// q mod n, rank r owns segment r+1, and a segment's sum starts at the rank
+// of its number and adds the others around the ring — so the results are
+// bit for bit those of the ring, and GatherFromOwners over the ring fits
+// this ownership.
+//
+// Step number `seq` (the caller counts; the same on every rank):
+//  1. This rank's gradients of `seq` are complete: publish
+//     kGradientsReady = seq.
+//  2. Wait until every peer has published kGradientsReady ≥ seq.
+//  3. For each owned chunk: the sum of all ranks' gradients there goes into
+//     this rank's gradients, then update(begin, end), which writes this
+//     rank's parameters there.
+//  4. Publish kParametersReady = seq.
+//  5. For each peer: wait for its kParametersReady ≥ seq, then copy its
+//     owned chunks of parameters into this rank's.
+// Reuse is safe without more signals: a rank rewrites its gradients (next
+// backward) only after step 5, by which time every peer has passed its
+// step 3 of `seq` (the last read of them); it rewrites its owned parameters
+// only in step 3 of seq+1, after every peer's kGradientsReady = seq+1,
+// which each publishes after its step 5 of `seq` (the last read of them).
+// A peer that dies or gives up fails the wait naming it (SharedStepMemory).
+#ifndef NIGHTSHIFT_COLLECTIVE_SHARED_STEP_H_
+#define NIGHTSHIFT_COLLECTIVE_SHARED_STEP_H_
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "collective/transport/transport.h"
+
+namespace nightshift::collective {
+
+absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint32_t seq,
+                              const std::function<void(int64_t begin, int64_t end)>& update,
+                              absl::Time deadline);
+
+}  // namespace nightshift::collective
+
+#endif  // NIGHTSHIFT_COLLECTIVE_SHARED_STEP_H_
