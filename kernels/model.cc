@@ -1,8 +1,10 @@
 #include "kernels/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 #include "kernels/random.h"
 
 namespace nightshift {
@@ -83,6 +85,21 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
   model->activations_.resize(model->layers_.size());
   model->loss_ = std::make_unique<SoftmaxCrossEntropy>(model->context_.get());
   return model;
+}
+
+void Model::MoveFlatBuffersTo(absl::Span<float> parameters, absl::Span<float> gradients) {
+  CHECK_EQ(static_cast<int64_t>(parameters.size()), num_parameters());
+  CHECK_EQ(static_cast<int64_t>(gradients.size()), num_parameters());
+  std::copy(params_.span().begin(), params_.span().end(), parameters.begin());
+  std::copy(grads_.span().begin(), grads_.span().end(), gradients.begin());
+  // The layers hold pointers to the Parameter views: repoint them in place.
+  for (Parameter& p : parameters_) {
+    const int64_t offset = p.value.data() - params_.data();
+    p.value = Tensor::View(p.value.shape(), parameters.data() + offset);
+    p.grad = Tensor::View(p.grad.shape(), gradients.data() + offset);
+  }
+  params_ = Tensor::View({num_parameters()}, parameters.data());
+  grads_ = Tensor::View({static_cast<int64_t>(gradients.size())}, gradients.data());
 }
 
 const Tensor& Model::Forward(const Tensor& input) {

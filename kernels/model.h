@@ -52,6 +52,11 @@ class Model {
   absl::Span<const float> flat_parameters() const { return params_.span(); }
   absl::Span<float> flat_gradients() { return grads_.span(); }
   int64_t num_parameters() const { return params_.size(); }
+  // Moves the flat parameters and gradients into memory the caller
+  // provides (num_parameters() floats each, outliving the model) — e.g.
+  // memory the ranks of a group map from one another. Values are copied;
+  // every view (and layer) follows.
+  void MoveFlatBuffersTo(absl::Span<float> parameters, absl::Span<float> gradients);
 
   // Forward + loss + backward. `input` is [N, input_shape...] with N ≥ 0
   // (an empty slice leaves zero gradients).

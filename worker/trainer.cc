@@ -49,6 +49,16 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
         "dataset: labels go up to ", t->data_.train.num_classes - 1,
         " but the model has only ", t->model_->num_classes(), " outputs"));
   }
+  if (t->sharded_step()) {
+    // Ranks on one machine update in each other's memory (step 4).
+    absl::StatusOr<collective::Communicator::StepBuffers> shared =
+        t->options_.data_parallel->communicator->MapStepBuffers(t->model_->num_parameters());
+    if (shared.ok()) {
+      t->model_->MoveFlatBuffersTo(shared->parameters, shared->gradients);
+    } else if (!absl::IsUnimplemented(shared.status())) {
+      return shared.status();
+    }
+  }
   absl::StatusOr<std::unique_ptr<Optimizer>> optimizer =
       MakeOptimizer(spec.optimizer(), t->model_->num_parameters());
   if (!optimizer.ok()) return optimizer.status();

@@ -18,7 +18,10 @@
 //      parameters (and keeps that part of the optimizer state), and the
 //      new parameters travel the all-gather in place of the sums. Each rank
 //      thus does 1/N of the update, and every rank ends with the same
-//      parameters as if each had done all of it. Unsharded: all-reduce,
+//      parameters as if each had done all of it. When every rank runs on
+//      one machine, the ranks map one another's parameters and gradients
+//      and the same step runs one-sided, with the same results
+//      (collective/shared_step.h). Unsharded: all-reduce,
 //      then the whole update on every rank. Before a checkpoint the owners'
 //      optimizer state is gathered, so checkpoints are the same either way.
 //   5. Every rebalance_interval_steps, ranks all-gather the samples/s each
