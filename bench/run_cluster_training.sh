@@ -13,11 +13,23 @@
 # warm-up; an evaluation's report, which repeats the last window's rate,
 # is not counted twice).
 #
-# usage: bench/run_cluster_training.sh [--steps=N]
+# The 1-worker and 2-worker jobs run --rounds times, alternating, and each
+# round's ratio is printed as well as the ratio of the means: this VM's
+# two-process throughput has slow spells (bench/README.md), and pairing
+# the runs in time keeps one spell from deciding the figure.
+#
+# usage: bench/run_cluster_training.sh [--steps=N] [--rounds=R]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=4000
-for a in "$@"; do case "$a" in --steps=*) STEPS="${a#*=}" ;; esac; done
+ROUNDS=3
+for a in "$@"; do
+  case "$a" in
+    --steps=*) STEPS="${a#*=}" ;;
+    --rounds=*) ROUNDS="${a#*=}" ;;
+    *) echo "usage: $0 [--steps=N] [--rounds=R]" >&2; exit 2 ;;
+  esac
+done
 bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >/dev/null 2>&1
 export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
 NS=bazel-bin/cli/nightshift
@@ -49,8 +61,10 @@ print("%s %.0f" % (sys.argv[1], sum(rates) / len(rates)))' "$name" >>"$OUT/resul
   deploy/local_cluster.sh down >/dev/null
 }
 
-run nightshift_1x1 1 proportional
-run nightshift_2x1 2 proportional
+for ((round = 0; round < ROUNDS; round++)); do
+  run nightshift_1x1 1 proportional
+  run nightshift_2x1 2 proportional
+done
 run nightshift_2x1_slowed_proportional 2 proportional 3
 run nightshift_2x1_slowed_even 2 even 3
 for t in 1 2; do
@@ -65,12 +79,18 @@ OMP_NUM_THREADS=1 LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.p
 wait
 
 /usr/bin/python3 - "$OUT/results" <<'PY'
-import sys
-r = dict((l.split()[0], float(l.split()[1])) for l in open(sys.argv[1]))
-for k, v in r.items():
-    print(f"{k:40s} {v:10.0f} samples/s")
+import collections, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, rate = line.split()
+    runs[name].append(float(rate))
+r = {k: sum(v) / len(v) for k, v in runs.items()}
+for k, v in runs.items():
+    each = "" if len(v) == 1 else "   (" + ", ".join("%.0f" % x for x in v) + ")"
+    print(f"{k:40s} {r[k]:10.0f} samples/s{each}")
 print()
-print(f"2 workers / 1 worker (Nightshift):         {r['nightshift_2x1'] / r['nightshift_1x1']:.2f}x  (target >= 1.5x)")
+pairs = ", ".join("%.2fx" % (b / a) for a, b in zip(runs['nightshift_1x1'], runs['nightshift_2x1']))
+print(f"2 workers / 1 worker (Nightshift):         {r['nightshift_2x1'] / r['nightshift_1x1']:.2f}x  (target >= 1.5x; rounds: {pairs})")
 print(f"Nightshift 2 workers / PyTorch DDP:         {r['nightshift_2x1'] / r['pytorch_ddp_2x1']:.2f}x  (target >= 2x)")
 print(f"one worker slowed: proportional / even:     {r['nightshift_2x1_slowed_proportional'] / r['nightshift_2x1_slowed_even']:.2f}x  (> 1: the split helps)")
 PY
