@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Real processes, real SIGKILL: three ranks all-reduce over gRPC on
-# loopback (then with shared memory between them); rank 1 is killed
+# loopback (then with shared-memory rings between them, then with the
+# one-sided sharded update on shared step memory); rank 1 is killed
 # mid-run. Both survivors must fail within the 2 s operation timeout
 # + 1 s, with an error naming rank 1.
 set -euo pipefail
 MEMBER="$1"
-for mode in --shared_memory=false --shared_memory=true; do
+for mode in --shared_memory=false --shared_memory=true "--shared_memory=true --one_sided"; do
 echo "== $mode"
-T="${TEST_TMPDIR:-$(mktemp -d)}/${mode#--}"
+T="${TEST_TMPDIR:-$(mktemp -d)}/$(echo "${mode//--/}" | tr ' =' '__')"
 mkdir -p "$T/rv"
 fail() { echo "FAIL: $*" >&2; for f in "$T"/log-*; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 pids=()
 for r in 0 1 2; do
   : >"$T/log-$r"  # exists before anyone tails it
-  "$MEMBER" --rank=$r --size=3 --rendezvous="$T/rv" --timeout_ms=2000 "$mode" >"$T/log-$r" 2>&1 &
+  # shellcheck disable=SC2086  # $mode is several flags
+  "$MEMBER" --rank=$r --size=3 --rendezvous="$T/rv" --timeout_ms=2000 $mode >"$T/log-$r" 2>&1 &
   pids+=($!)
 done
 trap 'kill -9 "${pids[@]}" 2>/dev/null || true' EXIT

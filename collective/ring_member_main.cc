@@ -1,6 +1,7 @@
 // One rank of a gRPC all-reduce group in its own process, for tests that
 // kill processes. Publishes its Peer address in --rendezvous, then runs
-// all-reduces of 1 Mi floats until --ops are done or one fails, printing
+// all-reduces of 1 Mi floats (with --one_sided: sharded updates on step
+// memory mapped between the ranks) until --ops are done or one fails, printing
 // "op N done" after each and, on failure, "rank R failed after M ms: ...".
 // Exit status: 0 all ops done, 3 an op failed.
 #include <chrono>
@@ -22,6 +23,8 @@ ABSL_FLAG(std::string, rendezvous, "", "folder where ranks publish addresses");
 ABSL_FLAG(int, ops, 100000, "all-reduces to run");
 ABSL_FLAG(int, timeout_ms, 2000, "per-operation timeout");
 ABSL_FLAG(bool, shared_memory, false, "data through shared memory between local ranks");
+ABSL_FLAG(bool, one_sided, false,
+          "with --shared_memory: one-sided sharded updates on shared step memory");
 
 namespace nightshift::collective {
 namespace {
@@ -45,11 +48,35 @@ int Main(int argc, char** argv) {
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport),
                     {"kill-test", 0, absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms)), false});
-  std::vector<float> data(1 << 20);
+  std::vector<float> own(1 << 20), own_result(1 << 20);
+  absl::Span<float> data = absl::MakeSpan(own), result = absl::MakeSpan(own_result);
+  if (absl::GetFlag(FLAGS_one_sided)) {
+    auto shared = comm.MapStepBuffers(1 << 20);
+    if (!shared.ok()) {
+      std::printf("rank %d: %s\n", rank, shared.status().ToString().c_str());
+      return 1;
+    }
+    data = shared->gradients;
+    result = shared->parameters;
+  }
+  // As a trainer's first collectives do, a barrier opens the rings, so
+  // that a rank killed later leaves no unopened ring file behind.
+  if (absl::Status s = comm.Barrier(); !s.ok()) {
+    std::printf("rank %d: %s\n", rank, s.ToString().c_str());
+    return 1;
+  }
   for (int op = 1; op <= absl::GetFlag(FLAGS_ops); ++op) {
     std::fill(data.begin(), data.end(), 1.f);
     const absl::Time start = absl::Now();
-    absl::Status s = comm.AllReduce(absl::MakeSpan(data));
+    absl::Status s;
+    if (absl::GetFlag(FLAGS_one_sided)) {
+      s = comm.AllReduceShardedUpdate(data, result, [&](int64_t begin, int64_t end) {
+        std::copy(data.begin() + begin, data.begin() + end, result.begin() + begin);
+      });
+    } else {
+      s = comm.AllReduce(data);
+      std::copy(data.begin(), data.end(), result.begin());
+    }
     if (!s.ok()) {
       std::printf("rank %d failed after %lld ms: %s\n", rank,
                   static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
@@ -57,8 +84,8 @@ int Main(int argc, char** argv) {
       std::fflush(stdout);
       return 3;
     }
-    if (data[12345] != size) {
-      std::printf("rank %d: wrong sum %f\n", rank, data[12345]);
+    if (result[12345] != size || result[(1 << 20) - 1] != size) {
+      std::printf("rank %d: wrong sum %f\n", rank, result[12345]);
       return 1;
     }
     std::printf("op %d done\n", op);
