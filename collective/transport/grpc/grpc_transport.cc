@@ -214,10 +214,13 @@ GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group,
   shm_out_.resize(n);
   local_.assign(n, false);
   if (!group_.shared_memory) return;
+  all_loopback_ = true;
   for (size_t r = 0; r < n; ++r) {
     const std::string& a = group_.peer_addresses[r];
-    local_[r] = static_cast<int>(r) != group_.rank &&
-                (a.rfind("127.", 0) == 0 || a.rfind("localhost:", 0) == 0 || a.rfind("[::1]:", 0) == 0);
+    const bool loopback =
+        a.rfind("127.", 0) == 0 || a.rfind("localhost:", 0) == 0 || a.rfind("[::1]:", 0) == 0;
+    local_[r] = static_cast<int>(r) != group_.rank && loopback;
+    all_loopback_ &= loopback;
   }
 }
 
@@ -274,13 +277,9 @@ absl::Status GrpcTransport::PeerGone(int peer) {
   return out_[peer] != nullptr ? out_[peer]->Health() : absl::OkStatus();
 }
 
-bool GrpcTransport::CanShareStepMemory() const {
-  if (!group_.shared_memory || size() < 2) return false;
-  for (int r = 0; r < size(); ++r) {
-    if (r != rank() && !local_[r]) return false;
-  }
-  return true;
-}
+// Decided on the address list alone, which every rank shares, so all
+// ranks agree.
+bool GrpcTransport::CanShareStepMemory() const { return all_loopback_ && size() > 1; }
 
 absl::StatusOr<SharedStepMemory*> GrpcTransport::MapSharedStepMemory(int64_t floats,
                                                                      absl::Time deadline) {

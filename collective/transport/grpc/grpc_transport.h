@@ -91,6 +91,7 @@ class GrpcTransport final : public Transport {
   std::vector<std::unique_ptr<ShmRing>> shm_in_;         // by peer rank
   std::vector<std::unique_ptr<ShmRingWriter>> shm_out_;  // by peer rank
   std::vector<bool> local_;  // peer reachable through shared memory
+  bool all_loopback_ = false;  // shared_memory, and every rank at a loopback address
   std::string ShmName(int from, int to) const;
   std::string RegionName(int owner) const;
   // OK while `peer` is alive and has not given up.
