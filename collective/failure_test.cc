@@ -49,6 +49,22 @@ class FaultTransport final : public Transport {
   std::function<void()> fault_;
 };
 
+// Every rank but rank 1 (the victim) failed as UNAVAILABLE or
+// DEADLINE_EXCEEDED, named rank 1, and gave up within timeout + 1 s.
+void ExpectSurvivorsNameRank1(const std::vector<absl::Status>& statuses,
+                              const std::vector<absl::Duration>& elapsed,
+                              absl::Duration timeout) {
+  for (size_t r = 0; r < statuses.size(); ++r) {
+    if (r == 1) continue;
+    EXPECT_THAT(statuses[r].code(), AnyOf(absl::StatusCode::kUnavailable,
+                                          absl::StatusCode::kDeadlineExceeded))
+        << r << ": " << statuses[r];
+    EXPECT_THAT(std::string(statuses[r].message()), ContainsRegex("rank 1([^0-9]|$)"))
+        << "rank " << r << " does not name the victim: " << statuses[r];
+    EXPECT_LE(elapsed[r], timeout + absl::Seconds(1)) << "rank " << r;
+  }
+}
+
 enum class Fault { kStall, kKill };
 
 class FailureTest : public testing::TestWithParam<std::tuple<TransportKind, int, Fault>> {};
@@ -83,14 +99,9 @@ TEST_P(FailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
     if (comm.rank() != victim && --survivors_left == 0) survivors_done.Notify();
     return s;
   });
+  ExpectSurvivorsNameRank1(statuses, elapsed, timeout);
   for (int r = 0; r < n; ++r) {
     if (r == victim) continue;
-    EXPECT_THAT(statuses[r].code(), AnyOf(absl::StatusCode::kUnavailable,
-                                          absl::StatusCode::kDeadlineExceeded))
-        << r << ": " << statuses[r];
-    EXPECT_THAT(std::string(statuses[r].message()), ContainsRegex("rank 1([^0-9]|$)"))
-        << "rank " << r << " does not name the victim: " << statuses[r];
-    EXPECT_LE(elapsed[r], timeout + absl::Seconds(1)) << "rank " << r;
     // Broken for good: the next call refuses at once.
     auto& comm = *group->communicators()[r];
     std::vector<float> more(8, 1.f);
@@ -143,15 +154,7 @@ TEST_P(SharedStepFailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
     if (--survivors_left == 0) survivors_done.Notify();
     return s;
   });
-  for (int r = 0; r < n; ++r) {
-    if (r == victim) continue;
-    EXPECT_THAT(statuses[r].code(), AnyOf(absl::StatusCode::kUnavailable,
-                                          absl::StatusCode::kDeadlineExceeded))
-        << r << ": " << statuses[r];
-    EXPECT_THAT(std::string(statuses[r].message()), ContainsRegex("rank 1([^0-9]|$)"))
-        << "rank " << r << " does not name the victim: " << statuses[r];
-    EXPECT_LE(elapsed[r], timeout + absl::Seconds(1)) << "rank " << r;
-  }
+  ExpectSurvivorsNameRank1(statuses, elapsed, timeout);
 }
 
 INSTANTIATE_TEST_SUITE_P(SizeFault, SharedStepFailureTest,
