@@ -99,7 +99,7 @@ void Model::MoveFlatBuffersTo(absl::Span<float> parameters, absl::Span<float> gr
     p.grad = Tensor::View(p.grad.shape(), gradients.data() + offset);
   }
   params_ = Tensor::View({num_parameters()}, parameters.data());
-  grads_ = Tensor::View({static_cast<int64_t>(gradients.size())}, gradients.data());
+  grads_ = Tensor::View({num_parameters()}, gradients.data());
 }
 
 const Tensor& Model::Forward(const Tensor& input) {

@@ -105,12 +105,15 @@ absl::StatusOr<Trainer::Evaluation> Trainer::Evaluate() {
   return Evaluation{sums[0] / test.size(), sums[1] / test.size()};
 }
 
-absl::Status Trainer::WriteCheckpoint(int64_t next_step, const std::string& name) {
-  if (options_.out_dir.empty()) return absl::OkStatus();
+absl::StatusOr<std::string> Trainer::Checkpoint(int64_t next_step) {
+  RETURN_IF_ERROR(GatherOptimizerState());  // on every rank
+  if (rank() != 0 || options_.out_dir.empty()) return std::string();
+  const std::string path = absl::StrFormat("%s/checkpoint-step-%07d.safetensors",
+                                           options_.out_dir, next_step);
   CheckpointMeta meta{next_step, plan_->Position(std::max<int64_t>(0, next_step - 1)).epoch,
                       spec_.seed(), spec_hash_};
-  return SaveCheckpoint(absl::StrCat(options_.out_dir, "/", name), *model_,
-                        *optimizer_, meta);
+  RETURN_IF_ERROR(SaveCheckpoint(path, *model_, *optimizer_, meta));
+  return path;
 }
 
 int Trainer::rank() const {
@@ -221,6 +224,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   int64_t computed_samples = 0;
   Evaluation eval{0, 0};
   bool evaluated_at_end = false;
+  int64_t checkpointed_step = -1;  // the last step Checkpoint() saved
 
   auto report = [&](const std::function<void(const v1::Progress&)>& to) {
     if (to && me == 0) {
@@ -300,31 +304,24 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       // Evaluation time is not training time: move the window's start on.
       window_start += clock_->Now() - eval_start;
     }
-    const bool checkpoint_due = spec_.checkpoint_interval_steps() > 0 &&
-                                (step + 1) % spec_.checkpoint_interval_steps() == 0;
-    if (checkpoint_due) RETURN_IF_ERROR(GatherOptimizerState());  // on every rank
-    if (checkpoint_due && me == 0 && !options_.out_dir.empty()) {
-      const std::string name = absl::StrFormat("checkpoint-step-%07d.safetensors", step + 1);
-      RETURN_IF_ERROR(WriteCheckpoint(step + 1, name));
-      if (options_.on_checkpoint) {
-        options_.on_checkpoint(step + 1, absl::StrCat(options_.out_dir, "/", name));
-      }
+    if (spec_.checkpoint_interval_steps() > 0 &&
+        (step + 1) % spec_.checkpoint_interval_steps() == 0) {
+      ASSIGN_OR_RETURN(const std::string path, Checkpoint(step + 1));
+      checkpointed_step = step + 1;
+      if (!path.empty() && options_.on_checkpoint) options_.on_checkpoint(step + 1, path);
     }
   }
   if (!evaluated_at_end) {  // resumed at the very end
     ASSIGN_OR_RETURN(eval, Evaluate());
   }
 
-  RETURN_IF_ERROR(GatherOptimizerState());  // for the final checkpoint
+  // The final checkpoint, unless the last step just wrote it.
+  if (checkpointed_step != total_steps_) RETURN_IF_ERROR(Checkpoint(total_steps_).status());
   TrainResult result;
   result.steps = total_steps_;
   result.test_accuracy = eval.accuracy;
   result.test_loss = eval.loss;
   if (me == 0 && !options_.out_dir.empty()) {
-    if (absl::Status s = WriteCheckpoint(total_steps_, absl::StrFormat(
-            "checkpoint-step-%07d.safetensors", total_steps_)); !s.ok()) {
-      return s;
-    }
     result.model_path = absl::StrCat(options_.out_dir, "/model.safetensors");
     CheckpointMeta meta{total_steps_, plan_->Position(total_steps_ - 1).epoch,
                         spec_.seed(), spec_hash_};

@@ -128,7 +128,10 @@ class Trainer {
     float accuracy;
   };
   absl::StatusOr<Evaluation> Evaluate();
-  absl::Status WriteCheckpoint(int64_t next_step, const std::string& name);
+  // Gathers the optimizer state (every rank must call it) and, on rank 0
+  // with an out_dir, writes OUT/checkpoint-step-<next_step>.safetensors;
+  // returns its path there, "" elsewhere.
+  absl::StatusOr<std::string> Checkpoint(int64_t next_step);
   int rank() const;
   int world_size() const;
   // All-reduces (sums) `values` over the ranks; a no-op alone.
