@@ -242,7 +242,7 @@ absl::Status RingGatherFromOwners(const RingContext& ctx, absl::Span<float> data
   const auto segments =
       Segments(data.data(), static_cast<int64_t>(data.size()), element_offset, n);
   auto seg = [&](int j) -> const std::vector<Message>& { return segments[((j % n) + n) % n]; };
-  for (const Message& m : seg(r + 1)) RETURN_IF_ERROR(link.Send(m));
+  for (const Message& m : seg(OwnedSegment(r, n))) RETURN_IF_ERROR(link.Send(m));
   for (int s = 0; s < n - 1; ++s) {
     for (const Message& m : seg(r - s)) {
       RETURN_IF_ERROR(link.Recv(m, ReduceOp::kSum, /*reduce=*/false));

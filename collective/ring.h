@@ -53,6 +53,11 @@ inline constexpr int64_t kRingChunkElements = 16384;
 // bench/README.md); a performance knob only.
 inline constexpr int64_t kRingMessageElements = 131072;
 
+// The segment rank r owns: r+1, the one its reduce-scatter finishes (step
+// 2). A sharded update, RingGatherFromOwners and the one-sided step
+// (shared_step.h) all take each segment's values from its owner.
+inline int OwnedSegment(int rank, int size) { return (rank + 1) % size; }
+
 struct RingContext {
   Transport* transport;
   uint64_t op_sequence;  // the same on every rank for the same operation

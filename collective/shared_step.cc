@@ -13,7 +13,7 @@ namespace {
 // Calls fn(begin, end) for each chunk of rank `owner` in [0, floats).
 template <typename Fn>
 void ForEachOwnedChunk(int64_t floats, int owner, int size, Fn fn) {
-  const int64_t segment = (owner + 1) % size;
+  const int64_t segment = OwnedSegment(owner, size);
   for (int64_t begin = segment * kRingChunkElements; begin < floats;
        begin += size * kRingChunkElements) {
     fn(begin, std::min(floats, begin + kRingChunkElements));
@@ -34,7 +34,7 @@ absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint
   // 3. The segment's own rank first, then around the ring; this rank's
   // own gradients are the last addend (the ring's owner adds its value
   // last) and also where the sum goes.
-  const int segment = (rank + 1) % size;
+  const int segment = OwnedSegment(rank, size);
   const float* first = memory.gradients(segment);
   float* own = memory.gradients(rank);
   std::vector<const float*> middle;  // ranks segment+1 .. rank-1
