@@ -67,13 +67,6 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name,
   return std::unique_ptr<ShmRing>(new ShmRing(path, false, map->base, map->bytes));
 }
 
-absl::Status ShmRing::WaitFor(const std::function<bool()>& ready, uint32_t* futex_word,
-                              absl::Time deadline, const Interrupted& interrupted,
-                              const char* what) {
-  return WaitOnShmWord(ready, reinterpret_cast<std::atomic<uint32_t>*>(futex_word), deadline,
-                       interrupted, what);
-}
-
 bool ShmRing::TryWrite(uint64_t tag, absl::Span<const absl::string_view> parts) {
   size_t len = 0;
   for (absl::string_view p : parts) len += p.size();
@@ -96,9 +89,9 @@ absl::Status ShmRing::Write(uint64_t tag, absl::Span<const absl::string_view> pa
     return absl::InvalidArgumentError(absl::StrCat("message of ", len, " bytes exceeds the ring"));
   }
   const uint64_t head = header_->head.load(std::memory_order_relaxed);
-  absl::Status s = WaitFor(
+  absl::Status s = WaitOnShmWord(
       [&] { return cap - (head - header_->tail.load(std::memory_order_acquire)) >= total; },
-      reinterpret_cast<uint32_t*>(&header_->space_seq), deadline, interrupted,
+      &header_->space_seq, deadline, interrupted,
       "the receiver did not take data before the deadline");
   if (!s.ok()) return s;
   Publish(tag, parts, len);
@@ -129,9 +122,9 @@ absl::Status ShmRing::Read(uint64_t tag, size_t expected_bytes, absl::Time deadl
                            const std::function<void(absl::Span<const absl::string_view>)>& consume) {
   const uint64_t cap = header_->capacity;
   const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
-  absl::Status s = WaitFor(
+  absl::Status s = WaitOnShmWord(
       [&] { return header_->head.load(std::memory_order_acquire) != tail; },
-      reinterpret_cast<uint32_t*>(&header_->data_seq), deadline, interrupted,
+      &header_->data_seq, deadline, interrupted,
       "did not answer before the deadline");
   if (!s.ok()) return s;
   uint64_t frame[2];

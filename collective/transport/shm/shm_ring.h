@@ -12,10 +12,10 @@
 // The receiver creates the ring (Create); the sender opens it (Open),
 // waiting until the receiver has made it, and then removes its name, so
 // that nothing is left in /dev/shm whichever process dies (a receiver
-// whose sender never came removes it on destruction). Blocking waits sleep on the futex words in slices
-// of at most `poll`, calling `interrupted()` between slices so that the
-// caller can give up when the peer is known to be gone. Each ring has one
-// producer and one consumer thread.
+// whose sender never came removes it on destruction). Blocking waits are
+// shm_file.h's: spin, then sleep on a futex word, calling `interrupted()`
+// between slices so that the caller can give up when the peer is known to
+// be gone. Each ring has one producer and one consumer thread.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_SHM_SHM_RING_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_SHM_SHM_RING_H_
 
@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "collective/transport/shm/shm_file.h"
 
 namespace nightshift::collective {
 
@@ -39,7 +40,7 @@ class ShmRing {
  public:
   static constexpr size_t kDefaultCapacity = 8 << 20;
   // Returns a non-OK status to stop a wait early (the peer is gone).
-  using Interrupted = std::function<absl::Status()>;
+  using Interrupted = ShmInterrupted;
 
   static absl::StatusOr<std::unique_ptr<ShmRing>> Create(const std::string& name,
                                                          size_t capacity = kDefaultCapacity);
@@ -66,9 +67,6 @@ class ShmRing {
   struct Header;
   ShmRing(std::string path, bool owner, void* map, size_t map_bytes);
   void Publish(uint64_t tag, absl::Span<const absl::string_view> parts, size_t len);
-  absl::Status WaitFor(const std::function<bool()>& ready, uint32_t* futex_word,
-                       absl::Time deadline, const Interrupted& interrupted,
-                       const char* what);
 
   std::string path_;
   bool owner_;
