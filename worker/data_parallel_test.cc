@@ -159,6 +159,27 @@ TEST_P(DataParallelTest, ShardedOptimizerStepChangesNoBitNorAnyCheckpoint) {
   }
 }
 
+TEST_P(DataParallelTest, RanksOnOneMachineTrainInSharedStepMemory) {
+  // With the shared-memory gRPC transport the model's flat buffers are the
+  // mapped step memory (the one-sided step runs); elsewhere they are not.
+  auto group = collective::MakeTestGroup(GetParam(), 2);
+  auto statuses = group->Run([&](collective::Communicator& comm) -> absl::Status {
+    TrainerOptions options;
+    options.data_parallel = DataParallel{&comm, {}, 0};
+    auto t = Trainer::Create(Spec(), options);
+    if (!t.ok()) return t.status();
+    const int64_t n = (*t)->model().num_parameters();
+    auto mapped = comm.MapStepBuffers(n);  // the existing mapping, if any
+    const bool shared = GetParam() == collective::TransportKind::kGrpcShm;
+    EXPECT_EQ(mapped.ok(), shared) << mapped.status();
+    if (mapped.ok()) {
+      EXPECT_EQ((*t)->model().flat_parameters().data(), mapped->parameters.data());
+    }
+    return (*t)->Run().status();
+  });
+  for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
+}
+
 TEST_P(DataParallelTest, ProgressWindowsFollowThePeriodOnEveryRank) {
   // Ranks whose clocks disagree must still agree on which steps report
   // (a report is a collective): the window length comes from the ranks'
