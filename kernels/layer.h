@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/onednn_context.h"
+#include "kernels/shape_inference.h"
 #include "kernels/tensor.h"
 #include "nightshift/v1/job.pb.h"
 
@@ -53,12 +54,6 @@ class Layer {
   virtual void Backward(const Tensor& in, const Tensor& out,
                         const Tensor& dout, Tensor* din) = 0;
 };
-
-// The per-sample output shape of `spec` applied to `input`, or
-// INVALID_ARGUMENT saying what does not fit (without a field path: the
-// caller prefixes one).
-absl::StatusOr<Shape> InferOutputShape(const v1::LayerSpec& spec,
-                                       const Shape& input);
 
 // Builds the oneDNN layer for `spec`. `context` must outlive the layer.
 absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec,

@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 
 namespace nightshift {
@@ -22,16 +21,6 @@ float* AllocateZeroed(int64_t n) {
 }
 
 }  // namespace
-
-int64_t NumElements(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-std::string ShapeToString(const Shape& shape) {
-  return "[" + absl::StrJoin(shape, ", ") + "]";
-}
 
 void Tensor::AlignedFree::operator()(float* p) const { std::free(p); }
 

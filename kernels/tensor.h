@@ -14,15 +14,9 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "kernels/shape.h"
 
 namespace nightshift {
-
-using Shape = std::vector<int64_t>;
-
-// Number of elements of `shape` (1 for a scalar shape {}).
-int64_t NumElements(const Shape& shape);
-// "[64, 1, 28, 28]".
-std::string ShapeToString(const Shape& shape);
 
 class Tensor {
  public:

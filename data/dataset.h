@@ -6,8 +6,8 @@
 // set generated from its seed) and checks that image and label counts match
 // and that every label fits the class count, naming the file on failure.
 // Immutable after loading; safe to read from many threads.
-#ifndef NIGHTSHIFT_KERNELS_DATASET_H_
-#define NIGHTSHIFT_KERNELS_DATASET_H_
+#ifndef NIGHTSHIFT_DATA_DATASET_H_
+#define NIGHTSHIFT_DATA_DATASET_H_
 
 #include <cstdint>
 #include <string>
@@ -17,10 +17,9 @@
 #include "absl/types/span.h"
 #include "kernels/tensor.h"
 #include "nightshift/v1/job.pb.h"
+#include "spec/defaults.h"
 
 namespace nightshift {
-
-inline constexpr char kDefaultDatasetDir[] = "/usr/share/datasets/fashion-mnist";
 
 struct Dataset {
   Shape sample_shape;  // e.g. {1, 28, 28}
@@ -40,15 +39,6 @@ struct DatasetSplits {
 absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec,
                                           uint64_t job_seed);
 
-// The per-sample input shape and class count a spec will produce, without
-// reading any file (IDX files are assumed to be 28×28, 10 classes, as
-// MNIST and Fashion-MNIST are; LoadDataset checks the real files).
-struct DatasetShape {
-  Shape sample_shape;
-  int64_t num_classes;
-};
-DatasetShape ExpectedDatasetShape(const v1::DatasetSpec& spec);
-
 // Copies the samples at `indices` into `images` ([n, sample_shape...]) and
 // `labels`.
 void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices,
@@ -56,4 +46,4 @@ void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices,
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_KERNELS_DATASET_H_
+#endif  // NIGHTSHIFT_DATA_DATASET_H_

@@ -1,4 +1,4 @@
-#include "kernels/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #include <cstring>
 
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "kernels/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 namespace nightshift {
 namespace {

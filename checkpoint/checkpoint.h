@@ -1,5 +1,5 @@
 // Checkpoints: a model's parameters, its optimizer's state and where
-// training stands, in one safetensors file (kernels/safetensors.h).
+// training stands, in one safetensors file (checkpoint/safetensors.h).
 //
 // Tensors: every parameter under its model name ("layers.0.weight"), and
 // every optimizer buffer as "optimizer.<buffer>.<parameter name>"
@@ -11,8 +11,8 @@
 // Loading checks the whole file — format, hash, every name and shape —
 // before it changes anything, so a bad file leaves model and optimizer as
 // they were.
-#ifndef NIGHTSHIFT_KERNELS_CHECKPOINT_H_
-#define NIGHTSHIFT_KERNELS_CHECKPOINT_H_
+#ifndef NIGHTSHIFT_CHECKPOINT_CHECKPOINT_H_
+#define NIGHTSHIFT_CHECKPOINT_CHECKPOINT_H_
 
 #include <cstdint>
 #include <string>
@@ -53,4 +53,4 @@ absl::Status SaveModelParameters(const std::string& path, const Model& model,
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_KERNELS_CHECKPOINT_H_
+#endif  // NIGHTSHIFT_CHECKPOINT_CHECKPOINT_H_

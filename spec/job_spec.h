@@ -5,8 +5,8 @@
 // field and the model's shapes against the data set's input shape, and
 // returns INVALID_ARGUMENT whose message starts with the offending field's
 // path, e.g. "optimizer.sgd.lr: must be > 0". Both are pure functions.
-#ifndef NIGHTSHIFT_KERNELS_JOB_SPEC_H_
-#define NIGHTSHIFT_KERNELS_JOB_SPEC_H_
+#ifndef NIGHTSHIFT_SPEC_JOB_SPEC_H_
+#define NIGHTSHIFT_SPEC_JOB_SPEC_H_
 
 #include <cstdint>
 #include <string>
@@ -25,4 +25,4 @@ int64_t TotalSteps(const v1::JobSpec& spec, int64_t train_size);
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_KERNELS_JOB_SPEC_H_
+#endif  // NIGHTSHIFT_SPEC_JOB_SPEC_H_

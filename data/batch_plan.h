@@ -12,8 +12,8 @@
 // to per-worker weights (largest remainder, ties to the lower rank), so the
 // slices of all ranks are disjoint and cover the batch exactly.
 // Not thread-safe (it caches the current epoch's permutation).
-#ifndef NIGHTSHIFT_KERNELS_BATCH_PLAN_H_
-#define NIGHTSHIFT_KERNELS_BATCH_PLAN_H_
+#ifndef NIGHTSHIFT_DATA_BATCH_PLAN_H_
+#define NIGHTSHIFT_DATA_BATCH_PLAN_H_
 
 #include <cstdint>
 #include <utility>
@@ -55,4 +55,4 @@ std::vector<std::pair<int64_t, int64_t>> SplitBatch(
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_KERNELS_BATCH_PLAN_H_
+#endif  // NIGHTSHIFT_DATA_BATCH_PLAN_H_

@@ -8,8 +8,8 @@
 // FAILED_PRECONDITION or INVALID_ARGUMENT error naming the path and the
 // byte offset (in the decompressed data for gzip files, whose corruption is
 // reported at its compressed offset). Pure function, thread-safe.
-#ifndef NIGHTSHIFT_KERNELS_IDX_READER_H_
-#define NIGHTSHIFT_KERNELS_IDX_READER_H_
+#ifndef NIGHTSHIFT_DATA_IDX_READER_H_
+#define NIGHTSHIFT_DATA_IDX_READER_H_
 
 #include <cstdint>
 #include <string>
@@ -33,4 +33,4 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes,
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_KERNELS_IDX_READER_H_
+#endif  // NIGHTSHIFT_DATA_IDX_READER_H_

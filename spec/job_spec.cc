@@ -1,4 +1,4 @@
-#include "kernels/job_spec.h"
+#include "spec/job_spec.h"
 
 #include <fstream>
 #include <set>
@@ -8,8 +8,8 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
-#include "kernels/dataset.h"
-#include "kernels/layer.h"
+#include "kernels/shape_inference.h"
+#include "spec/defaults.h"
 
 namespace nightshift {
 namespace {

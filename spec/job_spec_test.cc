@@ -1,6 +1,6 @@
 // JobSpec loading and validation: a table of bad specs, each refused with
 // INVALID_ARGUMENT naming its field; the shipped examples are valid.
-#include "kernels/job_spec.h"
+#include "spec/job_spec.h"
 
 #include <cstdlib>
 #include <fstream>

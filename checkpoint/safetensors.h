@@ -13,8 +13,8 @@
 // temporary file renamed into place, so a crash never leaves half a file
 // under the final name. The reader checks every rule above and names the
 // path, the tensor or the byte offset that breaks one.
-#ifndef NIGHTSHIFT_KERNELS_SAFETENSORS_H_
-#define NIGHTSHIFT_KERNELS_SAFETENSORS_H_
+#ifndef NIGHTSHIFT_CHECKPOINT_SAFETENSORS_H_
+#define NIGHTSHIFT_CHECKPOINT_SAFETENSORS_H_
 
 #include <map>
 #include <string>
@@ -75,4 +75,4 @@ class SafetensorsFile {
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_KERNELS_SAFETENSORS_H_
+#endif  // NIGHTSHIFT_CHECKPOINT_SAFETENSORS_H_

@@ -1,4 +1,4 @@
-#include "kernels/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "kernels/batch_plan.h"
+#include "data/batch_plan.h"
 
 #include <algorithm>
 #include <cmath>

@@ -8,9 +8,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kernels/batch_plan.h"
-#include "kernels/dataset.h"
-#include "kernels/idx_reader.h"
+#include "data/batch_plan.h"
+#include "data/dataset.h"
+#include "data/idx_reader.h"
 
 namespace nightshift {
 namespace {

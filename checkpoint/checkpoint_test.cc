@@ -1,13 +1,13 @@
 // Safetensors format rules, and checkpoint round trips that restore
 // parameters and optimizer state exactly — or change nothing when refused.
-#include "kernels/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #include <cstdlib>
 #include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kernels/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 namespace nightshift {
 namespace {

@@ -1,10 +1,10 @@
-#include "kernels/dataset.h"
+#include "data/dataset.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/idx_reader.h"
+#include "data/idx_reader.h"
 #include "kernels/random.h"
 
 namespace nightshift {
@@ -112,14 +112,6 @@ absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec,
   splits.train = *std::move(train);
   splits.test = *std::move(test);
   return splits;
-}
-
-DatasetShape ExpectedDatasetShape(const v1::DatasetSpec& spec) {
-  if (spec.has_synthetic()) {
-    const v1::SyntheticDataset& s = spec.synthetic();
-    return {{s.channels(), s.height(), s.width()}, s.classes()};
-  }
-  return {{1, 28, 28}, 10};
 }
 
 void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices,
