@@ -23,10 +23,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/allocator.h"
+#include "base/host_identity.h"
 #include "collective/communicator.h"
 #include "collective/file_rendezvous.h"
 #include "collective/fusion.h"
-#include "collective/transport/grpc/grpc_transport.h"
+#include "collective/transport/routing_transport.h"
 #include "collective/transport/grpc/peer_server.h"
 #include "collective/transport/mpi/mpi_transport.h"
 
@@ -127,14 +128,15 @@ int Main(int argc, char** argv) {
   auto server = PeerServer::Start("127.0.0.1:0");
   if (!server.ok()) return 1;
   const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
-  auto addresses = FileRendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size,
-                                  (*server)->address(), absl::Now() + absl::Seconds(30));
-  if (!addresses.ok()) {
-    std::fprintf(stderr, "%s\n", addresses.status().ToString().c_str());
+  auto peers = FileRendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size, (*server)->address(),
+                              HostIdentity(), absl::Now() + absl::Seconds(30));
+  if (!peers.ok()) {
+    std::fprintf(stderr, "%s\n", peers.status().ToString().c_str());
     return 1;
   }
   const bool shm = absl::GetFlag(FLAGS_shared_memory);
-  auto transport = GrpcTransport::Create((*server)->service(), {"bench", 0, rank, *addresses, shm});
+  auto transport = ConnectGroup((*server)->service(),
+                                {"bench", 0, rank, peers->addresses, peers->host_ids, shm});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport), {"bench", 0, absl::Seconds(120), false});
   const int rc = Run(comm, shm ? "nightshift_shm_ring" : "nightshift_grpc_ring");

@@ -4,6 +4,8 @@
 #include "absl/strings/str_join.h"
 #include "collective/ring.h"
 #include "collective/shared_step.h"
+#include "collective/transport/group_memory.h"
+#include "collective/transport/native_allreduce.h"
 
 namespace nightshift::collective {
 
@@ -44,14 +46,20 @@ absl::Status Communicator::Run(const char* name, Op op) {
   return broken_;
 }
 
+Communicator::~Communicator() = default;
+
 absl::Status Communicator::AllReduce(absl::Span<float> data,
                                      const AllReduceOptions& options) {
   if (options_.native_allreduce) {
     if (options.wire != WireDtype::kFloat32) {
       return absl::InvalidArgumentError("the native all-reduce carries float32 only");
     }
+    auto* native = dynamic_cast<NativeAllReduce*>(transport_.get());
+    if (native == nullptr) {
+      return absl::InvalidArgumentError("native_allreduce: this transport has no all-reduce of its own");
+    }
     return Run("native all-reduce", [&](const RingContext& ctx) {
-      return data.empty() ? absl::OkStatus() : transport_->NativeAllReduce(data, options.op);
+      return data.empty() ? absl::OkStatus() : native->AllReduceInPlace(data, options.op);
     });
   }
   return Run("all-reduce", [&](const RingContext& ctx) {
@@ -90,21 +98,23 @@ absl::Status Communicator::AllReduceShardedUpdate(
 }
 
 absl::StatusOr<Communicator::StepBuffers> Communicator::MapStepBuffers(int64_t floats) {
-  if (!transport_->CanShareStepMemory()) {
+  auto* mapper = dynamic_cast<GroupMemoryTransport*>(transport_.get());
+  if (mapper == nullptr || !mapper->CanMapGroupMemory()) {
     return absl::UnimplementedError("the ranks cannot map one another's memory");
   }
-  SharedStepMemory* memory = nullptr;
+  GroupMemory* memory = nullptr;
   absl::Status s = Run("mapping step memory", [&](const RingContext& ctx) -> absl::Status {
-    absl::StatusOr<SharedStepMemory*> m = transport_->MapSharedStepMemory(floats, ctx.deadline);
+    absl::StatusOr<GroupMemory*> m =
+        mapper->MapGroupMemory(SharedStepMemory::BytesPerRank(floats), ctx.deadline);
     if (!m.ok()) return m.status();
     memory = *m;
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
-  step_memory_ = memory;
+  step_memory_ = std::make_unique<SharedStepMemory>(memory, floats);
   const size_t n = static_cast<size_t>(floats);
-  return StepBuffers{absl::MakeSpan(memory->parameters(rank()), n),
-                     absl::MakeSpan(memory->gradients(rank()), n)};
+  return StepBuffers{absl::MakeSpan(step_memory_->parameters(rank()), n),
+                     absl::MakeSpan(step_memory_->gradients(rank()), n)};
 }
 
 absl::Status Communicator::GatherFromOwners(absl::Span<float> data, int64_t element_offset) {

@@ -50,9 +50,12 @@ struct AllReduceOptions {
   int64_t element_offset = 0;
 };
 
+class SharedStepMemory;
+
 class Communicator {
  public:
   Communicator(std::unique_ptr<Transport> transport, CommunicatorOptions options);
+  ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
@@ -76,8 +79,8 @@ class Communicator {
   absl::Status AllReduceShardedUpdate(absl::Span<float> data, absl::Span<float> target,
                                       const std::function<void(int64_t, int64_t)>& update,
                                       int64_t element_offset = 0);
-  // Where the transport allows (every rank on this machine, gRPC transport
-  // with shared memory), maps every rank's flat parameters and gradients
+  // Where the transport allows (every rank on this host: the
+  // GroupMemoryTransport capability), maps every rank's flat parameters and gradients
   // (`floats` each) into the others' memory and returns this rank's two
   // buffers; an AllReduceShardedUpdate on exactly these buffers then runs
   // one-sided (collective/shared_step.h) — no message, no copy of the
@@ -105,7 +108,7 @@ class Communicator {
 
   std::unique_ptr<Transport> transport_;
   CommunicatorOptions options_;
-  SharedStepMemory* step_memory_ = nullptr;  // owned by the transport
+  std::unique_ptr<SharedStepMemory> step_memory_;  // its memory is the transport's
   uint32_t step_sequence_ = 0;
   uint64_t op_sequence_ = 0;
   absl::Status broken_;

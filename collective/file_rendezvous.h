@@ -1,6 +1,8 @@
 // FileRendezvous: how the ranks of a group started by hand (benchmarks,
-// process tests) learn each other's Peer addresses without a coordinator.
-// Each rank writes its address to DIR/rank-R (atomically, by rename) and
+// process tests) learn each other's Peer addresses and host identities
+// (base/host_identity.h) without a coordinator. Each rank writes its
+// address and identity, one per line, to DIR/rank-R (atomically, by
+// rename) and
 // reads every other rank's file, polling the folder every few milliseconds
 // until all are there or the deadline passes (DEADLINE_EXCEEDED naming the
 // first missing rank). Production workers get addresses from the
@@ -16,9 +18,14 @@
 
 namespace nightshift::collective {
 
-absl::StatusOr<std::vector<std::string>> FileRendezvous(const std::string& dir, int rank,
-                                                        int size, const std::string& address,
-                                                        absl::Time deadline);
+struct RendezvousPeers {
+  std::vector<std::string> addresses;  // by rank
+  std::vector<std::string> host_ids;   // by rank
+};
+
+absl::StatusOr<RendezvousPeers> FileRendezvous(const std::string& dir, int rank, int size,
+                                               const std::string& address,
+                                               const std::string& host_id, absl::Time deadline);
 
 }  // namespace nightshift::collective
 

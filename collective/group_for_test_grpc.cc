@@ -1,8 +1,11 @@
 // The gRPC flavour of TestGroup: one PeerServer per rank on a free
-// loopback port, all in this process.
+// loopback port, all in this process, each rank's transport a
+// RoutingTransport as worker daemons run it (with shared memory: every
+// rank gives this process's host identity).
+#include "base/host_identity.h"
 #include "collective/group_for_test.h"
-#include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_server.h"
+#include "collective/transport/routing_transport.h"
 #include "glog/logging.h"
 
 namespace nightshift::collective {
@@ -19,10 +22,11 @@ class GrpcGroupForTest final : public TestGroup {
       addresses.push_back((*server)->address());
       servers_.push_back(*std::move(server));
     }
+    const std::vector<std::string> host_ids(size, HostIdentity());
     for (int r = 0; r < size; ++r) {
-      auto transport = GrpcTransport::Create(
-          servers_[r]->service(),
-          {options.job_id, options.generation, r, addresses, shared_memory});
+      auto transport =
+          ConnectGroup(servers_[r]->service(),
+                       {options.job_id, options.generation, r, addresses, host_ids, shared_memory});
       CHECK(transport.ok()) << transport.status();
       raw_.push_back(transport->get());
       std::unique_ptr<Transport> t = *std::move(transport);
@@ -37,12 +41,12 @@ class GrpcGroupForTest final : public TestGroup {
 
   void Kill(int rank) override {
     servers_[rank]->Shutdown();
-    raw_[rank]->Cancel(absl::UnavailableError("killed"));
+    raw_[rank]->TEST_DropConnections(absl::UnavailableError("killed"));
   }
 
  private:
   std::vector<std::unique_ptr<PeerServer>> servers_;
-  std::vector<GrpcTransport*> raw_;
+  std::vector<RoutingTransport*> raw_;
 };
 
 }  // namespace

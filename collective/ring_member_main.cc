@@ -13,9 +13,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "base/allocator.h"
+#include "base/host_identity.h"
 #include "collective/communicator.h"
 #include "collective/file_rendezvous.h"
-#include "collective/transport/grpc/grpc_transport.h"
+#include "collective/transport/routing_transport.h"
 #include "collective/transport/grpc/peer_server.h"
 
 ABSL_FLAG(int, rank, 0, "this rank");
@@ -37,15 +38,15 @@ int Main(int argc, char** argv) {
   const std::string dir = absl::GetFlag(FLAGS_rendezvous);
   auto server = PeerServer::Start("127.0.0.1:0");
   if (!server.ok()) return 1;
-  auto addresses =
-      FileRendezvous(dir, rank, size, (*server)->address(), absl::Now() + absl::Seconds(30));
-  if (!addresses.ok()) {
-    std::printf("rank %d: %s\n", rank, addresses.status().ToString().c_str());
+  auto peers = FileRendezvous(dir, rank, size, (*server)->address(), HostIdentity(),
+                              absl::Now() + absl::Seconds(30));
+  if (!peers.ok()) {
+    std::printf("rank %d: %s\n", rank, peers.status().ToString().c_str());
     return 1;
   }
-  auto transport = GrpcTransport::Create(
-      (*server)->service(),
-      {"kill-test", 0, rank, *addresses, absl::GetFlag(FLAGS_shared_memory)});
+  auto transport = ConnectGroup((*server)->service(),
+                                {"kill-test", 0, rank, peers->addresses, peers->host_ids,
+                                 absl::GetFlag(FLAGS_shared_memory)});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport),
                     {"kill-test", 0, absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms)), false});

@@ -1,6 +1,6 @@
 // The one-sided sharded update: AllReduceShardedUpdate for a group whose
-// ranks all map one another's parameters and gradients (SharedStepMemory:
-// every rank on one machine). Nothing is sent; each rank reads what it
+// ranks all map one another's parameters and gradients (SharedStepMemory
+// below, over the transport's GroupMemory: every rank on one host). Nothing is sent; each rank reads what it
 // needs where it lies.
 //
 // Ownership and summation order are the ring's (collective/ring.h): the
@@ -34,9 +34,42 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "collective/transport/transport.h"
+#include "collective/transport/group_memory.h"
 
 namespace nightshift::collective {
+
+// The group's step memory in training words: rank r's region of the
+// transport's GroupMemory holds its flat parameters, then (64-byte
+// aligned) its flat gradients, `floats` each; counter kGradientsReady and
+// kParametersReady are the two step counters of the protocol above.
+class SharedStepMemory {
+ public:
+  enum Counter { kGradientsReady = 0, kParametersReady = 1 };
+  static_assert(GroupMemory::kCounters >= 2);
+
+  // What each rank's region must hold for `floats` of each.
+  static size_t BytesPerRank(int64_t floats) { return 2 * VectorBytes(floats); }
+
+  // `memory` (regions of at least BytesPerRank(floats)) must outlive this.
+  SharedStepMemory(GroupMemory* memory, int64_t floats) : memory_(memory), floats_(floats) {}
+
+  int64_t floats() const { return floats_; }
+  float* parameters(int rank) { return reinterpret_cast<float*>(memory_->region(rank)); }
+  float* gradients(int rank) {
+    return reinterpret_cast<float*>(memory_->region(rank) + VectorBytes(floats_));
+  }
+  void Publish(Counter counter, uint32_t value) { memory_->Publish(counter, value); }
+  absl::Status Await(int peer, Counter counter, uint32_t value, absl::Time deadline) {
+    return memory_->Await(peer, counter, value, deadline);
+  }
+
+ private:
+  static size_t VectorBytes(int64_t floats) {
+    return (static_cast<size_t>(floats) * sizeof(float) + 63) & ~size_t{63};
+  }
+  GroupMemory* memory_;
+  const int64_t floats_;
+};
 
 absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint32_t seq,
                               const std::function<void(int64_t begin, int64_t end)>& update,

@@ -19,6 +19,12 @@
 //
 // Threads: one thread at a time calls every method (the communicator's
 // caller).
+//
+// Bytes only: a Transport knows ranks, tags, byte ranges and deadlines,
+// nothing of what the bytes mean. What some backends can do beyond moving
+// bytes is an optional capability the communicator asks for
+// (transport/native_allreduce.h, transport/group_memory.h); backends are
+// composed per peer by transport/routing_transport.h.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_TRANSPORT_H_
 
@@ -29,31 +35,11 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "collective/wire.h"
 
 namespace nightshift::collective {
-
-// Memory that every rank of a group on one machine maps: per rank, its
-// flat parameters and gradients (`floats` each) and two step counters —
-// what the one-sided sharded step (collective/shared_step.h) works on.
-class SharedStepMemory {
- public:
-  enum Counter { kGradientsReady = 0, kParametersReady = 1 };
-  virtual ~SharedStepMemory() = default;
-  virtual int64_t floats() const = 0;
-  virtual float* parameters(int rank) = 0;
-  virtual float* gradients(int rank) = 0;
-  // Sets this rank's `counter` to `value` and wakes its waiters.
-  virtual void Publish(Counter counter, uint32_t value) = 0;
-  // Waits until rank `peer`'s `counter` has reached `value`; fails,
-  // naming the rank, when the peer is known gone (UNAVAILABLE, or its
-  // abort reason) or at the deadline (DEADLINE_EXCEEDED).
-  virtual absl::Status Await(int peer, Counter counter, uint32_t value, absl::Time deadline) = 0;
-};
 
 class Transport {
  public:
@@ -87,21 +73,6 @@ class Transport {
   // Waits until `count` peers have given up (their Abort reached this rank)
   // or `deadline`; returns the ranks heard from.
   virtual std::set<int> AwaitAborts(int count, absl::Time deadline) = 0;
-
-  // A transport-native all-reduce (MPI_Allreduce), when it has one.
-  virtual absl::Status NativeAllReduce(absl::Span<float> data, ReduceOp op) {
-    return absl::UnimplementedError("this transport has no native all-reduce");
-  }
-
-  // Whether MapSharedStepMemory can work: every rank on this machine, with
-  // a transport that maps memory. The same answer on every rank.
-  virtual bool CanShareStepMemory() const { return false; }
-  // Maps the group's step memory (every rank calls it, with the same
-  // `floats`); it lives as long as the transport.
-  virtual absl::StatusOr<SharedStepMemory*> MapSharedStepMemory(int64_t floats,
-                                                                absl::Time deadline) {
-    return absl::UnimplementedError("this transport cannot share memory between ranks");
-  }
 
   // RecvWith that copies the message into `out` (expected size out.size()).
   absl::Status Recv(int from, uint64_t tag, absl::Span<char> out,

@@ -2,9 +2,11 @@
 
 #include <deque>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/grpc_channel.h"
 #include "base/status_macros.h"
+#include "collective/transport/buffer_pool.h"
+#include "collective/transport/grpc/inbox.h"
 #include "collective/transport/grpc/peer_chunk_codec.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -24,11 +26,9 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
  public:
   OutStream(const std::string& address, int peer_rank) : peer_rank_(peer_rank) {
     grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    args.SetMaxSendMessageSize(-1);
     // A channel of its own, not a subchannel shared with other groups.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    channel_ = NewChannel(address, args);
     stub_ = std::make_unique<grpc::GenericStub>(channel_);
     stub_->PrepareBidiStreamingCall(&context_, "/nightshift.v1.Peer/Stream",
                                     grpc::StubOptions(), this);
@@ -42,6 +42,7 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
   // Queues a serialized PeerChunk of `bytes` bytes; waits while the queue
   // is full.
   absl::Status Enqueue(grpc::ByteBuffer chunk, size_t bytes, absl::Time deadline) {
+    const grpc::ByteBuffer* first;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -59,8 +60,11 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
       queued_bytes_ += bytes;
       if (writing_) return absl::OkStatus();
       writing_ = true;
+      // The front stays put until OnWriteDone, which only this write can
+      // trigger (a deque never moves its elements on push_back).
+      first = &queue_.front().buffer;
     }
-    StartWrite(&queue_.front().buffer);  // only this thread or OnWriteDone touch the front
+    StartWrite(first);
     return absl::OkStatus();
   }
 
@@ -191,136 +195,30 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService
   }
   absl::StatusOr<std::shared_ptr<Inbox>> inbox = service->OpenGroup(group.job_id, group.generation);
   if (!inbox.ok()) return inbox.status();
-  std::unique_ptr<GrpcTransport> t(new GrpcTransport(service, std::move(group), *std::move(inbox)));
-  // This rank makes the rings it reads from: now for its ring predecessor
-  // (the only sender of the ring algorithms), so that its first send never
-  // waits; for any other local peer on the first receive from it. Making
-  // only what is used leaves nothing in /dev/shm when a process dies.
-  const int pred = (t->rank() + t->size() - 1) % t->size();
-  if (t->local_[pred]) {
-    absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Create(t->ShmName(pred, t->rank()));
-    if (!ring.ok()) return ring.status();
-    t->shm_in_[pred] = *std::move(ring);
-  }
-  return t;
+  return std::unique_ptr<GrpcTransport>(
+      new GrpcTransport(service, std::move(group), *std::move(inbox)));
 }
 
 GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group,
                              std::shared_ptr<Inbox> inbox)
-    : service_(service), group_(std::move(group)), inbox_(std::move(inbox)) {
-  const size_t n = group_.peer_addresses.size();
-  out_.resize(n);
-  shm_in_.resize(n);
-  shm_out_.resize(n);
-  local_.assign(n, false);
-  if (!group_.shared_memory) return;
-  all_loopback_ = true;
-  for (size_t r = 0; r < n; ++r) {
-    const std::string& a = group_.peer_addresses[r];
-    const bool loopback =
-        a.rfind("127.", 0) == 0 || a.rfind("localhost:", 0) == 0 || a.rfind("[::1]:", 0) == 0;
-    local_[r] = static_cast<int>(r) != group_.rank && loopback;
-    all_loopback_ &= loopback;
-  }
+    : service_(service),
+      group_(std::move(group)),
+      inbox_(std::move(inbox)),
+      send_buffers_(std::make_shared<BufferPool>()) {
+  out_.resize(group_.peer_addresses.size());
 }
 
-namespace {
-
-std::string FileSafe(std::string s) {
-  for (char& c : s) {
-    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return s;
-}
-
-}  // namespace
-
-// Unique per receiving server: two groups with the same job and generation
-// (tests, a reused job id) never share a ring.
-std::string GrpcTransport::ShmName(int from, int to) const {
-  return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-", from, "-to-",
-                      to, "-at-", FileSafe(group_.peer_addresses[to]));
-}
-
-std::string GrpcTransport::RegionName(int owner) const {
-  return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-step-", owner,
-                      "-at-", FileSafe(group_.peer_addresses[owner]));
-}
-
-class GrpcTransport::StepMemory final : public SharedStepMemory {
- public:
-  StepMemory(GrpcTransport* transport, int64_t floats,
-             std::vector<std::unique_ptr<ShmRegion>> regions)
-      : transport_(transport), floats_(floats), regions_(std::move(regions)) {}
-
-  int64_t floats() const override { return floats_; }
-  float* parameters(int rank) override { return regions_[rank]->parameters(); }
-  float* gradients(int rank) override { return regions_[rank]->gradients(); }
-  void Publish(Counter counter, uint32_t value) override {
-    regions_[transport_->rank()]->Publish(static_cast<ShmRegion::Counter>(counter), value);
-  }
-  absl::Status Await(int peer, Counter counter, uint32_t value, absl::Time deadline) override {
-    return transport_->Named(
-        peer, regions_[peer]->AwaitReached(static_cast<ShmRegion::Counter>(counter), value,
-                                           deadline, [&] { return transport_->PeerGone(peer); },
-                                           "did not answer before the deadline"));
-  }
-
- private:
-  GrpcTransport* transport_;
-  const int64_t floats_;
-  std::vector<std::unique_ptr<ShmRegion>> regions_;  // by rank
-};
-
-absl::Status GrpcTransport::PeerGone(int peer) {
-  RETURN_IF_ERROR(inbox_->Check(peer));
-  return out_[peer] != nullptr ? out_[peer]->Health() : absl::OkStatus();
-}
-
-// Decided on the address list alone, which every rank shares, so all
-// ranks agree.
-bool GrpcTransport::CanShareStepMemory() const { return all_loopback_ && size() > 1; }
-
-absl::StatusOr<SharedStepMemory*> GrpcTransport::MapSharedStepMemory(int64_t floats,
-                                                                     absl::Time deadline) {
-  if (!CanShareStepMemory()) return Transport::MapSharedStepMemory(floats, deadline);
-  if (step_memory_ != nullptr) {
-    if (step_memory_->floats() != floats) {
-      return absl::InvalidArgumentError(absl::StrCat("step memory of ", step_memory_->floats(),
-                                                     " floats is mapped already, not ", floats));
-    }
-    return step_memory_.get();
-  }
-  std::vector<std::unique_ptr<ShmRegion>> regions(size());
-  ASSIGN_OR_RETURN(regions[rank()], ShmRegion::Create(RegionName(rank()), floats, size() - 1));
-  for (int r = 0; r < size(); ++r) {
-    if (r == rank()) continue;
-    // A stream to every peer, so that its death shows while we wait on it.
-    RETURN_IF_ERROR(StreamTo(r).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0,
-                                        deadline));
-    absl::StatusOr<std::unique_ptr<ShmRegion>> region =
-        ShmRegion::Open(RegionName(r), floats, deadline, [&] { return PeerGone(r); });
-    if (!region.ok()) return Named(r, region.status());
-    regions[r] = *std::move(region);
-  }
-  step_memory_ = std::make_unique<StepMemory>(this, floats, std::move(regions));
-  return step_memory_.get();
+std::set<int> GrpcTransport::AwaitAborts(int count, absl::Time deadline) {
+  return inbox_->AwaitAborts(count, deadline);
 }
 
 GrpcTransport::~GrpcTransport() {
-  shm_out_.clear();  // stops the ring writers before the streams they watch
   const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  absl::MutexLock lock(&out_mu_);
   for (auto& stream : out_) {
     if (stream != nullptr) stream->Close(deadline);
   }
   service_->CloseGroup(group_.job_id, group_.generation);
-}
-
-// Prefixes errors of a shared-memory ring with the peer's rank, as the
-// gRPC path's errors are.
-absl::Status GrpcTransport::Named(int peer, const absl::Status& s) const {
-  if (s.ok() || absl::StrContains(s.message(), "rank ")) return s;
-  return absl::Status(s.code(), absl::StrCat("rank ", peer, " ", s.message()));
 }
 
 v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
@@ -333,35 +231,30 @@ v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
 }
 
 OutStream& GrpcTransport::StreamTo(int rank) {
+  absl::MutexLock lock(&out_mu_);
   if (out_[rank] == nullptr) {
     out_[rank] = std::make_unique<OutStream>(group_.peer_addresses[rank], rank);
   }
   return *out_[rank];
 }
 
+absl::Status GrpcTransport::Connect(int peer, absl::Time deadline) {
+  return StreamTo(peer).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0,
+                                deadline);
+}
+
+absl::Status GrpcTransport::PeerHealth(int peer) {
+  RETURN_IF_ERROR(inbox_->Check(peer));
+  OutStream* stream;
+  {
+    absl::MutexLock lock(&out_mu_);
+    stream = out_[peer].get();
+  }
+  return stream != nullptr ? stream->Health() : absl::OkStatus();
+}
+
 absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                                  absl::Time deadline) {
-  if (local_[to]) {
-    OutStream& stream = StreamTo(to);
-    auto interrupted = [&]() -> absl::Status {
-      RETURN_IF_ERROR(inbox_->Check(to));
-      return stream.Health();
-    };
-    if (shm_out_[to] == nullptr) {
-      // Open the gRPC stream too: if this process dies, the peer sees it end.
-      RETURN_IF_ERROR(stream.Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0,
-                                     deadline));
-      absl::StatusOr<std::unique_ptr<ShmRing>> ring =
-          ShmRing::Open(ShmName(rank(), to), deadline, interrupted);
-      if (!ring.ok()) return Named(to, ring.status());
-      shm_out_[to] = std::make_unique<ShmRingWriter>(
-          *std::move(ring), [this, to]() -> absl::Status {
-            RETURN_IF_ERROR(inbox_->Check(to));
-            return out_[to]->Health();
-          });
-    }
-    return Named(to, shm_out_[to]->Send(tag, parts));
-  }
   size_t bytes = 0;
   for (absl::string_view p : parts) bytes += p.size();
   return StreamTo(to).Enqueue(EncodePeerChunk(Header(tag), parts, send_buffers_), bytes,
@@ -370,24 +263,12 @@ absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::st
 
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,
                                      absl::Time deadline, const ConsumeParts& consume) {
-  if (local_[from]) {
-    if (shm_in_[from] == nullptr) {
-      absl::StatusOr<std::unique_ptr<ShmRing>> ring = ShmRing::Create(ShmName(from, rank()));
-      if (!ring.ok()) return ring.status();
-      shm_in_[from] = *std::move(ring);
-    }
-    return Named(from, shm_in_[from]->Read(tag, expected_bytes, deadline,
-                                           [&] { return inbox_->Check(from); }, consume));
-  }
   return inbox_->Pop(from, tag, expected_bytes, deadline, consume);
 }
 
-absl::Status GrpcTransport::Flush(absl::Time deadline) {
-  for (size_t r = 0; r < shm_out_.size(); ++r) {
-    if (shm_out_[r] != nullptr) RETURN_IF_ERROR(Named(static_cast<int>(r), shm_out_[r]->Flush(deadline)));
-  }
-  return absl::OkStatus();
-}
+// Sent bytes are copied into gRPC's buffers before Send returns, so there
+// is nothing to wait for: the caller may reuse its buffers at once.
+absl::Status GrpcTransport::Flush(absl::Time deadline) { return absl::OkStatus(); }
 
 void GrpcTransport::Abort(const absl::Status& reason) {
   inbox_->Abort(reason);
@@ -402,9 +283,10 @@ void GrpcTransport::Abort(const absl::Status& reason) {
   }
 }
 
-void GrpcTransport::Cancel(const absl::Status& reason) {
+void GrpcTransport::TEST_DropConnections(const absl::Status& reason) {
   cancelled_ = true;
   inbox_->Abort(reason);
+  absl::MutexLock lock(&out_mu_);
   for (auto& stream : out_) {
     if (stream != nullptr) stream->Cancel();
   }

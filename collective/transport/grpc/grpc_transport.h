@@ -14,8 +14,12 @@
 //
 // Abort tells every peer why (an abort chunk), so their pending
 // operations fail at once with the original cause rather than at their
-// deadline. One thread at a time calls Send/Recv/Abort; Cancel may come
-// from any thread. The PeerService must outlive the transport.
+// deadline. Connect and PeerHealth let a routing transport use these
+// streams as the control channel of peers it reaches another way (shared
+// memory): their abort notices, and whether they are still there.
+// One thread at a time calls Send/Recv/Abort/Connect; PeerHealth and
+// TEST_DropConnections may come from any thread. The PeerService must
+// outlive the transport.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_GRPC_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_GRPC_TRANSPORT_H_
 
@@ -25,10 +29,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "collective/transport/grpc/buffer_pool.h"
+#include "absl/synchronization/mutex.h"
 #include "collective/transport/grpc/peer_service.h"
-#include "collective/transport/shm/shm_region.h"
-#include "collective/transport/shm/shm_ring.h"
 #include "collective/transport/transport.h"
 
 namespace nightshift::collective {
@@ -39,12 +41,10 @@ struct GrpcGroup {
   int64_t generation = 0;
   int rank = 0;
   std::vector<std::string> peer_addresses;  // Peer service of each rank
-  // Peers at loopback addresses (this machine) exchange data through
-  // shared-memory rings (collective/transport/shm/shm_ring.h); gRPC still
-  // carries abort notices and still shows when such a peer dies.
-  bool shared_memory = false;
 };
 
+class BufferPool;
+class Inbox;
 class OutStream;
 
 class GrpcTransport final : public Transport {
@@ -64,39 +64,28 @@ class GrpcTransport final : public Transport {
                         const ConsumeParts& consume) override;
   absl::Status Flush(absl::Time deadline) override;
   void Abort(const absl::Status& reason) override;
-  std::set<int> AwaitAborts(int count, absl::Time deadline) override {
-    return inbox_->AwaitAborts(count, deadline);
-  }
-  // Drops every connection without a word, as a crashed process would.
-  void Cancel(const absl::Status& reason);
-  // With shared_memory and every peer at a loopback address: step memory
-  // in ShmRegions (collective/transport/shm/shm_region.h), one per rank,
-  // each mapped by all; the gRPC streams still show when a peer dies.
-  bool CanShareStepMemory() const override;
-  absl::StatusOr<SharedStepMemory*> MapSharedStepMemory(int64_t floats,
-                                                        absl::Time deadline) override;
+  std::set<int> AwaitAborts(int count, absl::Time deadline) override;
+  // Tests only: drops every connection without a word, as a crashed
+  // process would.
+  void TEST_DropConnections(const absl::Status& reason);
+  // Opens the stream to `peer` (an empty hello chunk), so that from now on
+  // this process's death shows on the peer's side and the peer's on ours.
+  absl::Status Connect(int peer, absl::Time deadline);
+  // OK while `peer` is alive and has not given up (its abort notice has not
+  // come, and our stream to it, if open, stands).
+  absl::Status PeerHealth(int peer);
 
  private:
-  class StepMemory;
   GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
   v1::PeerChunk Header(uint64_t tag) const;
-  absl::Status Named(int peer, const absl::Status& s) const;
   OutStream& StreamTo(int rank);
 
   PeerService* service_;
   GrpcGroup group_;
   std::shared_ptr<Inbox> inbox_;
-  std::shared_ptr<BufferPool> send_buffers_ = std::make_shared<BufferPool>();
-  std::vector<std::unique_ptr<OutStream>> out_;  // by destination rank
-  std::vector<std::unique_ptr<ShmRing>> shm_in_;         // by peer rank
-  std::vector<std::unique_ptr<ShmRingWriter>> shm_out_;  // by peer rank
-  std::vector<bool> local_;  // peer reachable through shared memory
-  bool all_loopback_ = false;  // shared_memory, and every rank at a loopback address
-  std::string ShmName(int from, int to) const;
-  std::string RegionName(int owner) const;
-  // OK while `peer` is alive and has not given up.
-  absl::Status PeerGone(int peer);
-  std::unique_ptr<StepMemory> step_memory_;
+  std::shared_ptr<BufferPool> send_buffers_;
+  absl::Mutex out_mu_;  // guards the vector; each stream is thread-safe
+  std::vector<std::unique_ptr<OutStream>> out_ ABSL_GUARDED_BY(out_mu_);  // by destination rank
   std::atomic<bool> cancelled_{false};
 };
 

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "collective/transport/grpc/buffer_pool.h"
+#include "collective/transport/buffer_pool.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "nightshift/v1/peer.pb.h"
 

@@ -1,6 +1,8 @@
 #include "collective/transport/grpc/peer_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "collective/transport/grpc/inbox.h"
+#include "collective/transport/grpc/peer_chunk_codec.h"
 
 namespace nightshift::collective {
 namespace {

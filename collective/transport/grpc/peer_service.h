@@ -21,10 +21,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "collective/transport/grpc/inbox.h"
 #include "nightshift/v1/peer.grpc.pb.h"
 
 namespace nightshift::collective {
+
+class Inbox;  // internal: inbox.h
 
 // The Stream method is served raw (ByteBuffers) so that payloads stay in
 // gRPC's receive buffers; peer_chunk_codec.h reads the PeerChunk format.

@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "collective/transport/buffer_pool.h"
+#include "collective/transport/native_allreduce.h"
 
 namespace nightshift::collective {
 namespace {
@@ -19,7 +21,7 @@ std::string MpiError(int code) {
   return std::string(text, len);
 }
 
-class MpiTransport final : public Transport {
+class MpiTransport final : public Transport, public NativeAllReduce {
  public:
   explicit MpiTransport(const MpiScope& scope) : rank_(scope.world_rank()), size_(scope.world_size()) {
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
@@ -36,11 +38,7 @@ class MpiTransport final : public Transport {
   absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                     absl::Time) override {
     if (!aborted_.ok()) return aborted_;
-    std::string buffer;
-    if (!spare_.empty()) {
-      buffer = std::move(spare_.back());
-      spare_.pop_back();
-    }
+    std::string buffer = spare_.Get();
     buffer.clear();
     for (absl::string_view p : parts) buffer.append(p.data(), p.size());
     pending_.push_back({MPI_REQUEST_NULL, to, std::move(buffer)});
@@ -84,13 +82,13 @@ class MpiTransport final : public Transport {
       absl::Status s = Await(&p.request, MPI_STATUS_IGNORE, deadline,
                              absl::StrCat("rank ", p.peer, " did not take data before the deadline"));
       if (!s.ok()) return s;
-      spare_.push_back(std::move(p.buffer));
+      spare_.Put(std::move(p.buffer));
       pending_.pop_front();
     }
     return absl::OkStatus();
   }
 
-  absl::Status NativeAllReduce(absl::Span<float> data, ReduceOp op) override {
+  absl::Status AllReduceInPlace(absl::Span<float> data, ReduceOp op) override {
     if (!aborted_.ok()) return aborted_;
     MPI_Op mpi_op = op == ReduceOp::kMin ? MPI_MIN : op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
     const int rc = MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()),
@@ -145,7 +143,7 @@ class MpiTransport final : public Transport {
   };
   std::string buffer_;
   std::deque<Pending> pending_;  // deque: buffers never move while in flight
-  std::vector<std::string> spare_;
+  BufferPool spare_;
   absl::Status aborted_;
 };
 

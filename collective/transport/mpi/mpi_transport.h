@@ -7,8 +7,8 @@
 // (source, tag); the tag is derived from the algorithm's 64-bit tag, and
 // MPI's non-overtaking rule keeps messages with equal tags in order.
 //
-// NativeAllReduce passes straight through to MPI_Allreduce (selectable in
-// CommunicatorOptions); it cannot time out — see FAILURE_POLICY.md.
+// It has the NativeAllReduce capability (transport/native_allreduce.h):
+// straight through to MPI_Allreduce (selectable in CommunicatorOptions); it cannot time out — see FAILURE_POLICY.md.
 // AwaitAborts has no census under MPI (mpirun tears the job down when a
 // rank dies) and reports every peer as heard.
 //

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/cpu_relax.h"
 
 namespace nightshift::collective {
 namespace {
@@ -80,7 +81,7 @@ absl::Status WaitOnShmWord(const std::function<bool()>& ready, std::atomic<uint3
   while (absl::Now() < spin_until) {
     for (int i = 0; i < 64; ++i) {
       if (ready()) return absl::OkStatus();
-      __builtin_ia32_pause();
+      CpuRelax();
     }
     sched_yield();  // with more ranks than cores, let the peer run
   }

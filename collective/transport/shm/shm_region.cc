@@ -14,9 +14,9 @@ size_t Pad64(size_t n) { return (n + 63) & ~size_t{63}; }
 }  // namespace
 
 struct ShmRegion::Header {
-  // kGradientsReady, kParametersReady: written by the owner only.
-  alignas(64) std::atomic<uint32_t> counters[2];
-  alignas(64) int64_t floats;
+  // Written by the owner only.
+  alignas(64) std::atomic<uint32_t> counters[kCounters];
+  alignas(64) uint64_t bytes;
   int32_t peers;
   std::atomic<int32_t> mapped;
   std::atomic<uint64_t> ready;
@@ -24,10 +24,7 @@ struct ShmRegion::Header {
 
 ShmRegion::ShmRegion(std::string path, bool owner, ShmMapping map)
     : path_(std::move(path)), owner_(owner), map_(map), header_(static_cast<Header*>(map.base)) {
-  char* base = static_cast<char*>(map.base);
-  const size_t vector_bytes = Pad64(header_->floats * sizeof(float));
-  parameters_ = reinterpret_cast<float*>(base + Pad64(sizeof(Header)));
-  gradients_ = reinterpret_cast<float*>(base + Pad64(sizeof(Header)) + vector_bytes);
+  data_ = static_cast<char*>(map.base) + Pad64(sizeof(Header));
 }
 
 ShmRegion::~ShmRegion() {
@@ -36,20 +33,19 @@ ShmRegion::~ShmRegion() {
 }
 
 absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Create(const std::string& name,
-                                                             int64_t floats, int peers) {
+                                                             size_t bytes, int peers) {
   const std::string path = absl::StrCat("/dev/shm/", name);
-  const size_t bytes = Pad64(sizeof(Header)) + 2 * Pad64(floats * sizeof(float));
-  absl::StatusOr<ShmMapping> map = CreateShmFile(path, bytes);
+  absl::StatusOr<ShmMapping> map = CreateShmFile(path, Pad64(sizeof(Header)) + Pad64(bytes));
   if (!map.ok()) return map.status();
   Header* header = static_cast<Header*>(map->base);  // zeroed: counters are 0
-  header->floats = floats;
+  header->bytes = bytes;
   header->peers = peers;
   header->ready.store(kReady, std::memory_order_release);
   return std::unique_ptr<ShmRegion>(new ShmRegion(path, true, *map));
 }
 
 absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Open(const std::string& name,
-                                                           int64_t floats, absl::Time deadline,
+                                                           size_t bytes, absl::Time deadline,
                                                            const ShmInterrupted& interrupted) {
   const std::string path = absl::StrCat("/dev/shm/", name);
   absl::StatusOr<ShmMapping> map =
@@ -58,12 +54,10 @@ absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Open(const std::string& na
       });
   if (!map.ok()) return map.status();
   Header* header = static_cast<Header*>(map->base);
-  if (header->floats != floats ||
-      map->bytes < Pad64(sizeof(Header)) + 2 * Pad64(floats * sizeof(float))) {
-    const int64_t found = header->floats;
+  if (header->bytes != bytes || map->bytes < Pad64(sizeof(Header)) + Pad64(bytes)) {
+    const uint64_t found = header->bytes;
     UnmapShm(*map);
-    return absl::InternalError(
-        absl::StrCat(path, " holds ", found, " floats per buffer, expected ", floats));
+    return absl::InternalError(absl::StrCat(path, " holds ", found, " bytes, expected ", bytes));
   }
   if (header->mapped.fetch_add(1, std::memory_order_acq_rel) + 1 == header->peers) {
     unlink(path.c_str());  // every peer has it: the name is no longer needed
@@ -71,14 +65,14 @@ absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Open(const std::string& na
   return std::unique_ptr<ShmRegion>(new ShmRegion(path, false, *map));
 }
 
-std::atomic<uint32_t>& ShmRegion::word(Counter counter) { return header_->counters[counter]; }
+std::atomic<uint32_t>& ShmRegion::word(int counter) { return header_->counters[counter]; }
 
-void ShmRegion::Publish(Counter counter, uint32_t value) {
+void ShmRegion::Publish(int counter, uint32_t value) {
   word(counter).store(value, std::memory_order_release);
   WakeShmWord(&word(counter));
 }
 
-absl::Status ShmRegion::AwaitReached(Counter counter, uint32_t value, absl::Time deadline,
+absl::Status ShmRegion::AwaitReached(int counter, uint32_t value, absl::Time deadline,
                                      const ShmInterrupted& interrupted, const char* what) {
   std::atomic<uint32_t>& w = word(counter);
   return WaitOnShmWord(

@@ -1,9 +1,11 @@
 // BufferPool: recycled byte buffers, so that messages of the same sizes do
 // not make the allocator map and fault in fresh pages on every operation
 // (glibc serves large blocks with mmap; at 16 MiB per all-reduce that cost
-// half the bandwidth). Thread-safe; keeps at most kMaxKept buffers.
-#ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_BUFFER_POOL_H_
-#define NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_BUFFER_POOL_H_
+// half the bandwidth). Shared by the backends that copy messages into
+// buffers of their own (gRPC, MPI). Thread-safe; keeps at most kMaxKept
+// buffers.
+#ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_BUFFER_POOL_H_
+#define NIGHTSHIFT_COLLECTIVE_TRANSPORT_BUFFER_POOL_H_
 
 #include <string>
 #include <vector>
@@ -37,4 +39,4 @@ class BufferPool {
 
 }  // namespace nightshift::collective
 
-#endif  // NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_BUFFER_POOL_H_
+#endif  // NIGHTSHIFT_COLLECTIVE_TRANSPORT_BUFFER_POOL_H_

@@ -1,0 +1,97 @@
+// RoutingTransport: one group's Transport composed per peer from backends —
+// shared memory (transport/shm) for peers that share this host's memory,
+// gRPC (transport/grpc) for the rest — what worker daemons, benchmarks and
+// process tests run.
+//
+// Routing is decided once, at ConnectGroup, from the host identities the
+// ranks exchanged at rendezvous (base/host_identity.h; the coordinator
+// hands them out with the peer addresses): a peer goes through shared
+// memory when `shared_memory` is on and its identity equals this rank's
+// (an empty identity equals none). Every rank computes the same routes
+// from the same list.
+//
+// The gRPC streams are every peer's control channel, whichever way its data
+// goes: Abort tells every peer through them, AwaitAborts counts what came
+// back through them, and a shared-memory wait asks them whether the peer
+// is still there (its stream ends when its process dies). Before the first
+// shared-memory send to a peer, or mapping group memory, this rank opens
+// its stream to that peer (Connect), so that its own death shows there.
+//
+// GroupMemory is offered when every rank shares this host (the one-sided
+// step, collective/shared_step.h).
+//
+// Threads: as Transport; TEST_DropConnections may come from any thread.
+// Destruction stops the shared-memory writers before the streams they
+// watch.
+#ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_ROUTING_TRANSPORT_H_
+#define NIGHTSHIFT_COLLECTIVE_TRANSPORT_ROUTING_TRANSPORT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "collective/transport/grpc/grpc_transport.h"
+#include "collective/transport/grpc/peer_service.h"
+#include "collective/transport/group_memory.h"
+#include "collective/transport/shm/shm_transport.h"
+#include "collective/transport/transport.h"
+
+namespace nightshift::collective {
+
+// Who is in the group, as rendezvous (the coordinator, or FileRendezvous)
+// tells it.
+struct GroupMembership {
+  std::string job_id;
+  int64_t generation = 0;
+  int rank = 0;
+  std::vector<std::string> peer_addresses;  // Peer service of each rank
+  std::vector<std::string> host_ids;        // HostIdentity of each rank; may be empty
+  bool shared_memory = true;  // use shared memory between ranks on one host
+};
+
+class RoutingTransport final : public Transport, public GroupMemoryTransport {
+ public:
+  using Transport::Send;
+  int rank() const override { return grpc_->rank(); }
+  int size() const override { return grpc_->size(); }
+  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
+                    absl::Time deadline) override;
+  absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
+                        const ConsumeParts& consume) override;
+  absl::Status Flush(absl::Time deadline) override;
+  void Abort(const absl::Status& reason) override;
+  std::set<int> AwaitAborts(int count, absl::Time deadline) override {
+    return grpc_->AwaitAborts(count, deadline);
+  }
+  bool CanMapGroupMemory() const override { return shm_ != nullptr && shm_->CanMapGroupMemory(); }
+  absl::StatusOr<GroupMemory*> MapGroupMemory(size_t bytes_per_rank,
+                                              absl::Time deadline) override;
+
+  // Tests only: drops every connection without a word, as a crashed
+  // process would.
+  void TEST_DropConnections(const absl::Status& reason);
+  // Whether data to or from `peer` goes through shared memory.
+  bool SharesMemoryWith(int peer) const { return local_[peer]; }
+
+ private:
+  friend absl::StatusOr<std::unique_ptr<RoutingTransport>> ConnectGroup(PeerService*,
+                                                                        GroupMembership);
+  RoutingTransport(std::unique_ptr<GrpcTransport> grpc, std::vector<bool> local)
+      : grpc_(std::move(grpc)), local_(std::move(local)), connected_(local_.size(), false) {}
+  absl::Status EnsureConnected(int peer, absl::Time deadline);
+
+  std::unique_ptr<GrpcTransport> grpc_;  // every peer's control channel
+  std::unique_ptr<ShmTransport> shm_;    // peers on this host; null if none
+  std::vector<bool> local_;              // by rank
+  std::vector<bool> connected_;          // our stream to the peer is open
+};
+
+// Opens this rank's side of the group on `service` (which must outlive the
+// transport) and chooses each peer's route.
+absl::StatusOr<std::unique_ptr<RoutingTransport>> ConnectGroup(PeerService* service,
+                                                               GroupMembership group);
+
+}  // namespace nightshift::collective
+
+#endif  // NIGHTSHIFT_COLLECTIVE_TRANSPORT_ROUTING_TRANSPORT_H_
