@@ -8,9 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
-#include "kernels/checkpoint.h"
-#include "kernels/job_spec.h"
+#include "checkpoint/checkpoint.h"
+#include "spec/job_spec.h"
 #include "base/filesystem.h"
+#include "checkpoint/file_names.h"
 #include "base/status_macros.h"
 #include "kernels/lr_schedule.h"
 #include "kernels/threads.h"
@@ -108,8 +109,7 @@ absl::StatusOr<Trainer::Evaluation> Trainer::Evaluate() {
 absl::StatusOr<std::string> Trainer::Checkpoint(int64_t next_step) {
   RETURN_IF_ERROR(GatherOptimizerState());  // on every rank
   if (rank() != 0 || options_.out_dir.empty()) return std::string();
-  const std::string path = absl::StrFormat("%s/checkpoint-step-%07d.safetensors",
-                                           options_.out_dir, next_step);
+  const std::string path = PathIn(options_.out_dir, CheckpointFileName(next_step));
   CheckpointMeta meta{next_step, plan_->Position(std::max<int64_t>(0, next_step - 1)).epoch,
                       spec_.seed(), spec_hash_};
   RETURN_IF_ERROR(SaveCheckpoint(path, *model_, *optimizer_, meta));
@@ -322,7 +322,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   result.test_accuracy = eval.accuracy;
   result.test_loss = eval.loss;
   if (me == 0 && !options_.out_dir.empty()) {
-    result.model_path = absl::StrCat(options_.out_dir, "/model.safetensors");
+    result.model_path = PathIn(options_.out_dir, kModelFileName);
     CheckpointMeta meta{total_steps_, plan_->Position(total_steps_ - 1).epoch,
                         spec_.seed(), spec_hash_};
     if (absl::Status s = SaveModelParameters(result.model_path, *model_, meta); !s.ok()) {

@@ -58,8 +58,8 @@
 #include "absl/status/statusor.h"
 #include "base/clock.h"
 #include "collective/communicator.h"
-#include "kernels/batch_plan.h"
-#include "kernels/dataset.h"
+#include "data/batch_plan.h"
+#include "data/dataset.h"
 #include "kernels/model.h"
 #include "kernels/optimizer.h"
 #include "nightshift/v1/status.pb.h"
@@ -81,8 +81,8 @@ struct TrainerOptions {
   // > 0: later windows last about this long (step 6). Frequent reports
   // cost every rank a collective and the coordinator a database write.
   absl::Duration progress_period = absl::ZeroDuration();
-  // Called at each progress report (step 4) and after each evaluation
-  // (step 5), with the progress so far.
+  // Called at each progress report (step 6) and after each evaluation
+  // (step 7), with the progress so far.
   std::function<void(const v1::Progress&)> on_progress;
   std::function<void(const v1::Progress&)> on_evaluation;
   Clock* clock = nullptr;   // default: the real clock

@@ -8,7 +8,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
-#include "kernels/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 namespace nightshift {
 namespace {

@@ -3,16 +3,15 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "collective/communicator.h"
-#include "collective/transport/grpc/grpc_transport.h"
 #include "glog/logging.h"
-#include "grpcpp/grpcpp.h"
 #include "kernels/model.h"
 #include "kernels/random.h"
 #include "kernels/threads.h"
+#include "spec/defaults.h"
 #include "worker/trainer.h"
 
 namespace nightshift {
@@ -22,10 +21,8 @@ namespace {
 // on every rank and a database write on the coordinator, and one every few
 // steps costs a synchronous job on a busy machine ~10% of its throughput.
 constexpr absl::Duration kProgressPeriod = absl::Milliseconds(500);
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
+// The shortest heartbeat interval a coordinator may ask for.
+constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(100);
 
 // Samples/s of one training step of the Fashion-MNIST MLP at batch 64:
 // the rate the coordinator splits batches by until jobs measure their own.
@@ -56,123 +53,159 @@ double MeasureComputeRate() {
 
 }  // namespace
 
-WorkerDaemon::WorkerDaemon(WorkerOptions options) : options_(std::move(options)) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  stub_ = v1::Coordinator::NewStub(
-      grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args));
-}
+WorkerDaemon::WorkerDaemon(WorkerOptions options, CoordinatorClient* coordinator,
+                           GroupTransports* transports, Clock* clock)
+    : options_(std::move(options)),
+      coordinator_(coordinator),
+      transports_(transports),
+      clock_(clock) {}
 
 WorkerDaemon::~WorkerDaemon() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (current_cancel_) current_cancel_->store(true);
-  }
+  CancelCurrentJob("the worker is stopping");
   if (job_thread_.joinable()) job_thread_.join();
   WaitForQueuedReports();
 }
 
-void WorkerDaemon::WaitForQueuedReports() {
-  std::thread reporter;
-  {
-    absl::MutexLock lock(&report_mu_);
-    auto idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(report_mu_) { return !reporting_; };
-    report_mu_.Await(absl::Condition(&idle));
-    reporter = std::move(reporter_);
-  }
-  if (reporter.joinable()) reporter.join();
+std::string WorkerDaemon::worker_id() const {
+  absl::MutexLock lock(&mu_);
+  return worker_id_;
 }
 
-absl::Status WorkerDaemon::RegisterWithRetry() {
+std::string WorkerDaemon::current_job() const {
+  absl::MutexLock lock(&mu_);
+  return current_.id;
+}
+
+bool WorkerDaemon::AwaitNoJob(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return current_.id.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+absl::Status WorkerDaemon::Run() {
+  SetComputeThreads(options_.threads);
+  while (!stop_.HasBeenNotified()) {
+    RETURN_IF_ERROR(Tick());
+    const absl::Duration wait = unreachable_ ? options_.retry_interval : heartbeat_interval_;
+    const absl::Time due = clock_->Now() + wait;
+    stop_.WaitForNotificationWithTimeout(due - clock_->Now());
+  }
+  return absl::OkStatus();
+}
+
+// 1. Registration.
+absl::Status WorkerDaemon::RegisterOnce() {
+  if (rate_ == 0) {
+    rate_ = options_.compute_rate > 0 ? options_.compute_rate : MeasureComputeRate();
+    rate_ /= options_.simulated_slowdown;
+  }
   v1::RegisterRequest request;
   request.set_name(options_.name);
   request.set_pool(options_.pool);
   request.set_cores(static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   request.set_memory_bytes(static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE));
-  request.set_samples_per_second(samples_per_second_);
-  if (peer_server_ != nullptr) request.set_peer_address(peer_server_->address());
-  while (!stop_.HasBeenNotified()) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::RegisterResponse response;
-    grpc::Status s = stub_->Register(&ctx, request, &response);
-    if (s.ok()) {
-      worker_id_ = response.worker_id();
-      heartbeat_interval_ = absl::Milliseconds(std::max<int64_t>(100, response.heartbeat_interval_ms()));
-      LOG(INFO) << "registered as " << worker_id_ << " (" << options_.name << ", "
-                << static_cast<int>(samples_per_second_) << " samples/s)";
-      return absl::OkStatus();
-    }
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
-        s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
-      return FromGrpc(s);  // refused: no point retrying
-    }
-    LOG(WARNING) << "coordinator " << options_.coordinator << " unreachable: " << s.error_message();
-    stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
+  request.set_samples_per_second(rate_);
+  if (transports_ != nullptr) {
+    request.set_peer_address(transports_->peer_address());
+    request.set_host_id(transports_->host_id());
   }
-  return absl::CancelledError("stopped");
+  absl::StatusOr<v1::RegisterResponse> response = coordinator_->Register(request);
+  if (!response.ok()) {
+    if (!IsUnreachable(response.status())) return response.status();  // refused: no retry
+    unreachable_ = true;
+    LOG(WARNING) << "worker " << options_.name << ": coordinator unreachable: "
+                 << response.status().message();
+    return absl::OkStatus();
+  }
+  unreachable_ = false;
+  heartbeat_interval_ =
+      std::max(kMinHeartbeatInterval, absl::Milliseconds(response->heartbeat_interval_ms()));
+  {
+    absl::MutexLock lock(&mu_);
+    worker_id_ = response->worker_id();
+  }
+  LOG(INFO) << "worker " << options_.name << ": registered as " << response->worker_id() << " ("
+            << static_cast<int>(rate_) << " samples/s)";
+  return absl::OkStatus();
 }
 
-absl::Status WorkerDaemon::Run() {
-  SetComputeThreads(options_.threads);
-  if (options_.pool == v1::WORKER_POOL_DATACENTER) {
-    auto server = collective::PeerServer::Start(options_.listen);
-    if (!server.ok()) return server.status();
-    peer_server_ = *std::move(server);
-    LOG(INFO) << "Peer service on " << peer_server_->address();
-  }
-  samples_per_second_ = MeasureComputeRate() / options_.simulated_slowdown;
-  if (absl::Status s = RegisterWithRetry(); !s.ok()) return s;
-  while (!stop_.WaitForNotificationWithTimeout(heartbeat_interval_)) {
-    v1::HeartbeatRequest request;
+absl::Status WorkerDaemon::Tick() {
+  v1::HeartbeatRequest request;
+  {
+    absl::MutexLock lock(&mu_);
     request.set_worker_id(worker_id_);
+    request.set_job_id(current_.id);
+    request.set_generation(current_.generation);
+  }
+  if (request.worker_id().empty()) return RegisterOnce();
+  // 2.
+  absl::StatusOr<v1::HeartbeatResponse> response = coordinator_->Heartbeat(request);
+  if (response.status().code() == absl::StatusCode::kNotFound) {
+    LOG(WARNING) << "worker " << options_.name << ": lease lost (" << response.status().message()
+                 << "); registering again";
+    CancelCurrentJob("its lease was lost");
     {
       absl::MutexLock lock(&mu_);
-      request.set_job_id(current_job_);
-      request.set_generation(current_generation_);
+      worker_id_.clear();
     }
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::HeartbeatResponse response;
-    grpc::Status s = stub_->Heartbeat(&ctx, request, &response);
-    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
-      LOG(WARNING) << "coordinator does not know us (" << s.error_message() << "); registering again";
-      if (absl::Status r = RegisterWithRetry(); !r.ok()) return r;
-      continue;
-    }
-    if (!s.ok()) {
-      LOG(WARNING) << "heartbeat failed: " << s.error_message();
-      continue;
-    }
-    for (const v1::Directive& d : response.directives()) {
-      if (d.has_assign() && !draining_) {
-        StartJob(d.assign());
-      } else if (!d.cancel_job_id().empty()) {
-        absl::MutexLock lock(&mu_);
-        if (current_job_ == d.cancel_job_id() && current_cancel_) {
-          LOG(INFO) << "cancelling job " << current_job_;
-          current_cancel_->store(true);
-        }
-      } else if (d.drain()) {
-        draining_ = true;
-      }
-    }
+    return RegisterOnce();
   }
+  // 3.
+  if (!response.ok()) {
+    unreachable_ = IsUnreachable(response.status());
+    LOG(WARNING) << "worker " << options_.name << ": heartbeat failed: " << response.status();
+    return absl::OkStatus();
+  }
+  unreachable_ = false;
+  // 4.
+  for (const v1::Directive& d : response->directives()) Apply(d);
   return absl::OkStatus();
+}
+
+void WorkerDaemon::Apply(const v1::Directive& d) {
+  if (d.has_assign()) {
+    if (draining_) {
+      LOG(INFO) << "worker " << options_.name << ": draining, not taking job "
+                << d.assign().job_id();
+      return;
+    }
+    StartJob(d.assign());
+  } else if (!d.cancel_job_id().empty()) {
+    absl::MutexLock lock(&mu_);
+    if (current_.id == d.cancel_job_id() && current_.cancel) {
+      LOG(INFO) << "job " << current_.id << " generation " << current_.generation
+                << ": cancelled by the coordinator";
+      current_.cancel->store(true);
+    }
+  } else if (d.drain()) {
+    LOG(INFO) << "worker " << options_.name << ": draining";
+    draining_ = true;
+  }
+}
+
+void WorkerDaemon::CancelCurrentJob(const char* why) {
+  absl::MutexLock lock(&mu_);
+  if (current_.cancel == nullptr) return;
+  LOG(INFO) << "job " << current_.id << " generation " << current_.generation
+            << ": cancelled here: " << why;
+  current_.cancel->store(true);
 }
 
 void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
   if (job_thread_.joinable()) job_thread_.join();  // the previous job has ended
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::string worker_id;
   {
     absl::MutexLock lock(&mu_);
-    current_job_ = assignment.job_id();
-    current_generation_ = assignment.generation();
-    current_cancel_ = cancelled;
+    current_ = {assignment.job_id(), assignment.generation(), cancelled};
+    worker_id = worker_id_;
   }
   LOG(INFO) << "job " << assignment.job_id() << " generation " << assignment.generation()
-            << ": rank " << assignment.rank() << " of " << assignment.world_size();
-  job_thread_ = std::thread([this, assignment, cancelled] { RunJob(assignment, cancelled); });
+            << " rank " << assignment.rank() << ": starting, " << assignment.world_size()
+            << " ranks";
+  job_thread_ = std::thread([this, assignment, worker_id, cancelled] {
+    RunJob(assignment, worker_id, cancelled);
+  });
 }
 
 void WorkerDaemon::ReportLater(v1::ReportProgressRequest request) {
@@ -180,7 +213,7 @@ void WorkerDaemon::ReportLater(v1::ReportProgressRequest request) {
   reports_.push_back(std::move(request));
   if (reporting_) return;  // the reporter thread will pick it up
   reporting_ = true;
-  if (reporter_.joinable()) reporter_.join();
+  if (reporter_.joinable()) reporter_.join();  // it has returned: reporting_ was false
   reporter_ = std::thread([this] { ReportQueued(); });
 }
 
@@ -196,121 +229,105 @@ void WorkerDaemon::ReportQueued() {
       next = std::move(reports_.front());
       reports_.pop_front();
     }
-    Report(std::move(next));
+    Report(next);
   }
 }
 
-void WorkerDaemon::Report(v1::ReportProgressRequest request) {
-  request.set_worker_id(worker_id_);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::ReportProgressResponse response;
-  grpc::Status s = stub_->ReportProgress(&ctx, request, &response);
-  if (!s.ok()) LOG(WARNING) << "ReportProgress failed: " << s.error_message();
+void WorkerDaemon::WaitForQueuedReports() {
+  std::thread reporter;
+  {
+    absl::MutexLock lock(&report_mu_);
+    auto idle = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(report_mu_) { return !reporting_; };
+    report_mu_.Await(absl::Condition(&idle));
+    reporter = std::move(reporter_);
+  }
+  if (reporter.joinable()) reporter.join();
 }
 
-absl::Status WorkerDaemon::Upload(const std::string& job_id, int64_t step, bool final,
-                                  const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::DataLossError(absl::StrCat(path, ": cannot read"));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  v1::UploadCheckpointResponse response;
-  auto writer = stub_->UploadCheckpoint(&ctx, &response);
-  std::string buffer(1 << 20, '\0');
-  int64_t offset = 0;
-  bool first = true;
-  do {
-    in.read(buffer.data(), buffer.size());
-    v1::UploadCheckpointRequest chunk;
-    if (first) {
-      chunk.set_worker_id(worker_id_);
-      chunk.set_job_id(job_id);
-      chunk.set_step(step);
-      chunk.set_final(final);
-      first = false;
-    }
-    chunk.mutable_chunk()->set_offset(offset);
-    chunk.mutable_chunk()->set_data(buffer.data(), in.gcount());
-    offset += in.gcount();
-    if (!writer->Write(chunk)) break;
-  } while (in.gcount() > 0 && in);
-  writer->WritesDone();
-  return FromGrpc(writer->Finish());
+void WorkerDaemon::Report(const v1::ReportProgressRequest& request) {
+  if (absl::Status s = coordinator_->ReportProgress(request); !s.ok()) {
+    LOG(WARNING) << "job " << request.job_id() << " generation " << request.generation()
+                 << ": report failed: " << s;
+  }
 }
 
-void WorkerDaemon::RunJob(v1::Assignment a, std::shared_ptr<std::atomic<bool>> cancelled) {
-  absl::Status status = [&]() -> absl::Status {
-    if (peer_server_ == nullptr) {
-      return absl::FailedPreconditionError("edge workers cannot join an all-reduce ring");
-    }
-    std::vector<std::string> peers(a.peer_addresses().begin(), a.peer_addresses().end());
-    auto transport = collective::GrpcTransport::Create(
-        peer_server_->service(),
-        {a.job_id(), a.generation(), a.rank(), peers, /*shared_memory=*/true});
-    if (!transport.ok()) return transport.status();
-    collective::Communicator comm(*std::move(transport),
-                                  {a.job_id(), a.generation(), options_.collective_timeout, false});
-    TrainerOptions options;
-    options.out_dir = absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(),
-                                   "-r", a.rank());
-    options.cancelled = cancelled.get();
-    options.simulated_slowdown = options_.simulated_slowdown;
-    options.compute_threads = options_.threads;
-    options.progress_period = kProgressPeriod;
-    const v1::AllReduceSync& sync = a.spec().sync().allreduce();
-    std::vector<double> weights(a.shard_weights().begin(), a.shard_weights().end());
-    if (sync.even_split()) weights.clear();
-    const int64_t rebalance =
-        sync.even_split() ? 0 : (sync.rebalance_interval_steps() > 0 ? sync.rebalance_interval_steps() : 50);
-    options.data_parallel = DataParallel{&comm, weights, rebalance};
-    auto report = [this, &a](const v1::Progress& p) {
-      v1::ReportProgressRequest r;
-      r.set_job_id(a.job_id());
-      r.set_generation(a.generation());
-      *r.mutable_progress() = p;
-      ReportLater(std::move(r));
-    };
-    options.on_progress = report;
-    options.on_evaluation = report;
-    options.on_checkpoint = [this, &a](int64_t step, const std::string& path) {
-      if (absl::Status s = Upload(a.job_id(), step, false, path); !s.ok()) {
-        LOG(WARNING) << "checkpoint upload failed: " << s;  // training goes on
-      }
-    };
-    auto trainer = Trainer::Create(a.spec(), options);
-    if (!trainer.ok()) {
-      return absl::Status(trainer.status().code(),
-                          absl::StrCat(options_.name, ": ", trainer.status().message()));
-    }
-    auto result = (*trainer)->Run();
-    if (!result.ok()) return result.status();
-    if (a.rank() == 0) {
-      if (absl::Status s = Upload(a.job_id(), result->steps, true, result->model_path); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat("model upload failed: ", s.message()));
-      }
-      v1::ReportProgressRequest done;
-      done.set_job_id(a.job_id());
-      done.set_generation(a.generation());
-      done.set_finished(true);
-      WaitForQueuedReports();  // the last progress lands before `finished`
-      Report(done);
-    }
-    return absl::OkStatus();
-  }();
+// 5.
+absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& worker_id,
+                                    const std::atomic<bool>* cancelled) {
+  if (transports_ == nullptr) {
+    return absl::FailedPreconditionError("edge workers cannot join an all-reduce ring");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<collective::Transport> transport, transports_->Connect(a));
+  collective::Communicator comm(std::move(transport),
+                                {a.job_id(), a.generation(), options_.collective_timeout, false});
+  TrainerOptions options;
+  options.out_dir =
+      absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(), "-r", a.rank());
+  options.cancelled = cancelled;
+  options.simulated_slowdown = options_.simulated_slowdown;
+  options.compute_threads = options_.threads;
+  options.progress_period = kProgressPeriod;
+  std::vector<double> weights(a.shard_weights().begin(), a.shard_weights().end());
+  if (a.spec().sync().allreduce().even_split()) weights.clear();
+  options.data_parallel = DataParallel{&comm, weights, RebalanceIntervalSteps(a.spec())};
+  auto report = [&](const v1::Progress& p) {
+    v1::ReportProgressRequest r;
+    r.set_worker_id(worker_id);
+    r.set_job_id(a.job_id());
+    r.set_generation(a.generation());
+    *r.mutable_progress() = p;
+    ReportLater(std::move(r));
+  };
+  options.on_progress = report;
+  options.on_evaluation = report;
+  options.on_checkpoint = [&](int64_t step, const std::string& path) {
+    absl::Status s = coordinator_->UploadCheckpoint(worker_id, a.job_id(), step, false, path);
+    if (!s.ok()) {
+      LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank "
+                   << a.rank() << " step " << step << ": checkpoint upload failed: " << s;
+    }  // training goes on
+  };
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(a.spec(), options);
+  if (!trainer.ok()) {
+    return absl::Status(trainer.status().code(),
+                        absl::StrCat(options_.name, ": ", trainer.status().message()));
+  }
+  ASSIGN_OR_RETURN(TrainResult result, (*trainer)->Run());
+  if (a.rank() != 0) return absl::OkStatus();
+  if (absl::Status s =
+          coordinator_->UploadCheckpoint(worker_id, a.job_id(), result.steps, true,
+                                         result.model_path);
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("model upload failed: ", s.message()));
+  }
+  v1::ReportProgressRequest done;
+  done.set_worker_id(worker_id);
+  done.set_job_id(a.job_id());
+  done.set_generation(a.generation());
+  done.set_finished(true);
+  WaitForQueuedReports();  // the last progress lands before `finished`
+  Report(done);
+  return absl::OkStatus();
+}
+
+void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
+                          std::shared_ptr<std::atomic<bool>> cancelled) {
+  const absl::Status status = TrainJob(a, worker_id, cancelled.get());
   if (!status.ok() && !cancelled->load()) {
-    LOG(WARNING) << "job " << a.job_id() << " failed here: " << status;
+    LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank "
+                 << a.rank() << ": failed here: " << status;
     v1::ReportProgressRequest failed;
+    failed.set_worker_id(worker_id);
     failed.set_job_id(a.job_id());
     failed.set_generation(a.generation());
     failed.set_error(std::string(status.message()));
     Report(failed);
   } else {
-    LOG(INFO) << "job " << a.job_id() << (status.ok() ? " done" : " cancelled");
+    LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank "
+              << a.rank() << (status.ok() ? ": done" : ": stopped (cancelled)");
   }
   absl::MutexLock lock(&mu_);
-  current_job_.clear();
-  current_cancel_.reset();
+  if (current_.cancel == cancelled) current_ = Job{};
 }
 
 }  // namespace nightshift

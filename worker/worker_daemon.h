@@ -1,21 +1,48 @@
-// WorkerDaemon: the `nightshift-worker` process's life — dial out to the
-// coordinator, hold a lease, and run the jobs it is handed.
+// WorkerDaemon: the `nightshift-worker` process's life — hold a lease with
+// the coordinator and run the jobs it is handed. It talks to the
+// coordinator only through a CoordinatorClient (coordinator_client.h) and
+// gets each job's transport from GroupTransports (group_transports.h), so
+// the whole daemon runs in a test with an in-process coordinator, a fake
+// clock and in-process transports.
 //
-//  1. Measure a compute rate (samples/s of a fixed MLP step) and register
-//     with name, pool, cores, memory, rate and (data-center workers) the
-//     address of this process's Peer service.
-//  2. Heartbeat every interval the coordinator asked for, reporting the job
-//     running here; NOT_FOUND (lease lost, coordinator restarted) means
-//     register again. An unreachable coordinator is retried.
-//  3. Directives: `assign` starts the job on its own thread — the current
-//     job is set before the next heartbeat, so the coordinator never sees
-//     this worker idle while it starts; `cancel` sets the job's cancel
-//     flag (the trainer stops at the next step); `drain` stops taking jobs.
-//  4. A job: GrpcTransport group (job, generation, rank, peers) ->
-//     Communicator -> Trainer (data-parallel). Rank 0 reports progress and
-//     evaluations, uploads each checkpoint and, at the end, the model, then
-//     reports `finished`. Any failure is reported as the job's error.
-// One worker runs one job at a time. Run() blocks until Stop().
+// The lease protocol, one round per Tick() (Run() paces the rounds):
+//  1. Not registered: measure a compute rate once (samples/s of a fixed MLP
+//     step, unless WorkerOptions::compute_rate gives one) and Register with
+//     name, pool, cores, memory, rate, and — with GroupTransports — the
+//     Peer address and host identity. The reply gives the worker id and
+//     the heartbeat interval.
+//  2. Registered: Heartbeat with the job running here (id and generation).
+//     NOT_FOUND means the lease is lost (it ran out, or the coordinator
+//     restarted and forgot us): the running job is cancelled — the
+//     coordinator has already given its place away — and the daemon
+//     registers again in the same round.
+//  3. Unreachable (UNAVAILABLE, DEADLINE_EXCEEDED): nothing changes; the
+//     next round, after retry_interval, tries again. A running job goes on.
+//     Any other error from Register is a refusal: Tick returns it and Run
+//     ends.
+//  4. Directives in the heartbeat reply: `assign` starts the job on the job
+//     thread, and the job is current before the next heartbeat, so the
+//     coordinator never sees this worker idle while it starts; `cancel`
+//     sets the job's cancel flag (the trainer stops before its next step);
+//     `drain` stops taking jobs (later assignments are ignored).
+//  5. A job: transport (GroupTransports) -> Communicator -> Trainer
+//     (data-parallel). Rank 0 reports progress and evaluations, uploads
+//     each checkpoint and, at the end, the model, then reports `finished`.
+//     Any failure is reported as the job's error; a cancelled job reports
+//     nothing. Reports and uploads carry the worker id the job was
+//     assigned under, so a re-registration mid-job never relabels them.
+// One job at a time.
+//
+// Threads:
+//  - the control thread (the caller of Run or Tick) alone touches
+//    registration (rate_, heartbeat_interval_, draining_) and starts job
+//    threads (job_thread_);
+//  - the job thread runs RunJob and, at its end, clears the current job;
+//  - the reporter thread (ReportLater) sends queued reports.
+// Fields more than one of them touch are ABSL_GUARDED_BY mu_ (worker id,
+// current job) or report_mu_ (the report queue). Lock order: never both.
+// Stop() may be called from any thread (not from a signal handler:
+// base/stop_signals.h turns signals into a call from a thread).
 #ifndef NIGHTSHIFT_WORKER_WORKER_DAEMON_H_
 #define NIGHTSHIFT_WORKER_WORKER_DAEMON_H_
 
@@ -27,63 +54,98 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "collective/transport/grpc/peer_server.h"
-#include "nightshift/v1/coordinator.grpc.pb.h"
+#include "base/clock.h"
+#include "nightshift/v1/coordinator.pb.h"
+#include "worker/coordinator_client.h"
+#include "worker/group_transports.h"
 
 namespace nightshift {
 
 struct WorkerOptions {
-  std::string coordinator;  // HOST:PORT
   v1::WorkerPool pool = v1::WORKER_POOL_DATACENTER;
   int threads = 0;          // compute threads; 0: one per core
-  std::string listen;       // Peer service address (data-center workers)
   std::string name;
   std::string scratch_dir;  // per-job folders for checkpoints
   absl::Duration collective_timeout = absl::Seconds(30);
-  double simulated_slowdown = 1;  // benchmarks: act this many times slower
+  // Samples/s to register with; 0: measure (about 0.2 s of compute).
+  double compute_rate = 0;
+  // Between attempts to reach an unreachable coordinator.
+  absl::Duration retry_interval = absl::Seconds(1);
+  // Benchmarks only (nightshift-worker --simulated_slowdown): act this
+  // many times slower, to stand for a slower machine. 1: off.
+  double simulated_slowdown = 1;
 };
 
 class WorkerDaemon {
  public:
-  explicit WorkerDaemon(WorkerOptions options);
+  // `coordinator` and `clock` must outlive the daemon; so must
+  // `transports`, which is null for edge workers (they join no ring).
+  WorkerDaemon(WorkerOptions options, CoordinatorClient* coordinator,
+               GroupTransports* transports, Clock* clock);
+  // Cancels the running job and waits for it and for queued reports.
   ~WorkerDaemon();
+  WorkerDaemon(const WorkerDaemon&) = delete;
+  WorkerDaemon& operator=(const WorkerDaemon&) = delete;
 
+  // Rounds of the protocol until Stop(), or until a refusal (returned).
   absl::Status Run();
   void Stop() {
     if (!stop_.HasBeenNotified()) stop_.Notify();
   }
+  // One round (steps 1–4 above). OK also when the coordinator was
+  // unreachable; the refusal of a registration otherwise.
+  absl::Status Tick();
+
+  // What the daemon stands at, for tests and logs.
+  std::string worker_id() const;
+  std::string current_job() const;
+  bool draining() const { return draining_; }
+  // Waits (real time) until no job runs here; false at the deadline.
+  bool AwaitNoJob(absl::Time deadline) const;
 
  private:
-  absl::Status RegisterWithRetry();
+  struct Job {
+    std::string id;
+    int64_t generation = 0;
+    std::shared_ptr<std::atomic<bool>> cancel;
+  };
+  absl::Status RegisterOnce();
+  void Apply(const v1::Directive& directive);
+  void CancelCurrentJob(const char* why);
   void StartJob(const v1::Assignment& assignment);
-  void RunJob(v1::Assignment assignment, std::shared_ptr<std::atomic<bool>> cancelled);
-  absl::Status Upload(const std::string& job_id, int64_t step, bool final, const std::string& path);
+  void RunJob(v1::Assignment assignment, std::string worker_id,
+              std::shared_ptr<std::atomic<bool>> cancelled);
+  absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
+                        const std::atomic<bool>* cancelled);
   // Sends at once (blocking), for the final and error reports.
-  void Report(v1::ReportProgressRequest request);
+  void Report(const v1::ReportProgressRequest& request);
   // Queues for the reporter thread, so the training loop never waits on
-  // the coordinator; ReportQueued() drains the queue first.
+  // the coordinator.
   void ReportLater(v1::ReportProgressRequest request);
   void ReportQueued();
   void WaitForQueuedReports();
 
-  WorkerOptions options_;
-  std::unique_ptr<collective::PeerServer> peer_server_;
-  std::unique_ptr<v1::Coordinator::Stub> stub_;
-  std::string worker_id_;
-  double samples_per_second_ = 0;
-  absl::Duration heartbeat_interval_ = absl::Seconds(1);
+  const WorkerOptions options_;
+  CoordinatorClient* const coordinator_;
+  GroupTransports* const transports_;
+  Clock* const clock_;
   absl::Notification stop_;
-  bool draining_ = false;
 
-  absl::Mutex mu_;
-  std::string current_job_ ABSL_GUARDED_BY(mu_);
-  int64_t current_generation_ ABSL_GUARDED_BY(mu_) = 0;
-  std::shared_ptr<std::atomic<bool>> current_cancel_ ABSL_GUARDED_BY(mu_);
+  // Control thread only.
+  double rate_ = 0;  // samples/s registered with
+  absl::Duration heartbeat_interval_ = absl::Seconds(1);
+  bool unreachable_ = false;  // the last round could not reach the coordinator
+  std::atomic<bool> draining_{false};
   std::thread job_thread_;
+
+  mutable absl::Mutex mu_;
+  std::string worker_id_ ABSL_GUARDED_BY(mu_);  // empty: not registered
+  Job current_ ABSL_GUARDED_BY(mu_);            // id empty: none
+
   absl::Mutex report_mu_;
   std::deque<v1::ReportProgressRequest> reports_ ABSL_GUARDED_BY(report_mu_);
   bool reporting_ ABSL_GUARDED_BY(report_mu_) = false;
-  std::thread reporter_;
+  std::thread reporter_ ABSL_GUARDED_BY(report_mu_);
 };
 
 }  // namespace nightshift

@@ -5,7 +5,6 @@
 //
 // Dials out only; data-center workers also serve the Peer service on
 // --listen for their ring neighbours. Stops on SIGINT/SIGTERM.
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,7 +12,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "base/allocator.h"
+#include "base/clock.h"
+#include "base/stop_signals.h"
 #include "glog/logging.h"
+#include "worker/grpc_coordinator_client.h"
+#include "worker/group_transports.h"
 #include "worker/worker_daemon.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070", "coordinator gRPC address");
@@ -23,37 +26,33 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Peer service address (data-center
 ABSL_FLAG(std::string, name, "", "worker name (default: host name and pid)");
 ABSL_FLAG(std::string, scratch_dir, "/tmp/nightshift-worker", "folder for job checkpoints");
 ABSL_FLAG(double, simulated_slowdown, 1,
-          "benchmarks: stretch compute by this factor, to stand for a slower machine");
+          "for benchmarks only: stretch compute by this factor, to stand for a slower machine");
 
+namespace nightshift {
 namespace {
 
-nightshift::WorkerDaemon* running = nullptr;  // for the signal handler only
-
-void OnSignal(int) {
-  if (running != nullptr) running->Stop();
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "nightshift-worker: %s\n", s.ToString().c_str());
+  return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  nightshift::ConfigureAllocatorForLargeMessages();
+int Main(int argc, char** argv) {
+  ConfigureAllocatorForLargeMessages();
   absl::ParseCommandLine(argc, argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
-  nightshift::WorkerOptions options;
-  options.coordinator = absl::GetFlag(FLAGS_coordinator);
+  WorkerOptions options;
   const std::string pool = absl::GetFlag(FLAGS_pool);
   if (pool == "datacenter") {
-    options.pool = nightshift::v1::WORKER_POOL_DATACENTER;
+    options.pool = v1::WORKER_POOL_DATACENTER;
   } else if (pool == "edge") {
-    options.pool = nightshift::v1::WORKER_POOL_EDGE;
+    options.pool = v1::WORKER_POOL_EDGE;
   } else {
     std::fprintf(stderr, "nightshift-worker: --pool must be datacenter or edge, not '%s'\n",
                  pool.c_str());
     return 2;
   }
   options.threads = absl::GetFlag(FLAGS_threads);
-  options.listen = absl::GetFlag(FLAGS_listen);
   options.name = absl::GetFlag(FLAGS_name);
   if (options.name.empty()) {
     char host[256] = "worker";
@@ -62,15 +61,39 @@ int main(int argc, char** argv) {
   }
   options.scratch_dir = absl::GetFlag(FLAGS_scratch_dir) + "/" + options.name;
   options.simulated_slowdown = std::max(1.0, absl::GetFlag(FLAGS_simulated_slowdown));
-  nightshift::WorkerDaemon daemon(options);
-  running = &daemon;
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
-  absl::Status s = daemon.Run();
-  running = nullptr;
-  if (!s.ok()) {
-    std::fprintf(stderr, "nightshift-worker: %s\n", s.ToString().c_str());
-    return 1;
+
+  // Before any thread starts, so that every thread inherits the mask.
+  WorkerDaemon* daemon_to_stop = nullptr;
+  absl::Mutex stop_mu;
+  auto signals = StopOnSignals::Install([&] {
+    absl::MutexLock lock(&stop_mu);
+    if (daemon_to_stop != nullptr) daemon_to_stop->Stop();
+  });
+  if (!signals.ok()) return Fail(signals.status());
+  std::unique_ptr<GroupTransports> transports;
+  if (options.pool == v1::WORKER_POOL_DATACENTER) {
+    auto server = StartPeerServer(absl::GetFlag(FLAGS_listen));
+    if (!server.ok()) return Fail(server.status());
+    transports = *std::move(server);
+    LOG(INFO) << "worker " << options.name << ": Peer service on " << transports->peer_address();
   }
-  return 0;
+  std::unique_ptr<CoordinatorClient> client =
+      NewGrpcCoordinatorClient(absl::GetFlag(FLAGS_coordinator));
+  RealClock clock;
+  WorkerDaemon daemon(options, client.get(), transports.get(), &clock);
+  {
+    absl::MutexLock lock(&stop_mu);
+    daemon_to_stop = &daemon;
+  }
+  absl::Status s = daemon.Run();
+  {
+    absl::MutexLock lock(&stop_mu);
+    daemon_to_stop = nullptr;
+  }
+  return s.ok() ? 0 : Fail(s);
 }
+
+}  // namespace
+}  // namespace nightshift
+
+int main(int argc, char** argv) { return nightshift::Main(argc, argv); }

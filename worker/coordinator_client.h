@@ -1,0 +1,48 @@
+// CoordinatorClient: what a worker daemon asks of its coordinator, with no
+// RPC types in it (TensorFlow's worker_interface.h is the model). Two
+// implementations: GrpcCoordinatorClient (grpc_coordinator_client.h), what
+// `nightshift-worker` dials, and InProcessCoordinatorClient
+// (in_process_coordinator_client.h), which calls a coordinator::Coordinator
+// in the same process, so the daemon is tested without sockets.
+//
+// Errors are the coordinator's absl::Status codes: NOT_FOUND from
+// Heartbeat means "register again"; UNAVAILABLE and DEADLINE_EXCEEDED mean
+// the coordinator could not be reached (try again later); anything else
+// is a refusal. Every method is thread-safe: the daemon's heartbeat,
+// reporter and job threads call it concurrently.
+#ifndef NIGHTSHIFT_WORKER_COORDINATOR_CLIENT_H_
+#define NIGHTSHIFT_WORKER_COORDINATOR_CLIENT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nightshift/v1/coordinator.pb.h"
+
+namespace nightshift {
+
+class CoordinatorClient {
+ public:
+  virtual ~CoordinatorClient() = default;
+
+  virtual absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request) = 0;
+  virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
+      const v1::HeartbeatRequest& request) = 0;
+  virtual absl::Status ReportProgress(const v1::ReportProgressRequest& request) = 0;
+  // Sends the file at `path` as job `job_id`'s checkpoint before `step`
+  // (or, with `final`, its exported model), on behalf of `worker_id`.
+  virtual absl::Status UploadCheckpoint(const std::string& worker_id, const std::string& job_id,
+                                        int64_t step, bool final, const std::string& path) = 0;
+};
+
+// Whether `s` says the coordinator could not be reached, as opposed to a
+// refusal: such calls are retried.
+inline bool IsUnreachable(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+}  // namespace nightshift
+
+#endif  // NIGHTSHIFT_WORKER_COORDINATOR_CLIENT_H_

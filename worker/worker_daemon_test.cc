@@ -1,0 +1,275 @@
+// WorkerDaemon in-process: the real coordinator logic behind an
+// InProcessCoordinatorClient, a fake clock for leases, and in-process
+// transports, so that registration, assignment, cancel, drain, a lost
+// lease and a coordinator that goes away are exercised with no sockets
+// and no sleeps. Jobs train for real (a synthetic data set, one rank).
+#include "worker/worker_daemon.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "base/clock.h"
+#include "glog/logging.h"
+#include "collective/transport/local/local_transport.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/job_store.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "worker/in_process_coordinator_client.h"
+
+namespace nightshift {
+namespace {
+
+using testing::HasSubstr;
+
+// One-rank groups over an in-process hub.
+class LocalTransports final : public GroupTransports {
+ public:
+  std::string peer_address() const override { return "in-process:0"; }
+  std::string host_id() const override { return "test-host"; }
+  absl::StatusOr<std::unique_ptr<collective::Transport>> Connect(
+      const v1::Assignment& a) override {
+    if (a.world_size() != 1) return absl::UnimplementedError("one-rank groups only");
+    absl::MutexLock lock(&mu_);
+    hubs_.push_back(std::make_unique<collective::LocalHub>(1));
+    return hubs_.back()->Connect(0);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<collective::LocalHub>> hubs_ ABSL_GUARDED_BY(mu_);
+};
+
+v1::JobSpec SyntheticSpec(int64_t steps) {
+  v1::JobSpec spec;
+  CHECK(google::protobuf::TextFormat::ParseFromString(R"pb(
+    model {
+      layers { flatten {} }
+      layers { dense { units: 16 } }
+      layers { relu {} }
+      layers { dense { units: 3 } }
+    }
+    dataset {
+      synthetic {
+        train_examples: 300 test_examples: 60 channels: 1 height: 4 width: 4
+        classes: 3 noise: 1.0
+      }
+    }
+    optimizer { sgd { lr: 0.05 } }
+    global_batch_size: 20
+    seed: 3
+  )pb", &spec));
+  spec.set_steps(steps);
+  return spec;
+}
+
+// Long enough that it only ends when it is stopped.
+constexpr int64_t kEndlessSteps = 1'000'000'000;
+// Real-time bound on waits for a job thread; they end in milliseconds.
+constexpr absl::Duration kJobWait = absl::Seconds(120);
+
+class WorkerDaemonTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(std::getenv("TEST_TMPDIR")) + "/" +
+           testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_EQ(system(("mkdir -p " + dir_).c_str()), 0);
+    auto store = coordinator::JobStore::Open(dir_ + "/state.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    StartCoordinator();
+    client_ = std::make_unique<InProcessCoordinatorClient>(coordinator_.get());
+    WorkerOptions options;
+    options.name = "worker-a";
+    options.scratch_dir = dir_ + "/scratch";
+    options.compute_rate = 1000;  // no 0.2 s measurement
+    options.threads = 1;
+    daemon_ = std::make_unique<WorkerDaemon>(options, client_.get(), &transports_, &clock_);
+  }
+  void TearDown() override { daemon_.reset(); }
+
+  // A new coordinator over the same store, as after a restart.
+  void StartCoordinator() {
+    coordinator::CoordinatorOptions options;
+    options.state_dir = dir_;
+    options.lease_ttl = absl::Seconds(6);
+    options.heartbeat_interval = absl::Seconds(1);
+    auto c = coordinator::Coordinator::Create(store_.get(), &clock_, options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    old_coordinators_.push_back(std::move(coordinator_));
+    coordinator_ = *std::move(c);
+  }
+
+  std::string Submit(int64_t steps, const std::string& id) {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = SyntheticSpec(steps);
+    request.set_job_id(id);
+    auto job = coordinator_->SubmitJob(request);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return id;
+  }
+
+  v1::JobStatus Job(const std::string& id) {
+    auto job = coordinator_->GetJob(id);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::JobStatus();
+  }
+
+  v1::WorkerInfo WorkerNamed(const std::string& name) {
+    for (const v1::WorkerInfo& w : coordinator_->ListWorkers()) {
+      if (w.name() == name && w.state() != v1::WORKER_STATE_LOST) return w;
+    }
+    return v1::WorkerInfo();
+  }
+
+  void Tick() { ASSERT_TRUE(daemon_->Tick().ok()); }
+
+  std::string dir_;
+  FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
+  std::unique_ptr<coordinator::JobStore> store_;
+  std::vector<std::unique_ptr<coordinator::Coordinator>> old_coordinators_;
+  std::unique_ptr<coordinator::Coordinator> coordinator_;
+  std::unique_ptr<InProcessCoordinatorClient> client_;
+  LocalTransports transports_;
+  std::unique_ptr<WorkerDaemon> daemon_;
+};
+
+TEST_F(WorkerDaemonTest, TheFirstRoundRegistersWithPeerAddressHostAndRate) {
+  EXPECT_EQ(daemon_->worker_id(), "");
+  Tick();
+  ASSERT_NE(daemon_->worker_id(), "");
+  const v1::WorkerInfo w = WorkerNamed("worker-a");
+  EXPECT_EQ(w.id(), daemon_->worker_id());
+  EXPECT_EQ(w.state(), v1::WORKER_STATE_IDLE);
+  EXPECT_EQ(w.peer_address(), "in-process:0");
+  EXPECT_EQ(w.host_id(), "test-host");
+  EXPECT_DOUBLE_EQ(w.samples_per_second(), 1000);
+}
+
+TEST_F(WorkerDaemonTest, AnAssignedJobTrainsToTheEndAndItsModelIsUploaded) {
+  Tick();  // registers
+  Submit(30, "short");
+  Tick();  // heartbeat: scheduled here, assignment in the reply
+  EXPECT_EQ(daemon_->current_job(), "short");
+  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait));
+  const v1::JobStatus job = Job("short");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.reason();
+  EXPECT_EQ(job.progress().step(), 30);
+  EXPECT_TRUE(coordinator_->ModelPath("short").ok());
+  Tick();  // the heartbeat reports no job: the worker is free again
+  EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_IDLE);
+}
+
+TEST_F(WorkerDaemonTest, ACancelDirectiveStopsTheJobWithoutAnErrorReport) {
+  Tick();
+  Submit(kEndlessSteps, "endless");
+  Tick();
+  ASSERT_EQ(daemon_->current_job(), "endless");
+  ASSERT_TRUE(coordinator_->CancelJob("endless", "test").ok());
+  Tick();  // the cancel directive
+  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait)) << "the job did not stop";
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_CANCELLED);  // not FAILED by a report
+}
+
+TEST_F(WorkerDaemonTest, ADrainingWorkerFinishesItsJobAndTakesNoOther) {
+  Tick();
+  Submit(kEndlessSteps, "running");
+  Tick();
+  ASSERT_EQ(daemon_->current_job(), "running");
+  ASSERT_TRUE(coordinator_->DrainWorker(daemon_->worker_id()).ok());
+  Tick();  // the drain directive
+  EXPECT_TRUE(daemon_->draining());
+  EXPECT_EQ(daemon_->current_job(), "running");  // draining does not stop it
+  EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_DRAINING);
+  ASSERT_TRUE(coordinator_->CancelJob("running", "test").ok());
+  Tick();
+  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait));
+  Submit(30, "next");
+  Tick();
+  Tick();
+  EXPECT_EQ(daemon_->current_job(), "");
+  EXPECT_EQ(Job("next").state(), v1::JOB_STATE_QUEUED);
+}
+
+TEST_F(WorkerDaemonTest, ALeaseLostWhileAJobRunsCancelsItAndRegistersAgain) {
+  Tick();
+  const std::string first_id = daemon_->worker_id();
+  Submit(kEndlessSteps, "endless");
+  Tick();
+  ASSERT_EQ(daemon_->current_job(), "endless");
+  clock_.Advance(absl::Seconds(7));  // no heartbeat for longer than the TTL
+  coordinator_->Tick();
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(Job("endless").reason(), HasSubstr("worker-a"));
+  Tick();  // NOT_FOUND: the lease is gone
+  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait)) << "the orphaned job kept running";
+  EXPECT_NE(daemon_->worker_id(), "");
+  EXPECT_NE(daemon_->worker_id(), first_id);
+  EXPECT_EQ(WorkerNamed("worker-a").id(), daemon_->worker_id());
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_FAILED);  // the reason stays the lease's
+  EXPECT_THAT(Job("endless").reason(), HasSubstr("worker-a"));
+}
+
+TEST_F(WorkerDaemonTest, ACoordinatorThatGoesAwayAndComesBackFindsTheJobStillRunning) {
+  Tick();
+  const std::string id = daemon_->worker_id();
+  Submit(kEndlessSteps, "endless");
+  Tick();
+  ASSERT_EQ(daemon_->current_job(), "endless");
+  client_->SetCoordinator(nullptr);  // unreachable
+  Tick();
+  Tick();
+  EXPECT_EQ(daemon_->current_job(), "endless");  // training goes on meanwhile
+  EXPECT_EQ(daemon_->worker_id(), id);
+  client_->SetCoordinator(coordinator_.get());  // back, within the lease
+  Tick();
+  EXPECT_EQ(daemon_->worker_id(), id);
+  EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_BUSY);
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_RUNNING);
+}
+
+TEST_F(WorkerDaemonTest, ARestartedCoordinatorGetsARegistrationAndTheJobAgain) {
+  Tick();
+  const std::string id = daemon_->worker_id();
+  Submit(kEndlessSteps, "endless");
+  Tick();
+  ASSERT_EQ(daemon_->current_job(), "endless");
+  StartCoordinator();  // forgets every worker; the running job is queued again
+  client_->SetCoordinator(coordinator_.get());
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_QUEUED);
+  Tick();  // NOT_FOUND: cancels the old run, registers again
+  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait));
+  EXPECT_NE(daemon_->worker_id(), "");
+  EXPECT_EQ(WorkerNamed("worker-a").id(), daemon_->worker_id());
+  Tick();  // and is given the job again, as a new generation
+  EXPECT_EQ(daemon_->current_job(), "endless");
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Job("endless").generation(), 2);
+  (void)id;
+}
+
+TEST_F(WorkerDaemonTest, ARefusedRegistrationEndsTheDaemonWithTheReason) {
+  WorkerOptions options;
+  options.name = "";  // the coordinator refuses a nameless worker
+  options.compute_rate = 1000;
+  WorkerDaemon nameless(options, client_.get(), &transports_, &clock_);
+  const absl::Status s = nameless.Tick();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("name"));
+}
+
+TEST_F(WorkerDaemonTest, AnEdgeWorkerWithoutTransportsRegistersWithoutAPeerAddress) {
+  WorkerOptions options;
+  options.name = "vehicle-1";
+  options.pool = v1::WORKER_POOL_EDGE;
+  options.compute_rate = 1000;
+  WorkerDaemon edge(options, client_.get(), nullptr, &clock_);
+  ASSERT_TRUE(edge.Tick().ok());
+  const v1::WorkerInfo w = WorkerNamed("vehicle-1");
+  EXPECT_EQ(w.pool(), v1::WORKER_POOL_EDGE);
+  EXPECT_EQ(w.peer_address(), "");
+}
+
+}  // namespace
+}  // namespace nightshift
