@@ -9,10 +9,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/grpc_channel.h"
+#include "base/grpc_status.h"
 #include "cli/progress_line.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
-#include "kernels/job_spec.h"
+#include "proto/job_state.h"
+#include "spec/job_spec.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
 
 namespace nightshift {
@@ -20,19 +23,11 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-std::string CodeName(grpc::StatusCode code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-}
-
 int Fail(const grpc::Status& s) {
-  std::fprintf(stderr, "nightshift: %s: %s\n", CodeName(s.error_code()).c_str(),
-               s.error_message().c_str());
+  const absl::Status status = FromGrpc(s);
+  std::fprintf(stderr, "nightshift: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str());
   return 1;
-}
-
-std::string State(v1::JobState s) {
-  std::string n = v1::JobState_Name(s).substr(10);
-  return n;
 }
 
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
@@ -44,10 +39,7 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
 class Client {
  public:
   explicit Client(const std::string& address) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    stub_ = v1::Coordinator::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+    stub_ = v1::Coordinator::NewStub(NewChannel(address));
   }
 
   int Submit(const std::vector<std::string>& args, const ClientFlags& flags) {
@@ -75,7 +67,7 @@ class Client {
     std::printf("%-24s %-10s %-13s %-9s %-12s %s\n", "ID", "STATE", "STEP", "TEST ACC",
                 "SAMPLES/S", "WORKERS");
     for (const auto& j : jobs.jobs()) {
-      std::printf("%-24s %-10s %-13s %-9s %-12.0f %s\n", j.id().c_str(), State(j.state()).c_str(),
+      std::printf("%-24s %-10s %-13s %-9s %-12.0f %s\n", j.id().c_str(), JobStateName(j.state()).c_str(),
                   absl::StrFormat("%d/%d", j.progress().step(), j.progress().total_steps()).c_str(),
                   absl::StrFormat("%.2f%%", 100 * j.progress().test_accuracy()).c_str(),
                   j.progress().samples_per_second(), absl::StrJoin(j.workers(), ",").c_str());
@@ -94,7 +86,7 @@ class Client {
     s = stub_->GetJobHistory(Context().get(), hr, &history);
     if (!s.ok()) return Fail(s);
     std::printf("job:        %s (%s)\n", j.id().c_str(), j.spec().name().c_str());
-    std::printf("state:      %s — %s\n", State(j.state()).c_str(), j.reason().c_str());
+    std::printf("state:      %s — %s\n", JobStateName(j.state()).c_str(), j.reason().c_str());
     std::printf("generation: %lld\n", static_cast<long long>(j.generation()));
     std::printf("workers:    %s\n", absl::StrJoin(j.workers(), ", ").c_str());
     std::printf("progress:   %s\n", FormatProgressLine(j.progress()).c_str());
@@ -107,7 +99,7 @@ class Client {
     std::printf("history:\n");
     for (const auto& e : history.events()) {
       std::printf("  %s  %-10s %s\n", TimeUtil::ToString(e.time()).c_str(),
-                  State(e.state()).c_str(), e.reason().c_str());
+                  JobStateName(e.state()).c_str(), e.reason().c_str());
     }
     return 0;
   }
@@ -120,8 +112,7 @@ class Client {
       v1::JobStatus j;
       grpc::Status s = stub_->GetJob(Context().get(), Id(args[0]), &j);
       if (!s.ok()) return Fail(s);
-      const bool done = j.state() == v1::JOB_STATE_SUCCEEDED || j.state() == v1::JOB_STATE_FAILED ||
-                        j.state() == v1::JOB_STATE_CANCELLED;
+      const bool done = IsTerminal(j.state());
       if (j.state() == v1::JOB_STATE_RUNNING && j.progress().total_steps() > 0 &&
           j.progress().step() != last_step) {
         last_step = j.progress().step();
@@ -131,7 +122,7 @@ class Client {
       }
       if (done) {
         if (tty) std::fprintf(stderr, "\n");
-        std::printf("%s: %s — %s\n", j.id().c_str(), State(j.state()).c_str(), j.reason().c_str());
+        std::printf("%s: %s — %s\n", j.id().c_str(), JobStateName(j.state()).c_str(), j.reason().c_str());
         if (j.state() == v1::JOB_STATE_SUCCEEDED) {
           std::printf("final test accuracy: %.2f%%\n", 100 * j.progress().test_accuracy());
         }
@@ -148,7 +139,7 @@ class Client {
     v1::JobStatus j;
     grpc::Status s = stub_->CancelJob(Context().get(), request, &j);
     if (!s.ok()) return Fail(s);
-    std::printf("%s: %s\n", j.id().c_str(), State(j.state()).c_str());
+    std::printf("%s: %s\n", j.id().c_str(), JobStateName(j.state()).c_str());
     return 0;
   }
 

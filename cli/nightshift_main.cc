@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/client_commands.h"
 #include "cli/progress_line.h"
-#include "kernels/job_spec.h"
+#include "spec/job_spec.h"
 #include "kernels/threads.h"
 #include "worker/trainer.h"
 
@@ -61,8 +61,8 @@ std::string DefaultOutDir(const std::string& spec_path) {
 
 int Train(const std::vector<std::string>& args) {
   if (!absl::GetFlag(FLAGS_local)) {
-    std::cerr << "nightshift train: only --local is supported; submit to a "
-                 "cluster with `nightshift submit` (coming with the coordinator)\n";
+    std::cerr << "nightshift train: only --local is supported here; to train on a "
+                 "cluster, `nightshift submit JOB_SPEC --coordinator=HOST:PORT`\n";
     return 2;
   }
   if (args.size() != 1) {

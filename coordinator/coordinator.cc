@@ -7,23 +7,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/filesystem.h"
+#include "checkpoint/file_names.h"
 #include "base/status_macros.h"
 #include "coordinator/scheduler.h"
+#include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
-#include "kernels/job_spec.h"
+#include "proto/job_state.h"
+#include "spec/job_spec.h"
 
 namespace nightshift::coordinator {
 namespace {
-
-bool Terminal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-         s == v1::JOB_STATE_CANCELLED;
-}
-
-std::string StateName(v1::JobState s) {
-  std::string name = v1::JobState_Name(s);
-  return name.substr(std::string("JOB_STATE_").size());
-}
 
 absl::Status ValidJobId(const std::string& id) {
   if (id.empty() || id.size() > 64) {
@@ -63,10 +56,13 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store
 
 absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
                                      const std::string& reason) {
+  LOG(INFO) << "job " << job.id() << " generation " << job.generation() << " step "
+            << job.progress().step() << ": " << JobStateName(job.state()) << " -> "
+            << JobStateName(state) << (reason.empty() ? "" : ": ") << reason;
   job.set_state(state);
   job.set_reason(reason);
   if (state == v1::JOB_STATE_RUNNING) *job.mutable_start_time() = NowProto();
-  if (Terminal(state)) *job.mutable_end_time() = NowProto();
+  if (IsTerminal(state)) *job.mutable_end_time() = NowProto();
   RETURN_IF_ERROR(store_->UpdateJob(job));
   v1::JobEvent event;
   *event.mutable_time() = NowProto();
@@ -122,9 +118,9 @@ absl::StatusOr<v1::JobStatus> Coordinator::CancelJob(const std::string& id,
                                                      const std::string& reason) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(id));
-  if (Terminal(job.state())) {
+  if (IsTerminal(job.state())) {
     return absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " already ended: ", StateName(job.state())));
+        absl::StrCat("job ", id, " already ended: ", JobStateName(job.state())));
   }
   RETURN_IF_ERROR(Transition(job, v1::JOB_STATE_CANCELLED,
                              reason.empty() ? "cancelled by the user" : reason));
@@ -148,6 +144,23 @@ std::vector<v1::WorkerInfo> Coordinator::ListWorkers() {
   std::vector<v1::WorkerInfo> out;
   for (const auto& [id, w] : workers_) out.push_back(w.info);
   return out;
+}
+
+absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is not registered"));
+  }
+  Worker& w = it->second;
+  if (!w.draining) {
+    w.draining = true;
+    v1::Directive d;
+    d.set_drain(true);
+    w.pending.push_back(d);
+    if (w.info.state() != v1::WORKER_STATE_LOST) w.info.set_state(v1::WORKER_STATE_DRAINING);
+  }
+  return w.info;
 }
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
@@ -181,10 +194,13 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   w.info.set_memory_bytes(request.memory_bytes());
   w.info.set_samples_per_second(request.samples_per_second());
   w.info.set_peer_address(request.peer_address());
+  w.info.set_host_id(request.host_id());
   w.info.set_state(v1::WORKER_STATE_IDLE);
   *w.info.mutable_last_heartbeat() = NowProto();
   w.lease_expiry = clock_->Now() + options_.lease_ttl;
   store_->PutWorker(w.info).IgnoreError();  // informational copy; memory is authoritative
+  LOG(INFO) << "worker " << request.name() << ": registered as " << id << " ("
+            << v1::WorkerPool_Name(request.pool()) << ", " << request.peer_address() << ")";
   workers_[id] = std::move(w);
   v1::RegisterResponse response;
   response.set_worker_id(id);
@@ -214,7 +230,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     w.rank = -1;
   }
   w.info.set_job_id(w.assigned_job);
-  w.info.set_state(w.assigned_job.empty() ? v1::WORKER_STATE_IDLE : v1::WORKER_STATE_BUSY);
+  w.info.set_state(w.draining                ? v1::WORKER_STATE_DRAINING
+                   : w.assigned_job.empty() ? v1::WORKER_STATE_IDLE
+                                            : v1::WORKER_STATE_BUSY);
   ScheduleLocked();
   v1::HeartbeatResponse response;
   for (auto& d : w.pending) *response.add_directives() = std::move(d);
@@ -229,7 +247,7 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
     return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(), " is not registered"));
   }
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(request.job_id()));
-  if (Terminal(job.state()) || request.generation() != job.generation()) {
+  if (IsTerminal(job.state()) || request.generation() != job.generation()) {
     return absl::OkStatus();  // a late report of a job that ended or restarted
   }
   if (!request.error().empty()) {
@@ -265,8 +283,7 @@ absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::strin
   const std::string dir = absl::StrCat(options_.state_dir, "/checkpoints/", job_id);
   RETURN_IF_ERROR(MakeDirectories(dir));
   const std::string path =
-      final ? absl::StrCat(dir, "/model.safetensors")
-            : absl::StrFormat("%s/checkpoint-step-%07d.safetensors", dir, step);
+      PathIn(dir, final ? std::string(kModelFileName) : CheckpointFileName(step));
   {
     std::ofstream out(path + ".tmp", std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), bytes.size());
@@ -289,10 +306,10 @@ absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(job_id));
   for (int i = job.checkpoints_size() - 1; i >= 0; --i) {
     const std::string& p = job.checkpoints(i).path();
-    if (p.size() >= 17 && p.compare(p.size() - 17, 17, "model.safetensors") == 0) return p;
+    if (IsModelFile(p)) return p;
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "job ", job_id, " has no exported model yet (", StateName(job.state()), ")"));
+      "job ", job_id, " has no exported model yet (", JobStateName(job.state()), ")"));
 }
 
 void Coordinator::Tick() {
@@ -310,6 +327,8 @@ void Coordinator::ExpireLeasesLocked() {
   const absl::Time now = clock_->Now();
   for (auto& [id, w] : workers_) {
     if (w.info.state() == v1::WORKER_STATE_LOST || now < w.lease_expiry) continue;
+    LOG(WARNING) << "worker " << w.info.name() << " (" << id << "): lease expired"
+                 << (w.assigned_job.empty() ? "" : " during job ") << w.assigned_job;
     w.info.set_state(v1::WORKER_STATE_LOST);
     ++metrics_.leases_expired;
     store_->PutWorker(w.info).IgnoreError();  // informational copy
@@ -325,7 +344,7 @@ void Coordinator::ExpireLeasesLocked() {
 
 void Coordinator::FailJobLocked(const std::string& job_id, const std::string& reason) {
   absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
-  if (!job.ok() || Terminal(job->state())) return;
+  if (!job.ok() || IsTerminal(job->state())) return;
   Transition(*job, v1::JOB_STATE_FAILED, reason).IgnoreError();  // already failing
   CancelWorkersLocked(job_id);
 }
@@ -355,7 +374,7 @@ void Coordinator::ScheduleLocked() {
   if (!queued.ok() || queued->empty()) return;
   std::vector<FreeWorker> free;
   for (const auto& [id, w] : workers_) {
-    if (w.info.state() != v1::WORKER_STATE_LOST && w.assigned_job.empty()) {
+    if (w.info.state() != v1::WORKER_STATE_LOST && !w.draining && w.assigned_job.empty()) {
       free.push_back({id, w.info.pool(), w.info.samples_per_second()});
     }
   }
@@ -374,6 +393,7 @@ void Coordinator::ScheduleLocked() {
     base.set_world_size(static_cast<int>(p.workers.size()));
     for (const FreeWorker& f : p.workers) {
       base.add_peer_addresses(workers_[f.id].info.peer_address());
+      base.add_peer_host_ids(workers_[f.id].info.host_id());
       base.add_shard_weights(std::max(f.samples_per_second, 1.0) / total_rate);
       names.push_back(workers_[f.id].info.name());
       job->add_workers(workers_[f.id].info.name());

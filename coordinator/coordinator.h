@@ -71,6 +71,10 @@ class Coordinator {
   absl::StatusOr<v1::JobStatus> CancelJob(const std::string& id, const std::string& reason);
   absl::StatusOr<v1::GetJobHistoryResponse> GetJobHistory(const std::string& id);
   std::vector<v1::WorkerInfo> ListWorkers();
+  // Stops giving jobs to worker `worker_id`; its next heartbeat tells it to
+  // drain (it finishes the job it runs and takes no other). NOT_FOUND for
+  // an unknown worker.
+  absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id);
 
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
@@ -92,6 +96,7 @@ class Coordinator {
     absl::Time lease_expiry;
     std::string assigned_job;  // given to it and not yet released
     int rank = -1;
+    bool draining = false;
     std::vector<v1::Directive> pending;
   };
 

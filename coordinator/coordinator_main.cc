@@ -5,8 +5,6 @@
 //
 // State (jobs, history, workers, checkpoints) lives under --state_dir and
 // survives restarts. Stops cleanly on SIGINT/SIGTERM.
-#include <signal.h>
-#include <sys/stat.h>
 
 #include <cstdio>
 #include <thread>
@@ -16,9 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "base/clock.h"
+#include "base/filesystem.h"
+#include "base/stop_signals.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/http_api.h"
+#include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -32,16 +33,24 @@ ABSL_FLAG(int, heartbeat_ms, 1000, "how often workers should heartbeat");
 namespace nightshift::coordinator {
 namespace {
 
-absl::Notification* stop_requested = nullptr;  // set once in Main, read by the handler
-
-void OnSignal(int) {
-  if (stop_requested != nullptr && !stop_requested->HasBeenNotified()) stop_requested->Notify();
-}
-
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  // Before any thread starts, so that every thread inherits the mask.
+  absl::Notification stop;
+  auto signals = StopOnSignals::Install([&stop] {
+    if (!stop.HasBeenNotified()) stop.Notify();
+  });
+  if (!signals.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: %s\n", signals.status().ToString().c_str());
+    return 1;
+  }
   const std::string dir = absl::GetFlag(FLAGS_state_dir);
-  mkdir(dir.c_str(), 0755);
+  if (absl::Status made = MakeDirectories(dir); !made.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: --state_dir: %s\n", made.ToString().c_str());
+    return 1;
+  }
   auto store = JobStore::Open(absl::StrCat(dir, "/state.db"));
   if (!store.ok()) {
     std::fprintf(stderr, "nightshift-coordinator: %s\n", store.status().ToString().c_str());
@@ -76,19 +85,14 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "nightshift-coordinator: --http: %s\n", http.status().ToString().c_str());
     return 1;
   }
-  std::printf("nightshift-coordinator: gRPC on port %d, HTTP on port %d, state in %s\n", port,
-              (*http)->port(), dir.c_str());
-  std::fflush(stdout);
+  LOG(INFO) << "coordinator: gRPC on port " << port << ", HTTP on port " << (*http)->port()
+            << ", state in " << dir;
 
-  absl::Notification stop;
-  stop_requested = &stop;
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
   // Leases expire even when no worker calls in.
   while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
     (*coordinator)->Tick();
   }
-  std::printf("nightshift-coordinator: stopping\n");
+  LOG(INFO) << "coordinator: stopping";
   (*http)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;

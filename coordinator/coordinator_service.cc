@@ -3,13 +3,9 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/grpc_status.h"
 
 namespace nightshift::coordinator {
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 namespace {
 

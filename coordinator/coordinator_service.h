@@ -51,8 +51,6 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   Coordinator* c_;
 };
 
-grpc::Status ToGrpc(const absl::Status& s);
-
 }  // namespace nightshift::coordinator
 
 #endif  // NIGHTSHIFT_COORDINATOR_COORDINATOR_SERVICE_H_

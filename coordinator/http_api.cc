@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/job_state.h"
 
 namespace nightshift::coordinator {
 namespace {
@@ -48,17 +49,6 @@ void SendResult(httplib::Response& res, const absl::StatusOr<T>& result) {
   SendJson(res, *result);
 }
 
-const char* StateLabel(v1::JobState s) {
-  switch (s) {
-    case v1::JOB_STATE_QUEUED: return "queued";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_FAILED: return "failed";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unspecified";
-  }
-}
-
 }  // namespace
 
 std::string HttpApi::Metrics(Coordinator* c) {
@@ -75,14 +65,13 @@ std::string HttpApi::Metrics(Coordinator* c) {
   counter("nightshift_heartbeats_total", "Worker heartbeats received.", m.heartbeats);
   counter("nightshift_leases_expired_total", "Worker leases that ran out.", m.leases_expired);
   std::map<std::string, int> by_state;
-  for (v1::JobState s : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_SUCCEEDED,
-                         v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
-    by_state[StateLabel(s)] = 0;
+  for (v1::JobState s : kJobStates) {
+    by_state[JobStateLabel(s)] = 0;
   }
   absl::StatusOr<std::vector<v1::JobStatus>> jobs = c->ListJobs();
   out += "# HELP nightshift_jobs Jobs by state.\n# TYPE nightshift_jobs gauge\n";
   if (jobs.ok()) {
-    for (const auto& j : *jobs) ++by_state[StateLabel(j.state())];
+    for (const auto& j : *jobs) ++by_state[JobStateLabel(j.state())];
   }
   for (const auto& [state, n] : by_state) {
     absl::StrAppendFormat(&out, "nightshift_jobs{state=\"%s\"} %d\n", state, n);

@@ -2,23 +2,9 @@
 
 #include <algorithm>
 
+#include "spec/defaults.h"
+
 namespace nightshift::coordinator {
-namespace {
-
-bool Allowed(const v1::JobSpec& spec, v1::WorkerPool pool) {
-  if (spec.pools_size() == 0) return pool == v1::WORKER_POOL_DATACENTER;
-  if (!spec.sync().has_diloco() && pool == v1::WORKER_POOL_EDGE) return false;
-  return std::find(spec.pools().begin(), spec.pools().end(), pool) != spec.pools().end();
-}
-
-}  // namespace
-
-int MinWorkers(const v1::JobSpec& spec) { return std::max(1, spec.min_workers()); }
-
-int MaxWorkers(const v1::JobSpec& spec) {
-  return std::max(MinWorkers(spec), spec.max_workers());
-}
-
 std::vector<Placement> PlanPlacements(const std::vector<v1::JobStatus>& queued,
                                       std::vector<FreeWorker> free) {
   std::stable_sort(free.begin(), free.end(), [](const FreeWorker& a, const FreeWorker& b) {
@@ -28,7 +14,7 @@ std::vector<Placement> PlanPlacements(const std::vector<v1::JobStatus>& queued,
   for (const v1::JobStatus& job : queued) {
     std::vector<size_t> eligible;
     for (size_t i = 0; i < free.size(); ++i) {
-      if (Allowed(job.spec(), free[i].pool)) eligible.push_back(i);
+      if (PoolAllowed(job.spec(), free[i].pool)) eligible.push_back(i);
     }
     if (static_cast<int>(eligible.size()) < MinWorkers(job.spec())) continue;
     eligible.resize(std::min<size_t>(eligible.size(), MaxWorkers(job.spec())));

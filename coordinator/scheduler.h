@@ -31,10 +31,6 @@ struct Placement {
 std::vector<Placement> PlanPlacements(const std::vector<v1::JobStatus>& queued,
                                       std::vector<FreeWorker> free);
 
-// min_workers and max_workers with their defaults applied.
-int MinWorkers(const v1::JobSpec& spec);
-int MaxWorkers(const v1::JobSpec& spec);
-
 }  // namespace nightshift::coordinator
 
 #endif  // NIGHTSHIFT_COORDINATOR_SCHEDULER_H_
