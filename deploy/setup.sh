@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   # Build: Bazel 4.2.3 offline, compilers and code generators.
-  bazel-bootstrap bazel-platforms g++ pkg-config clang-format
+  bazel-bootstrap bazel-platforms g++ pkg-config clang-format clang
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libgoogle-glog-dev zlib1g-dev
   # Kernels and collectives.
