@@ -13,10 +13,10 @@
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing
 // function if it is not OK.
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::absl::Status ns_status_ = (expr);                \
-    if (!ns_status_.ok()) return ns_status_;           \
+#define RETURN_IF_ERROR(expr)                \
+  do {                                       \
+    ::absl::Status ns_status_ = (expr);      \
+    if (!ns_status_.ok()) return ns_status_; \
   } while (false)
 
 // `ASSIGN_OR_RETURN(auto x, MakeX());` evaluates an absl::StatusOr<T>,
@@ -24,8 +24,8 @@
 #define ASSIGN_OR_RETURN(lhs, expr) \
   NS_ASSIGN_OR_RETURN_IMPL_(NS_STATUS_CONCAT_(ns_statusor_, __LINE__), lhs, expr)
 
-#define NS_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                              \
+#define NS_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)     \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

@@ -27,9 +27,9 @@
 #include "collective/communicator.h"
 #include "collective/file_rendezvous.h"
 #include "collective/fusion.h"
-#include "collective/transport/routing_transport.h"
 #include "collective/transport/grpc/peer_server.h"
 #include "collective/transport/mpi/mpi_transport.h"
+#include "collective/transport/routing_transport.h"
 
 ABSL_FLAG(std::string, transport, "grpc", "grpc or mpi");
 ABSL_FLAG(bool, native, false, "mpi: use MPI_Allreduce instead of the ring");
@@ -59,8 +59,9 @@ double SecondsPerCall(Communicator& comm, Op op) {
   for (int i = 0; i < 3; ++i) op();
   auto start = Clock::now();
   op();
-  float iters = std::max(5.0, std::min(2000.0, absl::GetFlag(FLAGS_seconds) /
-                                                   std::chrono::duration<double>(Clock::now() - start).count()));
+  float iters = std::max(
+      5.0, std::min(2000.0, absl::GetFlag(FLAGS_seconds) /
+                                std::chrono::duration<double>(Clock::now() - start).count()));
   if (!comm.Broadcast(absl::MakeSpan(&iters, 1), 0).ok() || !comm.Barrier().ok()) std::exit(1);
   start = Clock::now();
   for (int i = 0; i < static_cast<int>(iters); ++i) op();
@@ -80,11 +81,12 @@ int RunFusion(Communicator& comm, const std::string& impl) {
       if (!fusion.AllReduce(comm, spans).ok()) std::exit(1);
     });
     if (comm.rank() == 0) {
-      std::printf("impl=%s ranks=%d tensors=%d tensor_bytes=%lld fusion_threshold=%lld "
-                  "operations=%lld us=%.1f\n",
-                  impl.c_str(), comm.size(), count, static_cast<long long>(bytes),
-                  static_cast<long long>(threshold),
-                  static_cast<long long>(fusion.last_operation_count()), seconds * 1e6);
+      std::printf(
+          "impl=%s ranks=%d tensors=%d tensor_bytes=%lld fusion_threshold=%lld "
+          "operations=%lld us=%.1f\n",
+          impl.c_str(), comm.size(), count, static_cast<long long>(bytes),
+          static_cast<long long>(threshold), static_cast<long long>(fusion.last_operation_count()),
+          seconds * 1e6);
       std::fflush(stdout);
     }
   }

@@ -98,8 +98,8 @@ int Main(int argc, char** argv) {
   std::vector<Gemm> gemms;
   for (int l = 0; l < 3; ++l) {
     const int64_t in = widths[l], out = widths[l + 1];
-    gemms.push_back({'N', 'T', n, out, in});           // Y = X W^T
-    gemms.push_back({'T', 'N', out, in, n});           // dW = dY^T X
+    gemms.push_back({'N', 'T', n, out, in});             // Y = X W^T
+    gemms.push_back({'T', 'N', out, in, n});             // dW = dY^T X
     if (l > 0) gemms.push_back({'N', 'N', n, in, out});  // dX = dY W
   }
   std::vector<float> a(784 * 784 * 2, 0.01f), b(784 * 784 * 2, 0.02f), c(784 * 784 * 2);
@@ -109,8 +109,8 @@ int Main(int argc, char** argv) {
     const int64_t ldb = g.tb == 'N' ? g.n : g.k;
     bound += TimePerCall(
         [&] {
-          dnnl_sgemm(g.ta, g.tb, g.m, g.n, g.k, 1.f, a.data(), lda, b.data(), ldb, 0.f,
-                     c.data(), g.n);
+          dnnl_sgemm(g.ta, g.tb, g.m, g.n, g.k, 1.f, a.data(), lda, b.data(), ldb, 0.f, c.data(),
+                     g.n);
         },
         seconds / 4);
     flops += 2.0 * g.m * g.n * g.k;
@@ -118,8 +118,8 @@ int Main(int argc, char** argv) {
   std::printf(
       "batch=%lld threads=%d samples_per_s=%.0f step_us=%.1f sgemm_bound_samples_per_s=%.0f "
       "bound_share=%.3f mflop_per_sample=%.3f sgemm_gflops=%.1f\n",
-      static_cast<long long>(n), ComputeThreads(), n / step, step * 1e6, n / bound,
-      bound / step, flops / n / 1e6, flops / bound / 1e9);
+      static_cast<long long>(n), ComputeThreads(), n / step, step * 1e6, n / bound, bound / step,
+      flops / n / 1e6, flops / bound / 1e9);
   return 0;
 }
 

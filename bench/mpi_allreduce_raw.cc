@@ -26,7 +26,10 @@ int main(int argc, char** argv) {
     const long long bytes = std::stoll(sizes.substr(pos, comma - pos));
     pos = comma + 1;
     std::vector<float> data(bytes / 4, 1.f);
-    auto op = [&] { MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); };
+    auto op = [&] {
+      MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()), MPI_FLOAT, MPI_SUM,
+                    MPI_COMM_WORLD);
+    };
     for (int i = 0; i < 3; ++i) op();
     double t = MPI_Wtime();
     op();

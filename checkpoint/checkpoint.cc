@@ -4,9 +4,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "checkpoint/safetensors.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "checkpoint/safetensors.h"
 
 namespace nightshift {
 namespace {
@@ -17,8 +17,7 @@ std::string StateName(const std::string& buffer, const std::string& param) {
   return absl::StrCat("optimizer.", buffer, ".", param);
 }
 
-void AddMeta(SafetensorsWriter& w, const CheckpointMeta& meta,
-             int64_t optimizer_steps) {
+void AddMeta(SafetensorsWriter& w, const CheckpointMeta& meta, int64_t optimizer_steps) {
   w.AddMetadata("format", kFormat);
   w.AddMetadata("step", absl::StrCat(meta.step));
   w.AddMetadata("epoch", absl::StrCat(meta.epoch));
@@ -67,8 +66,8 @@ std::string JobSpecHash(const v1::JobSpec& spec) {
   return absl::StrCat(absl::Hex(h, absl::kZeroPad16));
 }
 
-absl::Status SaveCheckpoint(const std::string& path, const Model& model,
-                            Optimizer& optimizer, const CheckpointMeta& meta) {
+absl::Status SaveCheckpoint(const std::string& path, const Model& model, Optimizer& optimizer,
+                            const CheckpointMeta& meta) {
   SafetensorsWriter w;
   for (const Parameter& p : model.parameters()) w.Add(p.name, p.value);
   for (OptimizerState& state : optimizer.State()) {
@@ -88,32 +87,31 @@ absl::Status SaveModelParameters(const std::string& path, const Model& model,
   return w.WriteFile(path);
 }
 
-absl::StatusOr<CheckpointMeta> LoadCheckpoint(
-    const std::string& path, const std::string& expected_spec_hash,
-    Model* model, Optimizer* optimizer) {
+absl::StatusOr<CheckpointMeta> LoadCheckpoint(const std::string& path,
+                                              const std::string& expected_spec_hash, Model* model,
+                                              Optimizer* optimizer) {
   absl::StatusOr<SafetensorsFile> file = SafetensorsFile::Read(path);
   if (!file.ok()) return file.status();
   const auto& md = file->metadata();
   auto get = [&](const char* key) -> absl::StatusOr<std::string> {
     auto it = md.find(key);
     if (it == md.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": __metadata__.", key, " is missing"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": __metadata__.", key, " is missing"));
     }
     return it->second;
   };
   auto format = get("format");
   if (!format.ok()) return format.status();
   if (*format != kFormat) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": __metadata__.format is '", *format, "', expected '", kFormat, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": __metadata__.format is '", *format, "', expected '", kFormat, "'"));
   }
   auto hash = get("spec_hash");
   if (!hash.ok()) return hash.status();
   if (*hash != expected_spec_hash) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": written for a different job spec (spec_hash ", *hash,
-        ", this spec ", expected_spec_hash, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": written for a different job spec (spec_hash ", *hash, ", this spec ",
+                     expected_spec_hash, ")"));
   }
   CheckpointMeta meta;
   meta.spec_hash = *hash;
@@ -124,13 +122,12 @@ absl::StatusOr<CheckpointMeta> LoadCheckpoint(
   };
   int64_t seed = 0;
   for (IntField f : {IntField{"step", &meta.step}, IntField{"epoch", &meta.epoch},
-                     IntField{"seed", &seed},
-                     IntField{"optimizer_steps", &optimizer_steps}}) {
+                     IntField{"seed", &seed}, IntField{"optimizer_steps", &optimizer_steps}}) {
     auto s = get(f.key);
     if (!s.ok()) return s.status();
     if (!absl::SimpleAtoi(*s, f.out)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": __metadata__.", f.key, " is not an integer: '", *s, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": __metadata__.", f.key, " is not an integer: '", *s, "'"));
     }
   }
   meta.seed = static_cast<uint64_t>(seed);
@@ -141,9 +138,9 @@ absl::StatusOr<CheckpointMeta> LoadCheckpoint(
     absl::StatusOr<Tensor> t = file->GetFloat32(name);
     if (!t.ok()) return t.status();
     if (t->shape() != target->shape()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": tensor ", name, " has shape ", ShapeToString(t->shape()),
-          ", the model needs ", ShapeToString(target->shape())));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor ", name, " has shape ", ShapeToString(t->shape()),
+                       ", the model needs ", ShapeToString(target->shape())));
     }
     pending.push_back({target, *std::move(t)});
     return absl::OkStatus();

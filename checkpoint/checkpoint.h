@@ -38,14 +38,14 @@ struct CheckpointMeta {
 // mode) are left out, so a resumed run may change them.
 std::string JobSpecHash(const v1::JobSpec& spec);
 
-absl::Status SaveCheckpoint(const std::string& path, const Model& model,
-                            Optimizer& optimizer, const CheckpointMeta& meta);
+absl::Status SaveCheckpoint(const std::string& path, const Model& model, Optimizer& optimizer,
+                            const CheckpointMeta& meta);
 
 // Restores parameters and optimizer state. FAILED_PRECONDITION if the file
 // was written for another spec (hash differs from `expected_spec_hash`).
-absl::StatusOr<CheckpointMeta> LoadCheckpoint(
-    const std::string& path, const std::string& expected_spec_hash,
-    Model* model, Optimizer* optimizer);
+absl::StatusOr<CheckpointMeta> LoadCheckpoint(const std::string& path,
+                                              const std::string& expected_spec_hash, Model* model,
+                                              Optimizer* optimizer);
 
 // Parameters only (the exported model), with the same metadata keys.
 absl::Status SaveModelParameters(const std::string& path, const Model& model,

@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "checkpoint/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "checkpoint/safetensors.h"
 
 namespace nightshift {
 namespace {
@@ -37,8 +37,11 @@ TEST(SafetensorsTest, LayoutFollowsTheFormat) {
   EXPECT_EQ((8 + n) % 8, 0u) << "data must start 8-byte aligned";
   const std::string header = bytes.substr(8, n);
   EXPECT_EQ(header.front(), '{');
-  EXPECT_THAT(header, HasSubstr(R"("layers.0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]})"));
-  EXPECT_THAT(header, HasSubstr(R"("layers.0.bias":{"dtype":"F32","shape":[5],"data_offsets":[24,44]})"));
+  EXPECT_THAT(
+      header,
+      HasSubstr(R"("layers.0.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]})"));
+  EXPECT_THAT(header,
+              HasSubstr(R"("layers.0.bias":{"dtype":"F32","shape":[5],"data_offsets":[24,44]})"));
   EXPECT_THAT(header, HasSubstr(R"("__metadata__":{"step":"7"})"));
   EXPECT_EQ(bytes.size(), 8 + n + 44);
   // Padding is spaces after the closing brace.
@@ -67,7 +70,8 @@ TEST(SafetensorsTest, RejectsBrokenFilesNamingWhere) {
   std::string long_header = good;
   long_header[0] = static_cast<char>(0xff);
   long_header[1] = static_cast<char>(0xff);
-  EXPECT_THAT(err(long_header), HasSubstr("header length 65535 at byte offset 0 runs past the end"));
+  EXPECT_THAT(err(long_header),
+              HasSubstr("header length 65535 at byte offset 0 runs past the end"));
   EXPECT_THAT(err(good.substr(0, good.size() - 4)), HasSubstr("fall outside"));
   EXPECT_THAT(err(good + "xxxx"), HasSubstr("tensors cover 16 of 20 data bytes"));
   std::string bad_json = good;

@@ -19,10 +19,18 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));
@@ -36,9 +44,8 @@ std::string JsonString(const std::string& s) {
 
 size_t DtypeSize(const std::string& dtype) {
   static const std::pair<const char*, size_t> kSizes[] = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},
-      {"I32", 4}, {"I16", 2}, {"I8", 1},  {"U64", 8},  {"U32", 4},
-      {"U16", 2}, {"U8", 1},  {"BOOL", 1}};
+      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
+      {"I8", 1},  {"U64", 8}, {"U32", 4}, {"U16", 2},  {"U8", 1},  {"BOOL", 1}};
   for (const auto& [name, size] : kSizes) {
     if (dtype == name) return size;
   }
@@ -46,21 +53,20 @@ size_t DtypeSize(const std::string& dtype) {
 }
 
 bool IsNonNegativeInteger(const google::protobuf::Value& v) {
-  return v.kind_case() == google::protobuf::Value::kNumberValue &&
-         v.number_value() >= 0 && v.number_value() <= 9007199254740992.0 &&
+  return v.kind_case() == google::protobuf::Value::kNumberValue && v.number_value() >= 0 &&
+         v.number_value() <= 9007199254740992.0 &&
          v.number_value() == static_cast<double>(static_cast<uint64_t>(v.number_value()));
 }
 
 }  // namespace
 
 void SafetensorsWriter::Add(const std::string& name, const Tensor& tensor) {
-  entries_.push_back({name, tensor.shape(),
-                      std::string(reinterpret_cast<const char*>(tensor.data()),
-                                  tensor.size() * sizeof(float))});
+  entries_.push_back(
+      {name, tensor.shape(),
+       std::string(reinterpret_cast<const char*>(tensor.data()), tensor.size() * sizeof(float))});
 }
 
-void SafetensorsWriter::AddMetadata(const std::string& key,
-                                    const std::string& value) {
+void SafetensorsWriter::AddMetadata(const std::string& key, const std::string& value) {
   metadata_[key] = value;
 }
 
@@ -76,8 +82,8 @@ std::string SafetensorsWriter::Serialize() const {
   size_t offset = 0;
   for (const Entry& e : entries_) {
     fields.push_back(absl::StrCat(JsonString(e.name), ":{\"dtype\":\"F32\",\"shape\":[",
-                                  absl::StrJoin(e.shape, ","), "],\"data_offsets\":[",
-                                  offset, ",", offset + e.bytes.size(), "]}"));
+                                  absl::StrJoin(e.shape, ","), "],\"data_offsets\":[", offset, ",",
+                                  offset + e.bytes.size(), "]}"));
     offset += e.bytes.size();
   }
   std::string header = absl::StrCat("{", absl::StrJoin(fields, ","), "}");
@@ -191,9 +197,9 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string contents,
                      file.data_start_);
     }
     if (info.end - info.begin != NumElements(info.shape) * item) {
-      return invalid("tensor ", name, ": shape ", ShapeToString(info.shape), " of ",
-                     info.dtype, " needs ", NumElements(info.shape) * item,
-                     " bytes, data_offsets give ", info.end - info.begin);
+      return invalid("tensor ", name, ": shape ", ShapeToString(info.shape), " of ", info.dtype,
+                     " needs ", NumElements(info.shape) * item, " bytes, data_offsets give ",
+                     info.end - info.begin);
     }
     ranges.push_back({info.begin, info.end});
     file.tensors_[name] = std::move(info);
@@ -203,7 +209,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string contents,
   for (const auto& [b, e] : ranges) {
     if (b != covered) {
       return invalid("tensor data ", b < covered ? "overlaps" : "leaves a hole", " at data offset ",
-                     std::min(b, covered), " (file byte offset ", file.data_start_ + std::min(b, covered), ")");
+                     std::min(b, covered), " (file byte offset ",
+                     file.data_start_ + std::min(b, covered), ")");
     }
     covered = e;
   }
@@ -220,8 +227,8 @@ absl::StatusOr<Tensor> SafetensorsFile::GetFloat32(const std::string& name) cons
     return absl::NotFoundError(absl::StrCat(path_, ": no tensor named ", name));
   }
   if (it->second.dtype != "F32") {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ": tensor ", name, " is ",
-                                                   it->second.dtype, ", expected F32"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": tensor ", name, " is ", it->second.dtype, ", expected F32"));
   }
   Tensor t(it->second.shape);
   if (t.size() > 0) {

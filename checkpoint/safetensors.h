@@ -55,12 +55,9 @@ class SafetensorsFile {
 
   static absl::StatusOr<SafetensorsFile> Read(const std::string& path);
   // `path` is only used in messages.
-  static absl::StatusOr<SafetensorsFile> Parse(std::string contents,
-                                               const std::string& path);
+  static absl::StatusOr<SafetensorsFile> Parse(std::string contents, const std::string& path);
 
-  const std::map<std::string, std::string>& metadata() const {
-    return metadata_;
-  }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::map<std::string, Info>& tensors() const { return tensors_; }
   // NOT_FOUND if absent; INVALID_ARGUMENT if not F32.
   absl::StatusOr<Tensor> GetFloat32(const std::string& name) const;

@@ -14,9 +14,9 @@
 #include "cli/progress_line.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
+#include "nightshift/v1/coordinator.grpc.pb.h"
 #include "proto/job_state.h"
 #include "spec/job_spec.h"
-#include "nightshift/v1/coordinator.grpc.pb.h"
 
 namespace nightshift {
 namespace {
@@ -64,10 +64,11 @@ class Client {
     v1::ListJobsResponse jobs;
     grpc::Status s = stub_->ListJobs(Context().get(), {}, &jobs);
     if (!s.ok()) return Fail(s);
-    std::printf("%-24s %-10s %-13s %-9s %-12s %s\n", "ID", "STATE", "STEP", "TEST ACC",
-                "SAMPLES/S", "WORKERS");
+    std::printf("%-24s %-10s %-13s %-9s %-12s %s\n", "ID", "STATE", "STEP", "TEST ACC", "SAMPLES/S",
+                "WORKERS");
     for (const auto& j : jobs.jobs()) {
-      std::printf("%-24s %-10s %-13s %-9s %-12.0f %s\n", j.id().c_str(), JobStateName(j.state()).c_str(),
+      std::printf("%-24s %-10s %-13s %-9s %-12.0f %s\n", j.id().c_str(),
+                  JobStateName(j.state()).c_str(),
                   absl::StrFormat("%d/%d", j.progress().step(), j.progress().total_steps()).c_str(),
                   absl::StrFormat("%.2f%%", 100 * j.progress().test_accuracy()).c_str(),
                   j.progress().samples_per_second(), absl::StrJoin(j.workers(), ",").c_str());
@@ -122,7 +123,8 @@ class Client {
       }
       if (done) {
         if (tty) std::fprintf(stderr, "\n");
-        std::printf("%s: %s — %s\n", j.id().c_str(), JobStateName(j.state()).c_str(), j.reason().c_str());
+        std::printf("%s: %s — %s\n", j.id().c_str(), JobStateName(j.state()).c_str(),
+                    j.reason().c_str());
         if (j.state() == v1::JOB_STATE_SUCCEEDED) {
           std::printf("final test accuracy: %.2f%%\n", 100 * j.progress().test_accuracy());
         }

@@ -22,8 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "cli/client_commands.h"
 #include "cli/progress_line.h"
-#include "spec/job_spec.h"
 #include "kernels/threads.h"
+#include "spec/job_spec.h"
 #include "worker/trainer.h"
 
 ABSL_FLAG(bool, local, false, "train: run the job in this process, no cluster");
@@ -75,15 +75,14 @@ int Train(const std::vector<std::string>& args) {
     return 2;
   }
   if (absl::Status s = ValidateJobSpec(*spec); !s.ok()) {
-    std::cerr << "nightshift train: " << args[0] << ": invalid job spec: "
-              << s.message() << "\n";
+    std::cerr << "nightshift train: " << args[0] << ": invalid job spec: " << s.message() << "\n";
     return 2;
   }
   SetComputeThreads(absl::GetFlag(FLAGS_threads));
   const bool tty = isatty(fileno(stderr));
   TrainerOptions options;
-  options.out_dir = absl::GetFlag(FLAGS_out).empty() ? DefaultOutDir(args[0])
-                                                     : absl::GetFlag(FLAGS_out);
+  options.out_dir =
+      absl::GetFlag(FLAGS_out).empty() ? DefaultOutDir(args[0]) : absl::GetFlag(FLAGS_out);
   options.resume_path = absl::GetFlag(FLAGS_resume);
   options.progress_interval_steps = std::max(1, absl::GetFlag(FLAGS_progress_every));
   options.on_evaluation = [tty](const v1::Progress& p) {
@@ -97,8 +96,8 @@ int Train(const std::vector<std::string>& args) {
     }
     std::fflush(stderr);
   };
-  std::fprintf(stderr, "nightshift: training %s with %d threads, writing to %s\n",
-               args[0].c_str(), ComputeThreads(), options.out_dir.c_str());
+  std::fprintf(stderr, "nightshift: training %s with %d threads, writing to %s\n", args[0].c_str(),
+               ComputeThreads(), options.out_dir.c_str());
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*spec, options);
   if (!trainer.ok()) {
     std::cerr << "nightshift train: " << trainer.status().message() << "\n";
@@ -127,9 +126,9 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args(positional.begin() + 2, positional.end());
   if (command == "train") return Train(args);
   if (IsClientCommand(command)) {
-    return RunClientCommand(command, args,
-                            {absl::GetFlag(FLAGS_coordinator), absl::GetFlag(FLAGS_id),
-                             absl::GetFlag(FLAGS_watch)});
+    return RunClientCommand(
+        command, args,
+        {absl::GetFlag(FLAGS_coordinator), absl::GetFlag(FLAGS_id), absl::GetFlag(FLAGS_watch)});
   }
   std::cerr << "nightshift: unknown command '" << command << "'\n\n" << kUsage;
   return 2;

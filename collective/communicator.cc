@@ -9,8 +9,7 @@
 
 namespace nightshift::collective {
 
-Communicator::Communicator(std::unique_ptr<Transport> transport,
-                           CommunicatorOptions options)
+Communicator::Communicator(std::unique_ptr<Transport> transport, CommunicatorOptions options)
     : transport_(std::move(transport)), options_(std::move(options)) {}
 
 template <typename Op>
@@ -26,11 +25,10 @@ absl::Status Communicator::Run(const char* name, Op op) {
   // Give up, tell the others, and see who else did: every live rank does
   // the same, so the ranks that stay silent are the ones that stalled or
   // died (a rank waiting on a silent predecessor is only a bystander).
-  const std::string where = absl::StrCat(name, " on rank ", rank(), " of job '",
-                                         options_.job_id, "' generation ", options_.generation);
+  const std::string where = absl::StrCat(name, " on rank ", rank(), " of job '", options_.job_id,
+                                         "' generation ", options_.generation);
   transport_->Abort(absl::Status(s.code(), absl::StrCat(where, ": ", s.message())));
-  const std::set<int> heard =
-      transport_->AwaitAborts(size() - 1, absl::Now() + kFailureCensusWait);
+  const std::set<int> heard = transport_->AwaitAborts(size() - 1, absl::Now() + kFailureCensusWait);
   std::vector<int> silent;
   for (int r = 0; r < size(); ++r) {
     if (r != rank() && heard.count(r) == 0) silent.push_back(r);
@@ -41,22 +39,22 @@ absl::Status Communicator::Run(const char* name, Op op) {
     blame = absl::StrCat(silent.size() == 1 ? "rank " : "ranks ", absl::StrJoin(silent, ", "),
                          " did not answer; ");
   }
-  broken_ = absl::Status(s.code(), absl::StrCat(where, ": ", blame, "first error here: ",
-                                                s.message()));
+  broken_ =
+      absl::Status(s.code(), absl::StrCat(where, ": ", blame, "first error here: ", s.message()));
   return broken_;
 }
 
 Communicator::~Communicator() = default;
 
-absl::Status Communicator::AllReduce(absl::Span<float> data,
-                                     const AllReduceOptions& options) {
+absl::Status Communicator::AllReduce(absl::Span<float> data, const AllReduceOptions& options) {
   if (options_.native_allreduce) {
     if (options.wire != WireDtype::kFloat32) {
       return absl::InvalidArgumentError("the native all-reduce carries float32 only");
     }
     auto* native = dynamic_cast<NativeAllReduce*>(transport_.get());
     if (native == nullptr) {
-      return absl::InvalidArgumentError("native_allreduce: this transport has no all-reduce of its own");
+      return absl::InvalidArgumentError(
+          "native_allreduce: this transport has no all-reduce of its own");
     }
     return Run("native all-reduce", [&](const RingContext& ctx) {
       return data.empty() ? absl::OkStatus() : native->AllReduceInPlace(data, options.op);
@@ -129,16 +127,13 @@ absl::Status Communicator::Broadcast(absl::Span<float> data, int root) {
     return absl::InvalidArgumentError(
         absl::StrCat("broadcast root ", root, " is not a rank of a group of ", size()));
   }
-  return Run("broadcast",
-             [&](const RingContext& ctx) { return RingBroadcast(ctx, data, root); });
+  return Run("broadcast", [&](const RingContext& ctx) { return RingBroadcast(ctx, data, root); });
 }
 
-absl::Status Communicator::AllGather(absl::Span<const float> input,
-                                     absl::Span<float> output) {
+absl::Status Communicator::AllGather(absl::Span<const float> input, absl::Span<float> output) {
   if (output.size() != input.size() * size()) {
-    return absl::InvalidArgumentError(absl::StrCat("all-gather output has ", output.size(),
-                                                   " elements, needs ", size(), " × ",
-                                                   input.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "all-gather output has ", output.size(), " elements, needs ", size(), " × ", input.size()));
   }
   return Run("all-gather",
              [&](const RingContext& ctx) { return RingAllGather(ctx, input, output); });

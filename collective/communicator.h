@@ -4,11 +4,10 @@
 // Every operation returns absl::Status and finishes, one way or the other,
 // by its deadline (now + timeout, real time: the transports wait on it)
 // plus a short census: a dead, stalled or disconnected peer yields
-// UNAVAILABLE or DEADLINE_EXCEEDED naming the rank that did not answer. The first failure breaks the communicator for
-// good: later calls return FAILED_PRECONDITION, and the group must be
-// rebuilt with a new generation (collective/FAILURE_POLICY.md). Bad
-// arguments (a wrong root, mismatched sizes) return INVALID_ARGUMENT and
-// break nothing.
+// UNAVAILABLE or DEADLINE_EXCEEDED naming the rank that did not answer. The first failure breaks
+// the communicator for good: later calls return FAILED_PRECONDITION, and the group must be rebuilt
+// with a new generation (collective/FAILURE_POLICY.md). Bad arguments (a wrong root, mismatched
+// sizes) return INVALID_ARGUMENT and break nothing.
 //
 // All ranks must call the same operations in the same order with the same
 // sizes. One thread at a time per communicator.

@@ -21,7 +21,8 @@ using testing::HasSubstr;
 // `fault` (which may block, to stall) and fails.
 class FaultTransport final : public Transport {
  public:
-  FaultTransport(std::unique_ptr<Transport> inner, int fail_after_sends, std::function<void()> fault)
+  FaultTransport(std::unique_ptr<Transport> inner, int fail_after_sends,
+                 std::function<void()> fault)
       : inner_(std::move(inner)), left_(fail_after_sends), fault_(std::move(fault)) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
@@ -52,12 +53,11 @@ class FaultTransport final : public Transport {
 // Every rank but rank 1 (the victim) failed as UNAVAILABLE or
 // DEADLINE_EXCEEDED, named rank 1, and gave up within timeout + 1 s.
 void ExpectSurvivorsNameRank1(const std::vector<absl::Status>& statuses,
-                              const std::vector<absl::Duration>& elapsed,
-                              absl::Duration timeout) {
+                              const std::vector<absl::Duration>& elapsed, absl::Duration timeout) {
   for (size_t r = 0; r < statuses.size(); ++r) {
     if (r == 1) continue;
-    EXPECT_THAT(statuses[r].code(), AnyOf(absl::StatusCode::kUnavailable,
-                                          absl::StatusCode::kDeadlineExceeded))
+    EXPECT_THAT(statuses[r].code(),
+                AnyOf(absl::StatusCode::kUnavailable, absl::StatusCode::kDeadlineExceeded))
         << r << ": " << statuses[r];
     EXPECT_THAT(std::string(statuses[r].message()), ContainsRegex("rank 1([^0-9]|$)"))
         << "rank " << r << " does not name the victim: " << statuses[r];
@@ -111,16 +111,17 @@ TEST_P(FailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    TransportSizeFault, FailureTest,
-    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc,
-                                     TransportKind::kGrpcShm),
-                     testing::Values(3, 4), testing::Values(Fault::kStall, Fault::kKill)),
-    [](const auto& info) {
-      return TransportKindName(std::get<0>(info.param)) + "_" +
-             std::to_string(std::get<1>(info.param)) + "ranks_" +
-             (std::get<2>(info.param) == Fault::kStall ? "stall" : "kill");
-    });
+INSTANTIATE_TEST_SUITE_P(TransportSizeFault, FailureTest,
+                         testing::Combine(testing::Values(TransportKind::kLocal,
+                                                          TransportKind::kGrpc,
+                                                          TransportKind::kGrpcShm),
+                                          testing::Values(3, 4),
+                                          testing::Values(Fault::kStall, Fault::kKill)),
+                         [](const auto& info) {
+                           return TransportKindName(std::get<0>(info.param)) + "_" +
+                                  std::to_string(std::get<1>(info.param)) + "ranks_" +
+                                  (std::get<2>(info.param) == Fault::kStall ? "stall" : "kill");
+                         });
 
 // The one-sided step on shared memory fails the same way: a rank that
 // stalls or dies before its step is named by every survivor in time.
@@ -169,8 +170,7 @@ TEST(GenerationTest, OldGenerationTrafficIsRefused) {
   auto receiver = PeerServer::Start("127.0.0.1:0");
   auto sender_server = PeerServer::Start("127.0.0.1:0");
   ASSERT_TRUE(receiver.ok() && sender_server.ok());
-  const std::vector<std::string> addresses = {(*sender_server)->address(),
-                                              (*receiver)->address()};
+  const std::vector<std::string> addresses = {(*sender_server)->address(), (*receiver)->address()};
   // The receiver's rank 1 is in generation 2 ...
   auto current = GrpcTransport::Create((*receiver)->service(), {"job", 2, 1, addresses});
   ASSERT_TRUE(current.ok()) << current.status();
@@ -190,7 +190,8 @@ TEST(GenerationTest, OldGenerationTrafficIsRefused) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
   // Nothing of it reached generation 2.
   char buf[4];
-  absl::Status r = (*current)->Recv(0, 0, absl::MakeSpan(buf, 4), absl::Now() + absl::Milliseconds(200));
+  absl::Status r =
+      (*current)->Recv(0, 0, absl::MakeSpan(buf, 4), absl::Now() + absl::Milliseconds(200));
   EXPECT_EQ(r.code(), absl::StatusCode::kDeadlineExceeded) << r;
 }
 

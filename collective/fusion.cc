@@ -5,8 +5,8 @@
 namespace nightshift::collective {
 
 absl::Status TensorFusion::AllReduce(Communicator& comm,
-                                     absl::Span<const absl::Span<float>> tensors,
-                                     ReduceOp op, WireDtype wire) {
+                                     absl::Span<const absl::Span<float>> tensors, ReduceOp op,
+                                     WireDtype wire) {
   last_operation_count_ = 0;
   const int64_t threshold = threshold_bytes_ / static_cast<int64_t>(sizeof(float));
   AllReduceOptions options{op, wire, 0};
@@ -25,14 +25,16 @@ absl::Status TensorFusion::AllReduce(Communicator& comm,
     // Pack consecutive small tensors while they fit.
     size_t end = k;
     int64_t packed = 0;
-    while (end < tensors.size() && packed + static_cast<int64_t>(tensors[end].size()) <= threshold &&
+    while (end < tensors.size() &&
+           packed + static_cast<int64_t>(tensors[end].size()) <= threshold &&
            static_cast<int64_t>(tensors[end].size()) < threshold) {
       packed += tensors[end].size();
       ++end;
     }
     buffer_.resize(std::max<size_t>(buffer_.size(), packed));
     float* cursor = buffer_.data();
-    for (size_t i = k; i < end; ++i) cursor = std::copy(tensors[i].begin(), tensors[i].end(), cursor);
+    for (size_t i = k; i < end; ++i)
+      cursor = std::copy(tensors[i].begin(), tensors[i].end(), cursor);
     options.element_offset = offset;
     ++last_operation_count_;
     if (absl::Status s = comm.AllReduce(absl::MakeSpan(buffer_.data(), packed), options); !s.ok()) {

@@ -30,15 +30,18 @@ std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions optio
 
 std::string TransportKindName(TransportKind kind) {
   switch (kind) {
-    case TransportKind::kLocal: return "Local";
-    case TransportKind::kGrpc: return "Grpc";
-    case TransportKind::kGrpcShm: return "GrpcShm";
+    case TransportKind::kLocal:
+      return "Local";
+    case TransportKind::kGrpc:
+      return "Grpc";
+    case TransportKind::kGrpcShm:
+      return "GrpcShm";
   }
   return "?";
 }
 
-std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size,
-                                         CommunicatorOptions options, TransportWrapper wrap) {
+std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size, CommunicatorOptions options,
+                                         TransportWrapper wrap) {
   if (options.job_id.empty()) options.job_id = "test-job";
   if (kind == TransportKind::kLocal) return std::make_unique<LocalGroup>(size, options, wrap);
   return MakeGrpcTestGroup(size, options, wrap, kind == TransportKind::kGrpcShm);

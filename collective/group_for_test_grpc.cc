@@ -24,9 +24,8 @@ class GrpcGroupForTest final : public TestGroup {
     }
     const std::vector<std::string> host_ids(size, HostIdentity());
     for (int r = 0; r < size; ++r) {
-      auto transport =
-          ConnectGroup(servers_[r]->service(),
-                       {options.job_id, options.generation, r, addresses, host_ids, shared_memory});
+      auto transport = ConnectGroup(servers_[r]->service(), {options.job_id, options.generation, r,
+                                                             addresses, host_ids, shared_memory});
       CHECK(transport.ok()) << transport.status();
       raw_.push_back(transport->get());
       std::unique_ptr<Transport> t = *std::move(transport);

@@ -33,14 +33,16 @@ void CheckAllReduce(Communicator& comm, const char* mode) {
       AllReduceOptions options;
       options.op = op;
       absl::Status s = comm.AllReduce(absl::MakeSpan(data), options);
-      const std::string what = absl::StrCat(mode, " ", ReduceOpName(op), " length ", len,
-                                            " on rank ", comm.rank());
+      const std::string what =
+          absl::StrCat(mode, " ", ReduceOpName(op), " length ", len, " on rank ", comm.rank());
       Check(s.ok(), absl::StrCat(what, ": ", s.ToString()));
       for (int64_t i = 0; i < len; ++i) {
         float acc = Value(0, i);
         for (int r = 1; r < n; ++r) {
           const float v = Value(r, i);
-          acc = op == ReduceOp::kMin ? std::min(acc, v) : op == ReduceOp::kMax ? std::max(acc, v) : acc + v;
+          acc = op == ReduceOp::kMin   ? std::min(acc, v)
+                : op == ReduceOp::kMax ? std::max(acc, v)
+                                       : acc + v;
         }
         if (op == ReduceOp::kAverage) acc *= 1.f / n;
         if (data[i] != acc) {
@@ -59,11 +61,12 @@ void CheckShardedUpdate(Communicator& comm, const char* mode) {
   std::vector<float> data(len), target(len, -1.f);
   for (int64_t i = 0; i < len; ++i) data[i] = Value(comm.rank(), i);
   int64_t updated = 0;
-  absl::Status s = comm.AllReduceShardedUpdate(
-      absl::MakeSpan(data), absl::MakeSpan(target), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) target[i] = 2 * data[i];
-        updated += end - begin;
-      });
+  absl::Status s = comm.AllReduceShardedUpdate(absl::MakeSpan(data), absl::MakeSpan(target),
+                                               [&](int64_t begin, int64_t end) {
+                                                 for (int64_t i = begin; i < end; ++i)
+                                                   target[i] = 2 * data[i];
+                                                 updated += end - begin;
+                                               });
   const std::string what = absl::StrCat(mode, " sharded update on rank ", comm.rank());
   Check(s.ok(), absl::StrCat(what, ": ", s.ToString()));
   Check(updated > 0 && updated <= len, absl::StrCat(what, ": updated ", updated));

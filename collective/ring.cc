@@ -94,31 +94,31 @@ class RingLink {
   // from the transport's buffers.
   absl::Status Recv(const Message& m, ReduceOp op, bool reduce) {
     const size_t element_size = WireBytes(wire_, 1);
-    return t_.RecvWith(
-        pred_, Tag(received_++), WireBytes(wire_, m.elements), ctx_.deadline,
-        [&](absl::Span<const absl::string_view> parts) {
-          size_t piece = 0;
-          int64_t done_in_piece = 0;
-          ForEachElementRun(parts, element_size, [&](const char* bytes, int64_t count) {
-            while (count > 0) {
-              const Piece& p = m.pieces[piece];
-              const int64_t take = std::min(count, p.size - done_in_piece);
-              float* out = p.data + done_in_piece;
-              if (reduce) {
-                DecodeAndReduce(wire_, op, bytes, take, out);
-              } else {
-                DecodeFromWire(wire_, bytes, take, out);
-              }
-              bytes += take * element_size;
-              count -= take;
-              done_in_piece += take;
-              if (done_in_piece == p.size) {
-                ++piece;
-                done_in_piece = 0;
-              }
-            }
-          });
-        });
+    return t_.RecvWith(pred_, Tag(received_++), WireBytes(wire_, m.elements), ctx_.deadline,
+                       [&](absl::Span<const absl::string_view> parts) {
+                         size_t piece = 0;
+                         int64_t done_in_piece = 0;
+                         ForEachElementRun(
+                             parts, element_size, [&](const char* bytes, int64_t count) {
+                               while (count > 0) {
+                                 const Piece& p = m.pieces[piece];
+                                 const int64_t take = std::min(count, p.size - done_in_piece);
+                                 float* out = p.data + done_in_piece;
+                                 if (reduce) {
+                                   DecodeAndReduce(wire_, op, bytes, take, out);
+                                 } else {
+                                   DecodeFromWire(wire_, bytes, take, out);
+                                 }
+                                 bytes += take * element_size;
+                                 count -= take;
+                                 done_in_piece += take;
+                                 if (done_in_piece == p.size) {
+                                   ++piece;
+                                   done_in_piece = 0;
+                                 }
+                               }
+                             });
+                       });
   }
 
   absl::Status RecvCopy(float* out, int64_t n) {
@@ -187,8 +187,8 @@ absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
   }
   const int r = ctx.transport->rank();
   RingLink link(ctx, options.wire);
-  const auto segments = Segments(data.data(), static_cast<int64_t>(data.size()),
-                                 options.element_offset, n);
+  const auto segments =
+      Segments(data.data(), static_cast<int64_t>(data.size()), options.element_offset, n);
   auto seg = [&](int j) -> const std::vector<Message>& { return segments[((j % n) + n) % n]; };
   // What the all-gather carries of message m: the sums, or the gather
   // buffer's values at the same positions.
@@ -239,8 +239,7 @@ absl::Status RingGatherFromOwners(const RingContext& ctx, absl::Span<float> data
   if (n == 1 || data.empty()) return absl::OkStatus();
   const int r = ctx.transport->rank();
   RingLink link(ctx, WireDtype::kFloat32);
-  const auto segments =
-      Segments(data.data(), static_cast<int64_t>(data.size()), element_offset, n);
+  const auto segments = Segments(data.data(), static_cast<int64_t>(data.size()), element_offset, n);
   auto seg = [&](int j) -> const std::vector<Message>& { return segments[((j % n) + n) % n]; };
   for (const Message& m : seg(OwnedSegment(r, n))) RETURN_IF_ERROR(link.Send(m));
   for (int s = 0; s < n - 1; ++s) {
@@ -252,12 +251,11 @@ absl::Status RingGatherFromOwners(const RingContext& ctx, absl::Span<float> data
   return link.Flush();
 }
 
-absl::Status RingBroadcast(const RingContext& ctx, absl::Span<float> data,
-                           int root) {
+absl::Status RingBroadcast(const RingContext& ctx, absl::Span<float> data, int root) {
   const int n = ctx.transport->size();
   if (root < 0 || root >= n) {
-    return absl::InvalidArgumentError(absl::StrCat("broadcast root ", root,
-                                                   " is not a rank of a group of ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat("broadcast root ", root, " is not a rank of a group of ", n));
   }
   if (n == 1 || data.empty()) return absl::OkStatus();
   const int r = ctx.transport->rank();
@@ -276,8 +274,8 @@ absl::Status RingAllGather(const RingContext& ctx, absl::Span<const float> input
   const int n = ctx.transport->size();
   const int64_t count = static_cast<int64_t>(input.size());
   if (static_cast<int64_t>(output.size()) != n * count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "all-gather output has ", output.size(), " elements, needs ", n, " × ", count));
+    return absl::InvalidArgumentError(absl::StrCat("all-gather output has ", output.size(),
+                                                   " elements, needs ", n, " × ", count));
   }
   const int r = ctx.transport->rank();
   std::copy(input.begin(), input.end(), output.begin() + r * count);

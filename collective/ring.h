@@ -84,13 +84,11 @@ absl::Status RingGatherFromOwners(const RingContext& ctx, absl::Span<float> data
                                   int64_t element_offset);
 
 // Every rank ends with root's `data`.
-absl::Status RingBroadcast(const RingContext& ctx, absl::Span<float> data,
-                           int root);
+absl::Status RingBroadcast(const RingContext& ctx, absl::Span<float> data, int root);
 
 // output (size × input.size() elements) receives every rank's input, in
 // rank order.
-absl::Status RingAllGather(const RingContext& ctx,
-                           absl::Span<const float> input,
+absl::Status RingAllGather(const RingContext& ctx, absl::Span<const float> input,
                            absl::Span<float> output);
 
 }  // namespace nightshift::collective

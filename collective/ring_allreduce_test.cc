@@ -38,7 +38,9 @@ TEST_P(CollectiveTest, AllReduceEveryOpMatchesSerialReference) {
       float acc = Value(0, i);
       for (int r = 1; r < c.size; ++r) {
         const float v = Value(r, i);
-        acc = op == ReduceOp::kMin ? std::min(acc, v) : op == ReduceOp::kMax ? std::max(acc, v) : acc + v;
+        acc = op == ReduceOp::kMin   ? std::min(acc, v)
+              : op == ReduceOp::kMax ? std::max(acc, v)
+                                     : acc + v;
       }
       expected[i] = op == ReduceOp::kAverage ? acc * (1.f / c.size) : acc;
     }
@@ -89,8 +91,7 @@ TEST_P(CollectiveTest, AllGatherInRankOrder) {
   for (int r = 0; r < c.size; ++r) {
     ASSERT_TRUE(statuses[r].ok()) << statuses[r];
     for (int src = 0; src < c.size; ++src)
-      for (int64_t i = 0; i < c.length; ++i)
-        ASSERT_EQ(out[r][src * c.length + i], Value(src, i));
+      for (int64_t i = 0; i < c.length; ++i) ASSERT_EQ(out[r][src * c.length + i], Value(src, i));
   }
 }
 
@@ -171,8 +172,7 @@ std::vector<Case> Cases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(TransportSizeLength, CollectiveTest, testing::ValuesIn(Cases()),
-                         CaseName);
+INSTANTIATE_TEST_SUITE_P(TransportSizeLength, CollectiveTest, testing::ValuesIn(Cases()), CaseName);
 
 // Ranks on one machine (gRPC with shared memory) map one another's step
 // buffers and update one-sided; the results equal the ring's bit for bit
@@ -243,7 +243,8 @@ TEST_P(OffsetTest, SplitReductionIsBitwiseEqualToWhole) {
     for (float& v : whole[r]) v = static_cast<float>(rng.Normal());
     split[r] = whole[r];
   }
-  auto s1 = group->Run([&](Communicator& c) { return c.AllReduce(absl::MakeSpan(whole[c.rank()])); });
+  auto s1 =
+      group->Run([&](Communicator& c) { return c.AllReduce(absl::MakeSpan(whole[c.rank()])); });
   const int64_t cut = kRingChunkElements / 2 + 17;
   auto s2 = group->Run([&](Communicator& c) -> absl::Status {
     auto all = absl::MakeSpan(split[c.rank()]);

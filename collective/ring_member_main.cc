@@ -16,8 +16,8 @@
 #include "base/host_identity.h"
 #include "collective/communicator.h"
 #include "collective/file_rendezvous.h"
-#include "collective/transport/routing_transport.h"
 #include "collective/transport/grpc/peer_server.h"
+#include "collective/transport/routing_transport.h"
 
 ABSL_FLAG(int, rank, 0, "this rank");
 ABSL_FLAG(int, size, 3, "world size");
@@ -44,9 +44,9 @@ int Main(int argc, char** argv) {
     std::printf("rank %d: %s\n", rank, peers.status().ToString().c_str());
     return 1;
   }
-  auto transport = ConnectGroup((*server)->service(),
-                                {"kill-test", 0, rank, peers->addresses, peers->host_ids,
-                                 absl::GetFlag(FLAGS_shared_memory)});
+  auto transport =
+      ConnectGroup((*server)->service(), {"kill-test", 0, rank, peers->addresses, peers->host_ids,
+                                          absl::GetFlag(FLAGS_shared_memory)});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport),
                     {"kill-test", 0, absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms)), false});

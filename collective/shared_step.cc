@@ -29,7 +29,8 @@ absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint
   // 1–2.
   memory.Publish(SharedStepMemory::kGradientsReady, seq);
   for (int r = 0; r < size; ++r) {
-    if (r != rank) RETURN_IF_ERROR(memory.Await(r, SharedStepMemory::kGradientsReady, seq, deadline));
+    if (r != rank)
+      RETURN_IF_ERROR(memory.Await(r, SharedStepMemory::kGradientsReady, seq, deadline));
   }
   // 3. The segment's own rank first, then around the ring; this rank's
   // own gradients are the last addend (the ring's owner adds its value

@@ -1,7 +1,7 @@
 // The one-sided sharded update: AllReduceShardedUpdate for a group whose
 // ranks all map one another's parameters and gradients (SharedStepMemory
-// below, over the transport's GroupMemory: every rank on one host). Nothing is sent; each rank reads what it
-// needs where it lies.
+// below, over the transport's GroupMemory: every rank on one host). Nothing is sent; each rank
+// reads what it needs where it lies.
 //
 // Ownership and summation order are the ring's (collective/ring.h): the
 // buffer is cut on the kRingChunkElements grid, chunk q belongs to segment

@@ -36,8 +36,7 @@ inline float F16ToFloat(uint16_t bits) {
 }
 
 template <typename Decode>
-void ReduceWith(ReduceOp op, const uint16_t* src, size_t n, float* acc,
-                Decode decode) {
+void ReduceWith(ReduceOp op, const uint16_t* src, size_t n, float* acc, Decode decode) {
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAverage:
@@ -56,28 +55,38 @@ void ReduceWith(ReduceOp op, const uint16_t* src, size_t n, float* acc,
 
 const char* ReduceOpName(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAverage: return "average";
-    case ReduceOp::kMin: return "min";
-    case ReduceOp::kMax: return "max";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAverage:
+      return "average";
+    case ReduceOp::kMin:
+      return "min";
+    case ReduceOp::kMax:
+      return "max";
   }
   return "?";
 }
 
 const char* WireDtypeName(WireDtype dtype) {
   switch (dtype) {
-    case WireDtype::kFloat32: return "float32";
-    case WireDtype::kBFloat16: return "bfloat16";
-    case WireDtype::kFloat16: return "float16";
+    case WireDtype::kFloat32:
+      return "float32";
+    case WireDtype::kBFloat16:
+      return "bfloat16";
+    case WireDtype::kFloat16:
+      return "float16";
   }
   return "?";
 }
 
 double WireUnitRoundoff(WireDtype dtype) {
   switch (dtype) {
-    case WireDtype::kFloat32: return 0;
-    case WireDtype::kBFloat16: return std::ldexp(1.0, -8);
-    case WireDtype::kFloat16: return std::ldexp(1.0, -11);
+    case WireDtype::kFloat32:
+      return 0;
+    case WireDtype::kBFloat16:
+      return std::ldexp(1.0, -8);
+    case WireDtype::kFloat16:
+      return std::ldexp(1.0, -11);
   }
   return 0;
 }
@@ -112,8 +121,7 @@ void DecodeFromWire(WireDtype dtype, const char* src, size_t n, float* acc) {
   }
 }
 
-void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n,
-                     float* acc) {
+void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n, float* acc) {
   if (dtype == WireDtype::kFloat32) {
     // The bytes may be unaligned (a protobuf string): loads through memcpy.
     // `src` is a char pointer, which may alias anything, so without

@@ -34,8 +34,7 @@ void EncodeToWire(WireDtype dtype, const float* src, size_t n, char* dst);
 void DecodeFromWire(WireDtype dtype, const char* src, size_t n, float* acc);
 // acc[i] = op(acc[i], decoded[i]); kAverage adds (the caller divides).
 // `src` must not overlap `acc`.
-void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n,
-                     float* acc);
+void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n, float* acc);
 // Rounds values to what the wire would carry, in place (identity for
 // float32), so the sender's copy matches what receivers decode.
 void RoundToWire(WireDtype dtype, float* values, size_t n);

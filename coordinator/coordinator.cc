@@ -1,14 +1,13 @@
 #include "coordinator/coordinator.h"
 
-
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/filesystem.h"
-#include "checkpoint/file_names.h"
 #include "base/status_macros.h"
+#include "checkpoint/file_names.h"
 #include "coordinator/scheduler.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
@@ -31,12 +30,10 @@ absl::Status ValidJobId(const std::string& id) {
   return absl::OkStatus();
 }
 
-
 }  // namespace
 
 google::protobuf::Timestamp Coordinator::NowProto() {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-      absl::ToUnixNanos(clock_->Now()));
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(clock_->Now()));
 }
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store, Clock* clock,
@@ -122,8 +119,8 @@ absl::StatusOr<v1::JobStatus> Coordinator::CancelJob(const std::string& id,
     return absl::FailedPreconditionError(
         absl::StrCat("job ", id, " already ended: ", JobStateName(job.state())));
   }
-  RETURN_IF_ERROR(Transition(job, v1::JOB_STATE_CANCELLED,
-                             reason.empty() ? "cancelled by the user" : reason));
+  RETURN_IF_ERROR(
+      Transition(job, v1::JOB_STATE_CANCELLED, reason.empty() ? "cancelled by the user" : reason));
   CancelWorkersLocked(id);
   return job;
 }
@@ -216,21 +213,22 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST) {
     return absl::NotFoundError(
-        absl::StrCat("worker ", request.worker_id(), " is not registered (or its lease ran out); register again"));
+        absl::StrCat("worker ", request.worker_id(),
+                     " is not registered (or its lease ran out); register again"));
   }
   Worker& w = it->second;
   w.lease_expiry = clock_->Now() + options_.lease_ttl;
   *w.info.mutable_last_heartbeat() = NowProto();
   if (request.samples_per_second() > 0) w.info.set_samples_per_second(request.samples_per_second());
   // 4. Released: the job it was given is no longer running there.
-  const bool assignment_pending = std::any_of(w.pending.begin(), w.pending.end(),
-                                              [](const v1::Directive& d) { return d.has_assign(); });
+  const bool assignment_pending = std::any_of(
+      w.pending.begin(), w.pending.end(), [](const v1::Directive& d) { return d.has_assign(); });
   if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
     w.assigned_job.clear();
     w.rank = -1;
   }
   w.info.set_job_id(w.assigned_job);
-  w.info.set_state(w.draining                ? v1::WORKER_STATE_DRAINING
+  w.info.set_state(w.draining               ? v1::WORKER_STATE_DRAINING
                    : w.assigned_job.empty() ? v1::WORKER_STATE_IDLE
                                             : v1::WORKER_STATE_BUSY);
   ScheduleLocked();
@@ -261,10 +259,10 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
     RETURN_IF_ERROR(store_->AppendProgress(job.id(), request.progress()));
   }
   if (request.finished()) {
-    RETURN_IF_ERROR(Transition(job, v1::JOB_STATE_SUCCEEDED,
-                               absl::StrFormat("finished %d steps, test accuracy %.2f%%",
-                                               job.progress().step(),
-                                               100 * job.progress().test_accuracy())));
+    RETURN_IF_ERROR(
+        Transition(job, v1::JOB_STATE_SUCCEEDED,
+                   absl::StrFormat("finished %d steps, test accuracy %.2f%%", job.progress().step(),
+                                   100 * job.progress().test_accuracy())));
   }
   return absl::OkStatus();
 }
@@ -308,8 +306,8 @@ absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
     const std::string& p = job.checkpoints(i).path();
     if (IsModelFile(p)) return p;
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "job ", job_id, " has no exported model yet (", JobStateName(job.state()), ")"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("job ", job_id, " has no exported model yet (", JobStateName(job.state()), ")"));
 }
 
 void Coordinator::Tick() {
@@ -409,10 +407,10 @@ void Coordinator::ScheduleLocked() {
       d.mutable_assign()->set_rank(static_cast<int>(r));
       w.pending.push_back(std::move(d));
     }
-    Transition(*job, v1::JOB_STATE_RUNNING,
-               absl::StrCat("started on ", names.size(), " worker", names.size() > 1 ? "s" : "",
-                            ": ", absl::StrJoin(names, ", "), " (generation ",
-                            job->generation(), ")"))
+    Transition(
+        *job, v1::JOB_STATE_RUNNING,
+        absl::StrCat("started on ", names.size(), " worker", names.size() > 1 ? "s" : "", ": ",
+                     absl::StrJoin(names, ", "), " (generation ", job->generation(), ")"))
         .IgnoreError();  // the job stays QUEUED in the store if this fails
   }
 }

@@ -26,7 +26,8 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC address (HOST:PORT)");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080", "HTTP status API address (HOST:PORT)");
-ABSL_FLAG(std::string, state_dir, "nightshift-state", "folder for the SQLite state and checkpoints");
+ABSL_FLAG(std::string, state_dir, "nightshift-state",
+          "folder for the SQLite state and checkpoints");
 ABSL_FLAG(int, lease_ttl_ms, 6000, "a worker silent this long is lost");
 ABSL_FLAG(int, heartbeat_ms, 1000, "how often workers should heartbeat");
 

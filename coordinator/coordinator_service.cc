@@ -136,9 +136,9 @@ grpc::ServerUnaryReactor* CoordinatorService::CancelJob(grpc::CallbackServerCont
   return Reply(ctx, c_->CancelJob(request->job_id(), request->reason()), response);
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::GetJobHistory(
-    grpc::CallbackServerContext* ctx, const v1::GetJobHistoryRequest* request,
-    v1::GetJobHistoryResponse* response) {
+grpc::ServerUnaryReactor* CoordinatorService::GetJobHistory(grpc::CallbackServerContext* ctx,
+                                                            const v1::GetJobHistoryRequest* request,
+                                                            v1::GetJobHistoryResponse* response) {
   return Reply(ctx, c_->GetJobHistory(request->job_id()), response);
 }
 

@@ -15,12 +15,18 @@ namespace {
 
 int HttpCode(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return 200;
-    case absl::StatusCode::kNotFound: return 404;
-    case absl::StatusCode::kInvalidArgument: return 400;
-    case absl::StatusCode::kFailedPrecondition: return 412;
-    case absl::StatusCode::kUnavailable: return 503;
-    default: return 500;
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kFailedPrecondition:
+      return 412;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -55,8 +61,8 @@ std::string HttpApi::Metrics(Coordinator* c) {
   std::string out;
   const CoordinatorMetrics m = c->metrics();
   auto counter = [&](const char* name, const char* help, int64_t v) {
-    absl::StrAppendFormat(&out, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name,
-                          name, v);
+    absl::StrAppendFormat(&out, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name,
+                          v);
   };
   counter("nightshift_jobs_submitted_total", "Jobs accepted by SubmitJob.", m.jobs_submitted);
   counter("nightshift_jobs_succeeded_total", "Jobs that ended SUCCEEDED.", m.jobs_succeeded);
@@ -76,8 +82,9 @@ std::string HttpApi::Metrics(Coordinator* c) {
   for (const auto& [state, n] : by_state) {
     absl::StrAppendFormat(&out, "nightshift_jobs{state=\"%s\"} %d\n", state, n);
   }
-  out += "# HELP nightshift_job_samples_per_second Training throughput of running jobs.\n"
-         "# TYPE nightshift_job_samples_per_second gauge\n";
+  out +=
+      "# HELP nightshift_job_samples_per_second Training throughput of running jobs.\n"
+      "# TYPE nightshift_job_samples_per_second gauge\n";
   out += "# HELP nightshift_job_step Steps completed by running jobs.\n";
   if (jobs.ok()) {
     for (const auto& j : *jobs) {
@@ -92,14 +99,16 @@ std::string HttpApi::Metrics(Coordinator* c) {
     for (char& ch : state) ch = static_cast<char>(tolower(ch));
     ++workers[state];
   }
-  out += "# HELP nightshift_workers Registered workers by state.\n# TYPE nightshift_workers gauge\n";
+  out +=
+      "# HELP nightshift_workers Registered workers by state.\n# TYPE nightshift_workers gauge\n";
   for (const auto& [state, n] : workers) {
     absl::StrAppendFormat(&out, "nightshift_workers{state=\"%s\"} %d\n", state, n);
   }
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(Coordinator* c, const std::string& address) {
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(Coordinator* c,
+                                                        const std::string& address) {
   std::unique_ptr<HttpApi> api(new HttpApi());
   api->server_ = std::make_unique<httplib::Server>();
   httplib::Server& s = *api->server_;

@@ -140,7 +140,8 @@ absl::Status JobStore::UpdateJob(const v1::JobStatus& job) {
 
 absl::StatusOr<v1::JobStatus> JobStore::GetJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  auto jobs = ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs WHERE id = ?1", &id), "job");
+  auto jobs =
+      ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs WHERE id = ?1", &id), "job");
   if (!jobs.ok()) return jobs.status();
   if (jobs->empty()) return absl::NotFoundError(absl::StrCat("no job ", id));
   return (*jobs)[0];

@@ -16,8 +16,8 @@ v1::JobStatus Job(const std::string& id, int min, int max) {
 FreeWorker Dc(const std::string& id, double rate) { return {id, v1::WORKER_POOL_DATACENTER, rate}; }
 
 TEST(SchedulerTest, FifoTakesUpToMaxFastestFirst) {
-  auto plan = PlanPlacements({Job("a", 2, 2), Job("b", 1, 0)},
-                             {Dc("w1", 10), Dc("w2", 30), Dc("w3", 20)});
+  auto plan =
+      PlanPlacements({Job("a", 2, 2), Job("b", 1, 0)}, {Dc("w1", 10), Dc("w2", 30), Dc("w3", 20)});
   ASSERT_EQ(plan.size(), 2u);
   EXPECT_EQ(plan[0].job_id, "a");
   ASSERT_EQ(plan[0].workers.size(), 2u);
@@ -33,8 +33,7 @@ TEST(SchedulerTest, AJobThatDoesNotFitWaitsWithoutBlockingOthers) {
 }
 
 TEST(SchedulerTest, AllreduceJobsNeverGetEdgeWorkers) {
-  auto plan = PlanPlacements({Job("a", 1, 4)},
-                             {{"car", v1::WORKER_POOL_EDGE, 100}, Dc("w1", 1)});
+  auto plan = PlanPlacements({Job("a", 1, 4)}, {{"car", v1::WORKER_POOL_EDGE, 100}, Dc("w1", 1)});
   ASSERT_EQ(plan.size(), 1u);
   ASSERT_EQ(plan[0].workers.size(), 1u);
   EXPECT_EQ(plan[0].workers[0].id, "w1");

@@ -40,20 +40,18 @@ const std::vector<int64_t>& BatchPlan::Permutation(int64_t epoch) {
   return permutation_;
 }
 
-std::vector<int64_t> BatchPlan::Indices(int64_t global_step, int64_t begin,
-                                        int64_t end) {
+std::vector<int64_t> BatchPlan::Indices(int64_t global_step, int64_t begin, int64_t end) {
   const BatchPosition pos = Position(global_step);
   CHECK_LE(0, begin);
   CHECK_LE(begin, end);
   CHECK_LE(end, BatchSize(global_step));
   const std::vector<int64_t>& perm = Permutation(pos.epoch);
   const int64_t base = pos.step_in_epoch * global_batch_;
-  return std::vector<int64_t>(perm.begin() + base + begin,
-                              perm.begin() + base + end);
+  return std::vector<int64_t>(perm.begin() + base + begin, perm.begin() + base + end);
 }
 
-std::vector<std::pair<int64_t, int64_t>> SplitBatch(
-    int64_t batch, absl::Span<const double> weights) {
+std::vector<std::pair<int64_t, int64_t>> SplitBatch(int64_t batch,
+                                                    absl::Span<const double> weights) {
   const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
   const size_t n = weights.size();
   std::vector<int64_t> counts(n);

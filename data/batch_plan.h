@@ -37,8 +37,7 @@ class BatchPlan {
   // Samples in the global batch of `global_step`.
   int64_t BatchSize(int64_t global_step) const;
   // Dataset indices of positions [begin, end) of the step's global batch.
-  std::vector<int64_t> Indices(int64_t global_step, int64_t begin,
-                               int64_t end);
+  std::vector<int64_t> Indices(int64_t global_step, int64_t begin, int64_t end);
   // The whole permutation of `epoch`.
   const std::vector<int64_t>& Permutation(int64_t epoch);
 
@@ -50,8 +49,8 @@ class BatchPlan {
 };
 
 // Slice [begin, end) of each rank; `weights` must be positive.
-std::vector<std::pair<int64_t, int64_t>> SplitBatch(
-    int64_t batch, absl::Span<const double> weights);
+std::vector<std::pair<int64_t, int64_t>> SplitBatch(int64_t batch,
+                                                    absl::Span<const double> weights);
 
 }  // namespace nightshift
 

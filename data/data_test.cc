@@ -6,11 +6,11 @@
 #include <fstream>
 #include <set>
 
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "data/batch_plan.h"
 #include "data/dataset.h"
 #include "data/idx_reader.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 
 namespace nightshift {
 namespace {
@@ -102,7 +102,8 @@ TEST(IdxReaderTest, WrongMagicNumber) {
   bytes[1] = 3;
   auto array = ParseIdx(bytes, "labels.idx");
   ASSERT_FALSE(array.ok());
-  EXPECT_THAT(array.status().message(), HasSubstr("labels.idx: bad IDX magic number at byte offset 0"));
+  EXPECT_THAT(array.status().message(),
+              HasSubstr("labels.idx: bad IDX magic number at byte offset 0"));
   bytes = IdxBytes({4}, Iota(4));
   bytes[2] = 0x0d;  // float data
   EXPECT_THAT(ParseIdx(bytes, "f.idx").status().message(),

@@ -10,15 +10,13 @@
 namespace nightshift {
 namespace {
 
-std::string Resolve(const std::string& dir, const std::string& name,
-                    const char* fallback) {
+std::string Resolve(const std::string& dir, const std::string& name, const char* fallback) {
   const std::string file = name.empty() ? fallback : name;
   if (!file.empty() && file[0] == '/') return file;
   return absl::StrCat(dir.empty() ? kDefaultDatasetDir : dir, "/", file);
 }
 
-absl::StatusOr<Dataset> LoadIdxSplit(const v1::IdxDataset& spec,
-                                     const std::string& images_path,
+absl::StatusOr<Dataset> LoadIdxSplit(const v1::IdxDataset& spec, const std::string& images_path,
                                      const std::string& labels_path) {
   absl::StatusOr<IdxArray> images = ReadIdxFile(images_path);
   if (!images.ok()) return images.status();
@@ -26,19 +24,16 @@ absl::StatusOr<Dataset> LoadIdxSplit(const v1::IdxDataset& spec,
   if (!labels.ok()) return labels.status();
   if (images->dims.size() != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
-        images_path, ": expected 3 dimensions [count, height, width], got ",
-        images->dims.size()));
+        images_path, ": expected 3 dimensions [count, height, width], got ", images->dims.size()));
   }
   if (labels->dims.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        labels_path, ": expected 1 dimension [count], got ",
-        labels->dims.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(labels_path, ": expected 1 dimension [count], got ", labels->dims.size()));
   }
   if (images->dims[0] != labels->dims[0]) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "image and label counts differ: ", images_path, " has ",
-        images->dims[0], " images, ", labels_path, " has ", labels->dims[0],
-        " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("image and label counts differ: ", images_path, " has ", images->dims[0],
+                     " images, ", labels_path, " has ", labels->dims[0], " labels"));
   }
   Dataset d;
   d.sample_shape = {1, images->dims[1], images->dims[2]};
@@ -55,9 +50,8 @@ absl::StatusOr<Dataset> LoadIdxSplit(const v1::IdxDataset& spec,
   return d;
 }
 
-Dataset MakeSynthetic(const v1::SyntheticDataset& spec, uint64_t seed,
-                      int64_t count, uint64_t stream,
-                      const std::vector<std::vector<float>>& prototypes) {
+Dataset MakeSynthetic(const v1::SyntheticDataset& spec, uint64_t seed, int64_t count,
+                      uint64_t stream, const std::vector<std::vector<float>>& prototypes) {
   Dataset d;
   d.sample_shape = {spec.channels(), spec.height(), spec.width()};
   d.num_classes = spec.classes();
@@ -77,8 +71,7 @@ Dataset MakeSynthetic(const v1::SyntheticDataset& spec, uint64_t seed,
 
 }  // namespace
 
-absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec,
-                                          uint64_t job_seed) {
+absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t job_seed) {
   DatasetSplits splits;
   if (spec.has_synthetic()) {
     const v1::SyntheticDataset& s = spec.synthetic();
@@ -103,9 +96,9 @@ absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec,
                    Resolve(dir, idx.test_labels(), "t10k-labels-idx1-ubyte.gz"));
   if (!test.ok()) return test.status();
   if (test->sample_shape != train->sample_shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "test images are ", ShapeToString(test->sample_shape),
-        " but train images are ", ShapeToString(train->sample_shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("test images are ", ShapeToString(test->sample_shape),
+                     " but train images are ", ShapeToString(train->sample_shape)));
   }
   const int64_t classes = std::max(train->num_classes, test->num_classes);
   train->num_classes = test->num_classes = classes;
@@ -114,8 +107,8 @@ absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec,
   return splits;
 }
 
-void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices,
-                 Tensor* images, std::vector<int32_t>* labels) {
+void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices, Tensor* images,
+                 std::vector<int32_t>* labels) {
   const int64_t n = static_cast<int64_t>(indices.size());
   Shape shape = {n};
   shape.insert(shape.end(), dataset.sample_shape.begin(), dataset.sample_shape.end());
@@ -123,8 +116,8 @@ void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices,
   labels->resize(n);
   const int64_t per = NumElements(dataset.sample_shape);
   for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(images->data() + i * per,
-                dataset.images.data() + indices[i] * per, per * sizeof(float));
+    std::memcpy(images->data() + i * per, dataset.images.data() + indices[i] * per,
+                per * sizeof(float));
     (*labels)[i] = dataset.labels[indices[i]];
   }
 }

@@ -24,7 +24,7 @@ namespace nightshift {
 struct Dataset {
   Shape sample_shape;  // e.g. {1, 28, 28}
   int64_t num_classes = 0;
-  Tensor images;       // [N, sample_shape...]
+  Tensor images;  // [N, sample_shape...]
   std::vector<int32_t> labels;
 
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
@@ -36,13 +36,12 @@ struct DatasetSplits {
 };
 
 // `job_seed` seeds the synthetic set when its own seed is 0.
-absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec,
-                                          uint64_t job_seed);
+absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t job_seed);
 
 // Copies the samples at `indices` into `images` ([n, sample_shape...]) and
 // `labels`.
-void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices,
-                 Tensor* images, std::vector<int32_t>* labels);
+void GatherBatch(const Dataset& dataset, absl::Span<const int64_t> indices, Tensor* images,
+                 std::vector<int32_t>* labels);
 
 }  // namespace nightshift
 

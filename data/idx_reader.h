@@ -28,8 +28,7 @@ struct IdxArray {
 absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path);
 
 // Parses IDX bytes already in memory; `path` is only used in messages.
-absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes,
-                                  const std::string& path);
+absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& path);
 
 }  // namespace nightshift
 

@@ -13,8 +13,8 @@ using dnnl::prop_kind;
 
 class Conv2dLayer final : public Layer {
  public:
-  Conv2dLayer(const v1::Conv2dLayer& spec, const Shape& input,
-              const Shape& output, OneDnnContext* context)
+  Conv2dLayer(const v1::Conv2dLayer& spec, const Shape& input, const Shape& output,
+              OneDnnContext* context)
       : input_(input),
         output_(output),
         kernel_(spec.kernel_size()),
@@ -28,14 +28,12 @@ class Conv2dLayer final : public Layer {
 
   std::vector<ParamSpec> Params() const override {
     const int64_t fan_in = input_[0] * kernel_ * kernel_;
-    std::vector<ParamSpec> p = {
-        {"weight", {output_[0], input_[0], kernel_, kernel_}, fan_in}};
+    std::vector<ParamSpec> p = {{"weight", {output_[0], input_[0], kernel_, kernel_}, fan_in}};
     if (has_bias_) p.push_back({"bias", {output_[0]}, fan_in});
     return p;
   }
 
-  void BindParams(std::vector<Tensor*> params,
-                  std::vector<Tensor*> grads) override {
+  void BindParams(std::vector<Tensor*> params, std::vector<Tensor*> grads) override {
     weight_ = params[0];
     dweight_ = grads[0];
     if (has_bias_) {
@@ -47,16 +45,14 @@ class Conv2dLayer final : public Layer {
   void Forward(const Tensor& in, Tensor* out) override {
     Primitives& p = For(in.dim(0));
     out->Resize(WithBatch(in.dim(0), output_));
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, Bind(p.src, in)},
-        {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
-        {DNNL_ARG_DST, Bind(p.dst, *out)}};
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, Bind(p.src, in)},
+                                            {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
+                                            {DNNL_ARG_DST, Bind(p.dst, *out)}};
     if (has_bias_) args[DNNL_ARG_BIAS] = Bind(p.bias, *bias_);
     context_->Run(p.forward, args);
   }
 
-  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout,
-                Tensor* din) override {
+  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout, Tensor* din) override {
     Primitives& p = For(in.dim(0));
     std::unordered_map<int, memory> wargs = {
         {DNNL_ARG_SRC, Bind(p.src, in)},
@@ -66,10 +62,9 @@ class Conv2dLayer final : public Layer {
     context_->Run(p.backward_weights, wargs);
     if (din == nullptr) return;
     din->Resize(in.shape());
-    context_->Run(p.backward_data,
-                  {{DNNL_ARG_DIFF_DST, Bind(p.dst, dout)},
-                   {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
-                   {DNNL_ARG_DIFF_SRC, Bind(p.src_grad, *din)}});
+    context_->Run(p.backward_data, {{DNNL_ARG_DIFF_DST, Bind(p.dst, dout)},
+                                    {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
+                                    {DNNL_ARG_DIFF_SRC, Bind(p.src_grad, *din)}});
   }
 
  private:
@@ -90,28 +85,23 @@ class Conv2dLayer final : public Layer {
     memory::desc b = PlainDesc({output_[0]});
     memory::dims strides = {stride_, stride_};
     memory::dims pad = {padding_, padding_};
-    auto fwd_desc =
-        has_bias_
-            ? dnnl::convolution_forward::desc(
-                  prop_kind::forward_training, algorithm::convolution_direct,
-                  src, w, b, dst, strides, pad, pad)
-            : dnnl::convolution_forward::desc(
-                  prop_kind::forward_training, algorithm::convolution_direct,
-                  src, w, dst, strides, pad, pad);
+    auto fwd_desc = has_bias_ ? dnnl::convolution_forward::desc(prop_kind::forward_training,
+                                                                algorithm::convolution_direct, src,
+                                                                w, b, dst, strides, pad, pad)
+                              : dnnl::convolution_forward::desc(prop_kind::forward_training,
+                                                                algorithm::convolution_direct, src,
+                                                                w, dst, strides, pad, pad);
     dnnl::convolution_forward::primitive_desc fwd_pd(fwd_desc, engine);
     dnnl::convolution_backward_data::primitive_desc bwd_data_pd(
-        dnnl::convolution_backward_data::desc(algorithm::convolution_direct,
-                                              src, w, dst, strides, pad, pad),
+        dnnl::convolution_backward_data::desc(algorithm::convolution_direct, src, w, dst, strides,
+                                              pad, pad),
         engine, fwd_pd);
-    auto bwd_w_desc =
-        has_bias_ ? dnnl::convolution_backward_weights::desc(
-                        algorithm::convolution_direct, src, w, b, dst,
-                        strides, pad, pad)
-                  : dnnl::convolution_backward_weights::desc(
-                        algorithm::convolution_direct, src, w, dst, strides,
-                        pad, pad);
-    dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(
-        bwd_w_desc, engine, fwd_pd);
+    auto bwd_w_desc = has_bias_
+                          ? dnnl::convolution_backward_weights::desc(
+                                algorithm::convolution_direct, src, w, b, dst, strides, pad, pad)
+                          : dnnl::convolution_backward_weights::desc(
+                                algorithm::convolution_direct, src, w, dst, strides, pad, pad);
+    dnnl::convolution_backward_weights::primitive_desc bwd_w_pd(bwd_w_desc, engine, fwd_pd);
     Primitives p{dnnl::convolution_forward(fwd_pd),
                  dnnl::convolution_backward_data(bwd_data_pd),
                  dnnl::convolution_backward_weights(bwd_w_pd),
@@ -138,8 +128,8 @@ class Conv2dLayer final : public Layer {
 // follow the Forward of the same batch, as in every training step.
 class MaxPool2dLayer final : public Layer {
  public:
-  MaxPool2dLayer(const v1::MaxPool2dLayer& spec, const Shape& input,
-                 const Shape& output, OneDnnContext* context)
+  MaxPool2dLayer(const v1::MaxPool2dLayer& spec, const Shape& input, const Shape& output,
+                 OneDnnContext* context)
       : input_(input),
         output_(output),
         kernel_(spec.kernel_size()),
@@ -157,8 +147,7 @@ class MaxPool2dLayer final : public Layer {
                               {DNNL_ARG_WORKSPACE, p.workspace}});
   }
 
-  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout,
-                Tensor* din) override {
+  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout, Tensor* din) override {
     if (din == nullptr) return;
     Primitives& p = For(in.dim(0));
     din->Resize(in.shape());
@@ -184,13 +173,11 @@ class MaxPool2dLayer final : public Layer {
     memory::dims kernel = {kernel_, kernel_};
     memory::dims pad = {0, 0};
     dnnl::pooling_forward::primitive_desc fwd_pd(
-        dnnl::pooling_forward::desc(prop_kind::forward_training,
-                                    algorithm::pooling_max, src, dst, strides,
-                                    kernel, pad, pad),
+        dnnl::pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, src, dst,
+                                    strides, kernel, pad, pad),
         engine);
     dnnl::pooling_backward::primitive_desc bwd_pd(
-        dnnl::pooling_backward::desc(algorithm::pooling_max, src, dst, strides,
-                                     kernel, pad, pad),
+        dnnl::pooling_backward::desc(algorithm::pooling_max, src, dst, strides, kernel, pad, pad),
         engine, fwd_pd);
     Primitives p{dnnl::pooling_forward(fwd_pd), dnnl::pooling_backward(bwd_pd),
                  UnboundMemory(src, engine), UnboundMemory(dst, engine),
@@ -206,16 +193,13 @@ class MaxPool2dLayer final : public Layer {
 
 }  // namespace
 
-std::unique_ptr<Layer> NewConv2dLayer(const v1::Conv2dLayer& spec,
-                                      const Shape& input, const Shape& output,
-                                      OneDnnContext* context) {
+std::unique_ptr<Layer> NewConv2dLayer(const v1::Conv2dLayer& spec, const Shape& input,
+                                      const Shape& output, OneDnnContext* context) {
   return std::make_unique<Conv2dLayer>(spec, input, output, context);
 }
 
-std::unique_ptr<Layer> NewMaxPool2dLayer(const v1::MaxPool2dLayer& spec,
-                                         const Shape& input,
-                                         const Shape& output,
-                                         OneDnnContext* context) {
+std::unique_ptr<Layer> NewMaxPool2dLayer(const v1::MaxPool2dLayer& spec, const Shape& input,
+                                         const Shape& output, OneDnnContext* context) {
   return std::make_unique<MaxPool2dLayer>(spec, input, output, context);
 }
 

@@ -13,12 +13,9 @@ using dnnl::prop_kind;
 
 class DenseLayer final : public Layer {
  public:
-  DenseLayer(const v1::DenseLayer& spec, const Shape& input,
-             const Shape& output, OneDnnContext* context)
-      : input_(input),
-        output_(output),
-        has_bias_(!spec.no_bias()),
-        context_(context) {}
+  DenseLayer(const v1::DenseLayer& spec, const Shape& input, const Shape& output,
+             OneDnnContext* context)
+      : input_(input), output_(output), has_bias_(!spec.no_bias()), context_(context) {}
 
   const Shape& input_shape() const override { return input_; }
   const Shape& output_shape() const override { return output_; }
@@ -29,8 +26,7 @@ class DenseLayer final : public Layer {
     return p;
   }
 
-  void BindParams(std::vector<Tensor*> params,
-                  std::vector<Tensor*> grads) override {
+  void BindParams(std::vector<Tensor*> params, std::vector<Tensor*> grads) override {
     weight_ = params[0];
     dweight_ = grads[0];
     if (has_bias_) {
@@ -42,16 +38,14 @@ class DenseLayer final : public Layer {
   void Forward(const Tensor& in, Tensor* out) override {
     Primitives& p = For(in.dim(0));
     out->Resize(WithBatch(in.dim(0), output_));
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, Bind(p.src, in)},
-        {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
-        {DNNL_ARG_DST, Bind(p.dst, *out)}};
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, Bind(p.src, in)},
+                                            {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
+                                            {DNNL_ARG_DST, Bind(p.dst, *out)}};
     if (has_bias_) args[DNNL_ARG_BIAS] = Bind(p.bias, *bias_);
     context_->Run(p.forward, args);
   }
 
-  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout,
-                Tensor* din) override {
+  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout, Tensor* din) override {
     Primitives& p = For(in.dim(0));
     std::unordered_map<int, memory> wargs = {
         {DNNL_ARG_SRC, Bind(p.src, in)},
@@ -61,10 +55,9 @@ class DenseLayer final : public Layer {
     context_->Run(p.backward_weights, wargs);
     if (din == nullptr) return;
     din->Resize(in.shape());
-    context_->Run(p.backward_data,
-                  {{DNNL_ARG_DIFF_DST, Bind(p.dst, dout)},
-                   {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
-                   {DNNL_ARG_DIFF_SRC, Bind(p.src_grad, *din)}});
+    context_->Run(p.backward_data, {{DNNL_ARG_DIFF_DST, Bind(p.dst, dout)},
+                                    {DNNL_ARG_WEIGHTS, Bind(p.weights, *weight_)},
+                                    {DNNL_ARG_DIFF_SRC, Bind(p.src_grad, *din)}});
   }
 
  private:
@@ -84,18 +77,14 @@ class DenseLayer final : public Layer {
     memory::desc w = PlainDesc({output_[0], input_[0]});
     memory::desc b = PlainDesc({output_[0]});
     auto fwd_desc =
-        has_bias_ ? dnnl::inner_product_forward::desc(
-                        prop_kind::forward_training, src, w, b, dst)
-                  : dnnl::inner_product_forward::desc(
-                        prop_kind::forward_training, src, w, dst);
+        has_bias_ ? dnnl::inner_product_forward::desc(prop_kind::forward_training, src, w, b, dst)
+                  : dnnl::inner_product_forward::desc(prop_kind::forward_training, src, w, dst);
     dnnl::inner_product_forward::primitive_desc fwd_pd(fwd_desc, engine);
     dnnl::inner_product_backward_data::primitive_desc bwd_data_pd(
         dnnl::inner_product_backward_data::desc(src, w, dst), engine, fwd_pd);
-    auto bwd_w_desc =
-        has_bias_ ? dnnl::inner_product_backward_weights::desc(src, w, b, dst)
-                  : dnnl::inner_product_backward_weights::desc(src, w, dst);
-    dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd(
-        bwd_w_desc, engine, fwd_pd);
+    auto bwd_w_desc = has_bias_ ? dnnl::inner_product_backward_weights::desc(src, w, b, dst)
+                                : dnnl::inner_product_backward_weights::desc(src, w, dst);
+    dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd(bwd_w_desc, engine, fwd_pd);
     Primitives p{dnnl::inner_product_forward(fwd_pd),
                  dnnl::inner_product_backward_data(bwd_data_pd),
                  dnnl::inner_product_backward_weights(bwd_w_pd),
@@ -119,9 +108,8 @@ class DenseLayer final : public Layer {
 
 }  // namespace
 
-std::unique_ptr<Layer> NewDenseLayer(const v1::DenseLayer& spec,
-                                     const Shape& input, const Shape& output,
-                                     OneDnnContext* context) {
+std::unique_ptr<Layer> NewDenseLayer(const v1::DenseLayer& spec, const Shape& input,
+                                     const Shape& output, OneDnnContext* context) {
   return std::make_unique<DenseLayer>(spec, input, output, context);
 }
 

@@ -13,8 +13,7 @@ using dnnl::prop_kind;
 
 class ReluLayer final : public Layer {
  public:
-  ReluLayer(const Shape& input, OneDnnContext* context)
-      : shape_(input), context_(context) {}
+  ReluLayer(const Shape& input, OneDnnContext* context) : shape_(input), context_(context) {}
 
   const Shape& input_shape() const override { return shape_; }
   const Shape& output_shape() const override { return shape_; }
@@ -22,12 +21,10 @@ class ReluLayer final : public Layer {
   void Forward(const Tensor& in, Tensor* out) override {
     Primitives& p = For(in.dim(0));
     out->Resize(in.shape());
-    context_->Run(p.forward, {{DNNL_ARG_SRC, Bind(p.src, in)},
-                              {DNNL_ARG_DST, Bind(p.dst, *out)}});
+    context_->Run(p.forward, {{DNNL_ARG_SRC, Bind(p.src, in)}, {DNNL_ARG_DST, Bind(p.dst, *out)}});
   }
 
-  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout,
-                Tensor* din) override {
+  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout, Tensor* din) override {
     if (din == nullptr) return;
     Primitives& p = For(in.dim(0));
     din->Resize(in.shape());
@@ -52,16 +49,13 @@ class ReluLayer final : public Layer {
     // model keeps anyway, instead of the input.
     dnnl::eltwise_forward::primitive_desc fwd_pd(
         dnnl::eltwise_forward::desc(prop_kind::forward_training,
-                                    algorithm::eltwise_relu_use_dst_for_bwd,
-                                    md, 0.f, 0.f),
+                                    algorithm::eltwise_relu_use_dst_for_bwd, md, 0.f, 0.f),
         engine);
     dnnl::eltwise_backward::primitive_desc bwd_pd(
-        dnnl::eltwise_backward::desc(algorithm::eltwise_relu_use_dst_for_bwd,
-                                     md, md, 0.f, 0.f),
+        dnnl::eltwise_backward::desc(algorithm::eltwise_relu_use_dst_for_bwd, md, md, 0.f, 0.f),
         engine, fwd_pd);
     Primitives p{dnnl::eltwise_forward(fwd_pd), dnnl::eltwise_backward(bwd_pd),
-                 UnboundMemory(md, engine), UnboundMemory(md, engine),
-                 UnboundMemory(md, engine)};
+                 UnboundMemory(md, engine), UnboundMemory(md, engine), UnboundMemory(md, engine)};
     return primitives_.emplace(n, std::move(p)).first->second;
   }
 
@@ -74,8 +68,7 @@ class ReluLayer final : public Layer {
 // small next to the layers around it.
 class FlattenLayer final : public Layer {
  public:
-  FlattenLayer(const Shape& input, const Shape& output)
-      : input_(input), output_(output) {}
+  FlattenLayer(const Shape& input, const Shape& output) : input_(input), output_(output) {}
 
   const Shape& input_shape() const override { return input_; }
   const Shape& output_shape() const override { return output_; }
@@ -85,8 +78,7 @@ class FlattenLayer final : public Layer {
     std::memcpy(out->data(), in.data(), in.size() * sizeof(float));
   }
 
-  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout,
-                Tensor* din) override {
+  void Backward(const Tensor& in, const Tensor& out, const Tensor& dout, Tensor* din) override {
     if (din == nullptr) return;
     din->Resize(in.shape());
     std::memcpy(din->data(), dout.data(), dout.size() * sizeof(float));
@@ -98,13 +90,11 @@ class FlattenLayer final : public Layer {
 
 }  // namespace
 
-std::unique_ptr<Layer> NewReluLayer(const Shape& input,
-                                    OneDnnContext* context) {
+std::unique_ptr<Layer> NewReluLayer(const Shape& input, OneDnnContext* context) {
   return std::make_unique<ReluLayer>(input, context);
 }
 
-std::unique_ptr<Layer> NewFlattenLayer(const Shape& input,
-                                       const Shape& output) {
+std::unique_ptr<Layer> NewFlattenLayer(const Shape& input, const Shape& output) {
   return std::make_unique<FlattenLayer>(input, output);
 }
 

@@ -3,8 +3,7 @@
 #include "kernels/layer_impls.h"
 
 namespace nightshift {
-absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec,
-                                                 const Shape& input,
+absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec, const Shape& input,
                                                  OneDnnContext* context) {
   absl::StatusOr<Shape> output = InferOutputShape(spec, input);
   if (!output.ok()) return output.status();
@@ -18,8 +17,7 @@ absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec,
     case v1::LayerSpec::kConv2D:
       return internal::NewConv2dLayer(spec.conv2d(), input, *output, context);
     case v1::LayerSpec::kMaxPool2D:
-      return internal::NewMaxPool2dLayer(spec.max_pool2d(), input, *output,
-                                         context);
+      return internal::NewMaxPool2dLayer(spec.max_pool2d(), input, *output, context);
     case v1::LayerSpec::KIND_NOT_SET:
       break;
   }

@@ -44,20 +44,17 @@ class Layer {
   virtual std::vector<ParamSpec> Params() const { return {}; }
   // `params[i]` and `grads[i]` are views shaped as Params()[i]; they must
   // outlive the layer.
-  virtual void BindParams(std::vector<Tensor*> params,
-                          std::vector<Tensor*> grads) {}
+  virtual void BindParams(std::vector<Tensor*> params, std::vector<Tensor*> grads) {}
 
   // in: [N, input_shape...]; out is resized to [N, output_shape...].
   virtual void Forward(const Tensor& in, Tensor* out) = 0;
   // Given the forward's in and out and dL/dout, sets parameter gradients and,
   // if `din` is not null, dL/din (resized to in's shape).
-  virtual void Backward(const Tensor& in, const Tensor& out,
-                        const Tensor& dout, Tensor* din) = 0;
+  virtual void Backward(const Tensor& in, const Tensor& out, const Tensor& dout, Tensor* din) = 0;
 };
 
 // Builds the oneDNN layer for `spec`. `context` must outlive the layer.
-absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec,
-                                                 const Shape& input,
+absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const v1::LayerSpec& spec, const Shape& input,
                                                  OneDnnContext* context);
 
 }  // namespace nightshift

@@ -10,16 +10,12 @@
 
 namespace nightshift::internal {
 
-std::unique_ptr<Layer> NewDenseLayer(const v1::DenseLayer& spec,
-                                     const Shape& input, const Shape& output,
-                                     OneDnnContext* context);
-std::unique_ptr<Layer> NewConv2dLayer(const v1::Conv2dLayer& spec,
-                                      const Shape& input, const Shape& output,
-                                      OneDnnContext* context);
-std::unique_ptr<Layer> NewMaxPool2dLayer(const v1::MaxPool2dLayer& spec,
-                                         const Shape& input,
-                                         const Shape& output,
-                                         OneDnnContext* context);
+std::unique_ptr<Layer> NewDenseLayer(const v1::DenseLayer& spec, const Shape& input,
+                                     const Shape& output, OneDnnContext* context);
+std::unique_ptr<Layer> NewConv2dLayer(const v1::Conv2dLayer& spec, const Shape& input,
+                                      const Shape& output, OneDnnContext* context);
+std::unique_ptr<Layer> NewMaxPool2dLayer(const v1::MaxPool2dLayer& spec, const Shape& input,
+                                         const Shape& output, OneDnnContext* context);
 std::unique_ptr<Layer> NewReluLayer(const Shape& input, OneDnnContext* context);
 std::unique_ptr<Layer> NewFlattenLayer(const Shape& input, const Shape& output);
 

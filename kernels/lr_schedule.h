@@ -16,8 +16,8 @@
 
 namespace nightshift {
 
-float LearningRateAt(const v1::LrSchedule& schedule, float base_lr,
-                     int64_t step, int64_t total_steps);
+float LearningRateAt(const v1::LrSchedule& schedule, float base_lr, int64_t step,
+                     int64_t total_steps);
 
 }  // namespace nightshift
 

@@ -9,8 +9,8 @@
 
 namespace nightshift {
 
-absl::StatusOr<std::unique_ptr<Model>> Model::Create(
-    const v1::ModelSpec& spec, const Shape& input_shape, uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Model>> Model::Create(const v1::ModelSpec& spec,
+                                                     const Shape& input_shape, uint64_t seed) {
   std::unique_ptr<Model> model(new Model());
   model->input_shape_ = input_shape;
   model->context_ = std::make_unique<OneDnnContext>();
@@ -23,8 +23,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
   for (int i = 0; i < spec.layers_size(); ++i) {
     auto layer = MakeLayer(spec.layers(i), shape, model->context_.get());
     if (!layer.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.layers[", i, "]: ", layer.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.layers[", i, "]: ", layer.status().message()));
     }
     shape = (*layer)->output_shape();
     layer_params.push_back((*layer)->Params());
@@ -32,9 +32,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
     model->layers_.push_back(*std::move(layer));
   }
   if (shape.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.layers: the last layer's output must be [classes], got ",
-        ShapeToString(shape), "; end with a dense layer"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.layers: the last layer's output must be [classes], got ",
+                     ShapeToString(shape), "; end with a dense layer"));
   }
   model->num_classes_ = shape[0];
 
@@ -44,10 +44,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(
   int64_t offset = 0;
   for (size_t i = 0; i < model->layers_.size(); ++i) {
     for (const ParamSpec& p : layer_params[i]) {
-      model->parameters_.push_back(
-          {absl::StrCat("layers.", i, ".", p.name),
-           Tensor::View(p.shape, model->params_.data() + offset),
-           Tensor::View(p.shape, model->grads_.data() + offset)});
+      model->parameters_.push_back({absl::StrCat("layers.", i, ".", p.name),
+                                    Tensor::View(p.shape, model->params_.data() + offset),
+                                    Tensor::View(p.shape, model->grads_.data() + offset)});
       offset += NumElements(p.shape);
     }
   }
@@ -111,14 +110,12 @@ const Tensor& Model::Forward(const Tensor& input) {
   return *x;
 }
 
-LossResult Model::Evaluate(const Tensor& input,
-                           absl::Span<const int32_t> labels) {
+LossResult Model::Evaluate(const Tensor& input, absl::Span<const int32_t> labels) {
   if (input.dim(0) == 0) return {};
   return loss_->Compute(Forward(input), labels, 0.f, nullptr);
 }
 
-LossResult Model::ComputeGradients(const Tensor& input,
-                                   absl::Span<const int32_t> labels,
+LossResult Model::ComputeGradients(const Tensor& input, absl::Span<const int32_t> labels,
                                    float grad_scale) {
   if (input.dim(0) == 0) {
     grads_.Fill(0.f);
@@ -132,9 +129,7 @@ LossResult Model::ComputeGradients(const Tensor& input,
   // matrix product of the backward pass).
   for (size_t i = layers_.size(); i-- > first_trainable_layer_;) {
     const Tensor& in = i == 0 ? input : activations_[i - 1];
-    Tensor* din = i == first_trainable_layer_
-                      ? nullptr
-                      : (dout == &grad_a_ ? &grad_b_ : &grad_a_);
+    Tensor* din = i == first_trainable_layer_ ? nullptr : (dout == &grad_a_ ? &grad_b_ : &grad_a_);
     layers_[i]->Backward(in, activations_[i], *dout, din);
     dout = din;
   }

@@ -37,8 +37,8 @@ class Model {
   // `input_shape` is one sample's shape, e.g. {1, 28, 28}. Fails with
   // INVALID_ARGUMENT naming `model.layers[i]` if a layer does not fit, or
   // if the output is not [classes].
-  static absl::StatusOr<std::unique_ptr<Model>> Create(
-      const v1::ModelSpec& spec, const Shape& input_shape, uint64_t seed);
+  static absl::StatusOr<std::unique_ptr<Model>> Create(const v1::ModelSpec& spec,
+                                                       const Shape& input_shape, uint64_t seed);
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -60,8 +60,7 @@ class Model {
 
   // Forward + loss + backward. `input` is [N, input_shape...] with N ≥ 0
   // (an empty slice leaves zero gradients).
-  LossResult ComputeGradients(const Tensor& input,
-                              absl::Span<const int32_t> labels,
+  LossResult ComputeGradients(const Tensor& input, absl::Span<const int32_t> labels,
                               float grad_scale);
   // Forward + loss only.
   LossResult Evaluate(const Tensor& input, absl::Span<const int32_t> labels);

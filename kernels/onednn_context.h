@@ -24,8 +24,7 @@ class OneDnnContext {
   dnnl::stream& stream() { return stream_; }
 
   // Runs `primitive` with `args` and waits for it.
-  void Run(const dnnl::primitive& primitive,
-           const std::unordered_map<int, dnnl::memory>& args) {
+  void Run(const dnnl::primitive& primitive, const std::unordered_map<int, dnnl::memory>& args) {
     primitive.execute(stream_, args);
     stream_.wait();
   }
@@ -41,19 +40,27 @@ inline dnnl::memory::desc PlainDesc(const Shape& shape) {
   using tag = dnnl::memory::format_tag;
   tag t = tag::undef;
   switch (shape.size()) {
-    case 1: t = tag::a; break;
-    case 2: t = tag::ab; break;
-    case 3: t = tag::abc; break;
-    case 4: t = tag::abcd; break;
-    default: t = tag::undef;
+    case 1:
+      t = tag::a;
+      break;
+    case 2:
+      t = tag::ab;
+      break;
+    case 3:
+      t = tag::abc;
+      break;
+    case 4:
+      t = tag::abcd;
+      break;
+    default:
+      t = tag::undef;
   }
   return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, t);
 }
 
 // Memory for `desc` without its own buffer; point it at data with
 // set_data_handle before each use.
-inline dnnl::memory UnboundMemory(const dnnl::memory::desc& desc,
-                                  const dnnl::engine& engine) {
+inline dnnl::memory UnboundMemory(const dnnl::memory::desc& desc, const dnnl::engine& engine) {
   return dnnl::memory(desc, engine, DNNL_MEMORY_NONE);
 }
 

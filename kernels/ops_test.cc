@@ -31,9 +31,8 @@ double Dot(const Array& a, const Array& b) {
 }
 
 // Checks d(sum(f(x) * r))/dx against `analytic` by central differences.
-void ExpectGradientMatches(Array x, const std::function<Array(const Array&)>& f,
-                           const Array& r, const Array& analytic,
-                           const char* what) {
+void ExpectGradientMatches(Array x, const std::function<Array(const Array&)>& f, const Array& r,
+                           const Array& analytic, const char* what) {
   const double eps = 1e-6;
   for (size_t i = 0; i < x.v.size(); ++i) {
     const double orig = x.v[i];
@@ -43,17 +42,14 @@ void ExpectGradientMatches(Array x, const std::function<Array(const Array&)>& f,
     const double down = Dot(f(x), r);
     x.v[i] = orig;
     const double numeric = (up - down) / (2 * eps);
-    EXPECT_NEAR(analytic.v[i], numeric, 1e-6 * (1 + std::abs(numeric)))
-        << what << " element " << i;
+    EXPECT_NEAR(analytic.v[i], numeric, 1e-6 * (1 + std::abs(numeric))) << what << " element " << i;
   }
 }
 
-void ExpectClose(const Tensor& actual, const Array& expected, double tol,
-                 const char* what) {
+void ExpectClose(const Tensor& actual, const Array& expected, double tol, const char* what) {
   ASSERT_EQ(actual.shape(), expected.shape) << what;
   for (int64_t i = 0; i < actual.size(); ++i) {
-    ASSERT_NEAR(actual.data()[i], expected.v[i],
-                tol * (1 + std::abs(expected.v[i])))
+    ASSERT_NEAR(actual.data()[i], expected.v[i], tol * (1 + std::abs(expected.v[i])))
         << what << " element " << i;
   }
 }
@@ -76,23 +72,24 @@ TEST_P(DenseReferenceTest, BackwardMatchesFiniteDifferences) {
   Array r = RandomArray({c.n, c.out}, rng);
   Array dx, dw, db;
   reference::DenseBackward(x, w, c.bias, r, &dx, &dw, &db);
-  ExpectGradientMatches(x, [&](const Array& v) { return reference::DenseForward(v, w, b); }, r, dx, "dx");
-  ExpectGradientMatches(w, [&](const Array& v) { return reference::DenseForward(x, v, b); }, r, dw, "dw");
+  ExpectGradientMatches(
+      x, [&](const Array& v) { return reference::DenseForward(v, w, b); }, r, dx, "dx");
+  ExpectGradientMatches(
+      w, [&](const Array& v) { return reference::DenseForward(x, v, b); }, r, dw, "dw");
   if (c.bias) {
-    ExpectGradientMatches(b, [&](const Array& v) { return reference::DenseForward(x, w, v); }, r, db, "db");
+    ExpectGradientMatches(
+        b, [&](const Array& v) { return reference::DenseForward(x, w, v); }, r, db, "db");
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DenseReferenceTest,
-                         testing::Values(DenseCase{1, 3, 2, true},
-                                         DenseCase{5, 7, 3, true},
+                         testing::Values(DenseCase{1, 3, 2, true}, DenseCase{5, 7, 3, true},
                                          DenseCase{4, 6, 5, false}));
 
 TEST(ReluReferenceTest, BackwardMatchesFiniteDifferences) {
   Rng rng({2});
   Array x = RandomArray({3, 7}, rng), r = RandomArray({3, 7}, rng);
-  ExpectGradientMatches(x, reference::ReluForward, r,
-                        reference::ReluBackward(x, r), "relu");
+  ExpectGradientMatches(x, reference::ReluForward, r, reference::ReluBackward(x, r), "relu");
 }
 
 struct ConvCase {
@@ -114,10 +111,13 @@ TEST_P(ConvReferenceTest, BackwardMatchesFiniteDifferences) {
   Array r = RandomArray(y.shape, rng);
   Array dx, dw, db;
   reference::Conv2dBackward(x, w, c.bias, r, p, &dx, &dw, &db);
-  ExpectGradientMatches(x, [&](const Array& v) { return reference::Conv2dForward(v, w, b, p); }, r, dx, "dx");
-  ExpectGradientMatches(w, [&](const Array& v) { return reference::Conv2dForward(x, v, b, p); }, r, dw, "dw");
+  ExpectGradientMatches(
+      x, [&](const Array& v) { return reference::Conv2dForward(v, w, b, p); }, r, dx, "dx");
+  ExpectGradientMatches(
+      w, [&](const Array& v) { return reference::Conv2dForward(x, v, b, p); }, r, dw, "dw");
   if (c.bias) {
-    ExpectGradientMatches(b, [&](const Array& v) { return reference::Conv2dForward(x, w, v, p); }, r, db, "db");
+    ExpectGradientMatches(
+        b, [&](const Array& v) { return reference::Conv2dForward(x, w, v, p); }, r, db, "db");
   }
 }
 
@@ -134,8 +134,9 @@ TEST(MaxPoolReferenceTest, BackwardMatchesFiniteDifferences) {
     Array x = RandomArray({2, 3, 7, 5}, rng);
     Array y = reference::MaxPoolForward(x, p);
     Array r = RandomArray(y.shape, rng);
-    ExpectGradientMatches(x, [&](const Array& v) { return reference::MaxPoolForward(v, p); }, r,
-                          reference::MaxPoolBackward(x, r, p), "maxpool");
+    ExpectGradientMatches(
+        x, [&](const Array& v) { return reference::MaxPoolForward(v, p); }, r,
+        reference::MaxPoolBackward(x, r, p), "maxpool");
   }
 }
 
@@ -172,8 +173,7 @@ struct LayerRun {
   std::vector<Tensor> params, grads;
 };
 
-LayerRun RunLayer(Layer& layer, const Tensor& in, const Tensor& dout,
-                  std::vector<Tensor> params) {
+LayerRun RunLayer(Layer& layer, const Tensor& in, const Tensor& dout, std::vector<Tensor> params) {
   LayerRun run;
   run.params = std::move(params);
   std::vector<Tensor*> p, g;
@@ -212,8 +212,8 @@ TEST_P(DenseLayerTest, MatchesReference) {
   for (int repeat = 0; repeat < 2; ++repeat) {
     std::vector<Tensor> copy;
     for (const Tensor& t : params) copy.push_back(t.Clone());
-    LayerRun run = RunLayer(**layer, reference::ToTensor(x),
-                            reference::ToTensor(dy), std::move(copy));
+    LayerRun run =
+        RunLayer(**layer, reference::ToTensor(x), reference::ToTensor(dy), std::move(copy));
     Array dx, dw, db;
     reference::DenseBackward(x, w, c.bias, dy, &dx, &dw, &db);
     ExpectClose(run.out, reference::DenseForward(x, w, b), 1e-5, "y");
@@ -224,10 +224,8 @@ TEST_P(DenseLayerTest, MatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DenseLayerTest,
-                         testing::Values(DenseCase{1, 3, 2, true},
-                                         DenseCase{5, 7, 3, true},
-                                         DenseCase{4, 6, 5, false},
-                                         DenseCase{33, 784, 17, true}));
+                         testing::Values(DenseCase{1, 3, 2, true}, DenseCase{5, 7, 3, true},
+                                         DenseCase{4, 6, 5, false}, DenseCase{33, 784, 17, true}));
 
 TEST(ReluLayerTest, MatchesReference) {
   OneDnnContext context;
@@ -238,8 +236,7 @@ TEST(ReluLayerTest, MatchesReference) {
     ASSERT_TRUE(layer.ok());
     Rng rng({7, static_cast<uint64_t>(n)});
     Array x = RandomArray({n, 2, 3, 5}, rng), dy = RandomArray(x.shape, rng);
-    LayerRun run = RunLayer(**layer, reference::ToTensor(x),
-                            reference::ToTensor(dy), {});
+    LayerRun run = RunLayer(**layer, reference::ToTensor(x), reference::ToTensor(dy), {});
     ExpectClose(run.out, reference::ReluForward(x), 0, "y");
     ExpectClose(run.din, reference::ReluBackward(x, dy), 0, "dx");
   }
@@ -268,8 +265,8 @@ TEST_P(ConvLayerTest, MatchesReference) {
   std::vector<Tensor> params;
   params.push_back(reference::ToTensor(w));
   if (c.bias) params.push_back(reference::ToTensor(b));
-  LayerRun run = RunLayer(**layer, reference::ToTensor(x),
-                          reference::ToTensor(dy), std::move(params));
+  LayerRun run =
+      RunLayer(**layer, reference::ToTensor(x), reference::ToTensor(dy), std::move(params));
   Array dx, dw, db;
   reference::Conv2dBackward(x, w, c.bias, dy, p, &dx, &dw, &db);
   ExpectClose(run.out, y, 1e-5, "y");
@@ -293,8 +290,7 @@ TEST(MaxPoolLayerTest, MatchesReference) {
     reference::PoolParams p{k, s};
     Array y = reference::MaxPoolForward(x, p);
     Array dy = RandomArray(y.shape, rng);
-    LayerRun run = RunLayer(**layer, reference::ToTensor(x),
-                            reference::ToTensor(dy), {});
+    LayerRun run = RunLayer(**layer, reference::ToTensor(x), reference::ToTensor(dy), {});
     ExpectClose(run.out, y, 0, "y");
     ExpectClose(run.din, reference::MaxPoolBackward(x, dy, p), 1e-6, "dx");
   }
@@ -309,8 +305,7 @@ TEST(FlattenLayerTest, ReshapesBothWays) {
   EXPECT_EQ((*layer)->output_shape(), Shape({24}));
   Rng rng({10});
   Array x = RandomArray({3, 2, 3, 4}, rng), dy = RandomArray({3, 24}, rng);
-  LayerRun run = RunLayer(**layer, reference::ToTensor(x),
-                          reference::ToTensor(dy), {});
+  LayerRun run = RunLayer(**layer, reference::ToTensor(x), reference::ToTensor(dy), {});
   Array flat = x;
   flat.shape = {3, 24};
   Array dx = dy;
@@ -333,8 +328,7 @@ TEST(SoftmaxCrossEntropyTest, MatchesReference) {
       labels32.push_back(labels.back());
     }
     Array expected_grad;
-    const double expected =
-        reference::SoftmaxCrossEntropy(logits, labels, 0.25, &expected_grad);
+    const double expected = reference::SoftmaxCrossEntropy(logits, labels, 0.25, &expected_grad);
     Tensor grad;
     LossResult r = loss.Compute(reference::ToTensor(logits), labels32, 0.25f, &grad);
     EXPECT_NEAR(r.loss_sum, expected, 1e-5 * (1 + expected));
@@ -455,8 +449,7 @@ TEST(ModelTest, SameSeedSameParametersOtherSeedOther) {
   auto a = Model::Create(spec, {5}, 1), b = Model::Create(spec, {5}, 1),
        c = Model::Create(spec, {5}, 2);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
-  auto pa = (*a)->flat_parameters(), pb = (*b)->flat_parameters(),
-       pc = (*c)->flat_parameters();
+  auto pa = (*a)->flat_parameters(), pb = (*b)->flat_parameters(), pc = (*c)->flat_parameters();
   EXPECT_TRUE(std::equal(pa.begin(), pa.end(), pb.begin()));
   EXPECT_FALSE(std::equal(pa.begin(), pa.end(), pc.begin()));
   const float bound = 1 / std::sqrt(5.f);

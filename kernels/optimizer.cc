@@ -13,8 +13,8 @@ class Sgd final : public Optimizer {
         weight_decay_(spec.weight_decay()),
         buffer_(Shape{momentum_ > 0 ? n : 0}) {}
 
-  void Update(absl::Span<float> params, absl::Span<const float> grads, float lr,
-              float grad_scale, int64_t begin, int64_t end) override {
+  void Update(absl::Span<float> params, absl::Span<const float> grads, float lr, float grad_scale,
+              int64_t begin, int64_t end) override {
     float* p = params.data();
     const float* g = grads.data();
     float* buf = buffer_.data();
@@ -63,8 +63,8 @@ class AdamW final : public Optimizer {
         exp_avg_(Shape{n}),
         exp_avg_sq_(Shape{n}) {}
 
-  void Update(absl::Span<float> params, absl::Span<const float> grads, float lr,
-              float grad_scale, int64_t begin, int64_t end) override {
+  void Update(absl::Span<float> params, absl::Span<const float> grads, float lr, float grad_scale,
+              int64_t begin, int64_t end) override {
     float* p = params.data();
     const float* g = grads.data();
     float* m = exp_avg_.data();
@@ -73,8 +73,7 @@ class AdamW final : public Optimizer {
     const float decay = 1.f - lr * weight_decay_;
     const double t = static_cast<double>(steps_);
     const float bias1 = static_cast<float>(1.0 - std::pow(b1, t));
-    const float bias2_sqrt =
-        static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
+    const float bias2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
     const float step_size = lr / bias1;
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = begin; i < end; ++i) {
@@ -97,8 +96,8 @@ class AdamW final : public Optimizer {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(
-    const v1::OptimizerSpec& spec, int64_t num_parameters) {
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const v1::OptimizerSpec& spec,
+                                                         int64_t num_parameters) {
   switch (spec.kind_case()) {
     case v1::OptimizerSpec::kSgd:
       return std::make_unique<Sgd>(spec.sgd(), num_parameters);

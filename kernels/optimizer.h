@@ -59,8 +59,8 @@ class Optimizer {
 
 // Builds the optimizer of `spec` for `num_parameters` floats. The learning
 // rate in the spec is the schedule's base; Step takes the current one.
-absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(
-    const v1::OptimizerSpec& spec, int64_t num_parameters);
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const v1::OptimizerSpec& spec,
+                                                         int64_t num_parameters);
 
 // The base learning rate of `spec`.
 float BaseLearningRate(const v1::OptimizerSpec& spec);

@@ -11,8 +11,7 @@ namespace nightshift {
 namespace {
 
 // Runs two steps on a single parameter p = 1 with gradients g1 then g2.
-std::pair<float, float> TwoSteps(const v1::OptimizerSpec& spec, float lr,
-                                 float g1, float g2) {
+std::pair<float, float> TwoSteps(const v1::OptimizerSpec& spec, float lr, float g1, float g2) {
   auto opt = MakeOptimizer(spec, 1);
   EXPECT_TRUE(opt.ok());
   std::vector<float> p = {1.f};

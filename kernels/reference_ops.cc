@@ -21,8 +21,8 @@ Array DenseForward(const Array& x, const Array& w, const Array& b) {
   return y;
 }
 
-void DenseBackward(const Array& x, const Array& w, bool has_bias,
-                   const Array& dy, Array* dx, Array* dw, Array* db) {
+void DenseBackward(const Array& x, const Array& w, bool has_bias, const Array& dy, Array* dx,
+                   Array* dw, Array* db) {
   const int64_t n = x.shape[0], in = x.shape[1], out = w.shape[0];
   *dx = Array(x.shape);
   *dw = Array(w.shape);
@@ -53,16 +53,12 @@ Array ReluBackward(const Array& x, const Array& dy) {
 
 namespace {
 
-int64_t OutSize(int64_t in, int k, int stride, int pad) {
-  return (in + 2 * pad - k) / stride + 1;
-}
+int64_t OutSize(int64_t in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
 }  // namespace
 
-Array Conv2dForward(const Array& x, const Array& w, const Array& b,
-                    const ConvParams& p) {
-  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2],
-                wd = x.shape[3];
+Array Conv2dForward(const Array& x, const Array& w, const Array& b, const ConvParams& p) {
+  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
   const int64_t f = w.shape[0], k = w.shape[2];
   CHECK_EQ(w.shape[1], c);
   const int64_t oh = OutSize(h, k, p.stride, p.padding);
@@ -87,11 +83,9 @@ Array Conv2dForward(const Array& x, const Array& w, const Array& b,
   return y;
 }
 
-void Conv2dBackward(const Array& x, const Array& w, bool has_bias,
-                    const Array& dy, const ConvParams& p, Array* dx,
-                    Array* dw, Array* db) {
-  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2],
-                wd = x.shape[3];
+void Conv2dBackward(const Array& x, const Array& w, bool has_bias, const Array& dy,
+                    const ConvParams& p, Array* dx, Array* dw, Array* db) {
+  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
   const int64_t f = w.shape[0], k = w.shape[2];
   const int64_t oh = dy.shape[2], ow = dy.shape[3];
   *dx = Array(x.shape);
@@ -120,8 +114,8 @@ void Conv2dBackward(const Array& x, const Array& w, bool has_bias,
 namespace {
 
 // Index into x of the first maximum of window (in, ic, oy, ox).
-int64_t ArgMaxOfWindow(const Array& x, const PoolParams& p, int64_t in,
-                       int64_t ic, int64_t oy, int64_t ox) {
+int64_t ArgMaxOfWindow(const Array& x, const PoolParams& p, int64_t in, int64_t ic, int64_t oy,
+                       int64_t ox) {
   const int64_t c = x.shape[1], h = x.shape[2], wd = x.shape[3];
   int64_t best = -1;
   double best_v = -std::numeric_limits<double>::infinity();
@@ -148,8 +142,7 @@ Array MaxPoolForward(const Array& x, const PoolParams& p) {
     for (int64_t ic = 0; ic < c; ++ic)
       for (int64_t oy = 0; oy < oh; ++oy)
         for (int64_t ox = 0; ox < ow; ++ox)
-          y.v[((in * c + ic) * oh + oy) * ow + ox] =
-              x.v[ArgMaxOfWindow(x, p, in, ic, oy, ox)];
+          y.v[((in * c + ic) * oh + oy) * ow + ox] = x.v[ArgMaxOfWindow(x, p, in, ic, oy, ox)];
   return y;
 }
 
@@ -161,13 +154,12 @@ Array MaxPoolBackward(const Array& x, const Array& dy, const PoolParams& p) {
     for (int64_t ic = 0; ic < c; ++ic)
       for (int64_t oy = 0; oy < oh; ++oy)
         for (int64_t ox = 0; ox < ow; ++ox)
-          dx.v[ArgMaxOfWindow(x, p, in, ic, oy, ox)] +=
-              dy.v[((in * c + ic) * oh + oy) * ow + ox];
+          dx.v[ArgMaxOfWindow(x, p, in, ic, oy, ox)] += dy.v[((in * c + ic) * oh + oy) * ow + ox];
   return dx;
 }
 
-double SoftmaxCrossEntropy(const Array& logits, const std::vector<int>& labels,
-                           double scale, Array* dlogits) {
+double SoftmaxCrossEntropy(const Array& logits, const std::vector<int>& labels, double scale,
+                           Array* dlogits) {
   const int64_t n = logits.shape[0], k = logits.shape[1];
   *dlogits = Array(logits.shape);
   double total = 0;

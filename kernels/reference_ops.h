@@ -26,8 +26,8 @@ struct Array {
 // y[n, o] = sum_i x[n, i] * w[o, i] + b[o]  (b may be empty: no bias).
 Array DenseForward(const Array& x, const Array& w, const Array& b);
 // Given dy, returns dx, dw and db (db empty when b was).
-void DenseBackward(const Array& x, const Array& w, bool has_bias,
-                   const Array& dy, Array* dx, Array* dw, Array* db);
+void DenseBackward(const Array& x, const Array& w, bool has_bias, const Array& dy, Array* dx,
+                   Array* dw, Array* db);
 
 Array ReluForward(const Array& x);
 Array ReluBackward(const Array& x, const Array& dy);
@@ -36,11 +36,9 @@ struct ConvParams {
   int stride = 1;
   int padding = 0;
 };
-Array Conv2dForward(const Array& x, const Array& w, const Array& b,
-                    const ConvParams& p);
-void Conv2dBackward(const Array& x, const Array& w, bool has_bias,
-                    const Array& dy, const ConvParams& p, Array* dx,
-                    Array* dw, Array* db);
+Array Conv2dForward(const Array& x, const Array& w, const Array& b, const ConvParams& p);
+void Conv2dBackward(const Array& x, const Array& w, bool has_bias, const Array& dy,
+                    const ConvParams& p, Array* dx, Array* dw, Array* db);
 
 struct PoolParams {
   int kernel = 2;
@@ -53,8 +51,8 @@ Array MaxPoolBackward(const Array& x, const Array& dy, const PoolParams& p);
 // Softmax cross-entropy summed over the batch: returns
 // sum_n -log softmax(logits[n])[labels[n]], and sets dlogits to the gradient
 // of `scale` times that sum.
-double SoftmaxCrossEntropy(const Array& logits, const std::vector<int>& labels,
-                           double scale, Array* dlogits);
+double SoftmaxCrossEntropy(const Array& logits, const std::vector<int>& labels, double scale,
+                           Array* dlogits);
 
 // Conversions for comparing against float tensors.
 Array FromTensor(const Tensor& t);

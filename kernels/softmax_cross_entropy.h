@@ -29,8 +29,8 @@ class SoftmaxCrossEntropy {
 
   // `dlogits` may be null (evaluation). Labels must be in range: the data
   // reader validates them.
-  LossResult Compute(const Tensor& logits, absl::Span<const int32_t> labels,
-                     float grad_scale, Tensor* dlogits);
+  LossResult Compute(const Tensor& logits, absl::Span<const int32_t> labels, float grad_scale,
+                     Tensor* dlogits);
 
  private:
   struct Primitives {

@@ -12,8 +12,8 @@ constexpr size_t kAlignment = 64;
 
 float* AllocateZeroed(int64_t n) {
   if (n == 0) return nullptr;
-  size_t bytes = (static_cast<size_t>(n) * sizeof(float) + kAlignment - 1) /
-                 kAlignment * kAlignment;
+  size_t bytes =
+      (static_cast<size_t>(n) * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, bytes);
   CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
   std::memset(p, 0, bytes);

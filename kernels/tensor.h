@@ -44,9 +44,7 @@ class Tensor {
   float* data() { return data_; }
   const float* data() const { return data_; }
   absl::Span<float> span() { return {data_, static_cast<size_t>(size_)}; }
-  absl::Span<const float> span() const {
-    return {data_, static_cast<size_t>(size_)};
-  }
+  absl::Span<const float> span() const { return {data_, static_cast<size_t>(size_)}; }
 
   // Takes the new shape, reallocating (zero-filled) only when the element
   // count outgrows the storage; otherwise the storage is kept and its

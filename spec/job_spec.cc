@@ -31,12 +31,18 @@ class ParseErrors : public google::protobuf::io::ErrorCollector {
 
 const char* LayerKindName(const v1::LayerSpec& layer) {
   switch (layer.kind_case()) {
-    case v1::LayerSpec::kDense: return "dense";
-    case v1::LayerSpec::kRelu: return "relu";
-    case v1::LayerSpec::kConv2D: return "conv2d";
-    case v1::LayerSpec::kMaxPool2D: return "max_pool2d";
-    case v1::LayerSpec::kFlatten: return "flatten";
-    case v1::LayerSpec::KIND_NOT_SET: break;
+    case v1::LayerSpec::kDense:
+      return "dense";
+    case v1::LayerSpec::kRelu:
+      return "relu";
+    case v1::LayerSpec::kConv2D:
+      return "conv2d";
+    case v1::LayerSpec::kMaxPool2D:
+      return "max_pool2d";
+    case v1::LayerSpec::kFlatten:
+      return "flatten";
+    case v1::LayerSpec::KIND_NOT_SET:
+      break;
   }
   return "";
 }
@@ -69,18 +75,18 @@ absl::Status ValidateModel(const v1::JobSpec& spec) {
     }
     absl::StatusOr<Shape> out = InferOutputShape(layer, shape);
     if (!out.ok()) {
-      return absl::InvalidArgumentError(JoinField(
-          absl::StrCat(field, ".", LayerKindName(layer)), out.status().message()));
+      return absl::InvalidArgumentError(
+          JoinField(absl::StrCat(field, ".", LayerKindName(layer)), out.status().message()));
     }
     shape = *out;
   }
   const int last = spec.model().layers_size() - 1;
   if (shape.size() != 1 || shape[0] != data.num_classes) {
-    return FieldError(absl::StrCat("model.layers[", last, "]"),
-                      absl::StrCat("the model's output is ", ShapeToString(shape),
-                                   " but the data set has ", data.num_classes,
-                                   " classes; end with a dense layer of ",
-                                   data.num_classes, " units"));
+    return FieldError(
+        absl::StrCat("model.layers[", last, "]"),
+        absl::StrCat("the model's output is ", ShapeToString(shape), " but the data set has ",
+                     data.num_classes, " classes; end with a dense layer of ", data.num_classes,
+                     " units"));
   }
   return absl::OkStatus();
 }
@@ -94,7 +100,10 @@ absl::Status ValidateDataset(const v1::DatasetSpec& d) {
       return absl::OkStatus();
     case v1::DatasetSpec::kSynthetic: {
       const v1::SyntheticDataset& s = d.synthetic();
-      struct Positive { const char* name; int64_t value; };
+      struct Positive {
+        const char* name;
+        int64_t value;
+      };
       for (Positive p : {Positive{"train_examples", s.train_examples()},
                          Positive{"test_examples", s.test_examples()},
                          Positive{"channels", s.channels()}, Positive{"height", s.height()},
@@ -191,8 +200,9 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
     }
     if (!seen.insert(spec.pools(i)).second) return FieldError(field, "listed twice");
     if (spec.pools(i) == v1::WORKER_POOL_EDGE && !s.has_diloco()) {
-      return FieldError(field, "the edge pool needs sync.diloco: edge workers sit behind "
-                               "NAT and cannot join an all-reduce ring");
+      return FieldError(field,
+                        "the edge pool needs sync.diloco: edge workers sit behind "
+                        "NAT and cannot join an all-reduce ring");
     }
   }
   if (spec.min_workers() < 0) return FieldError("min_workers", "must be >= 0");
@@ -232,8 +242,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (absl::Status s = ValidateDataset(spec.dataset()); !s.ok()) return s;
   if (absl::Status s = ValidateModel(spec); !s.ok()) return s;
   if (absl::Status s = ValidateOptimizer(spec.optimizer()); !s.ok()) return s;
-  const float base_lr = spec.optimizer().has_sgd() ? spec.optimizer().sgd().lr()
-                                                   : spec.optimizer().adamw().lr();
+  const float base_lr =
+      spec.optimizer().has_sgd() ? spec.optimizer().sgd().lr() : spec.optimizer().adamw().lr();
   if (absl::Status s = ValidateSchedule(spec.lr_schedule(), base_lr); !s.ok()) return s;
   if (spec.global_batch_size() <= 0) return FieldError("global_batch_size", "must be > 0");
   switch (spec.duration_case()) {
@@ -255,8 +265,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
 
 int64_t TotalSteps(const v1::JobSpec& spec, int64_t train_size) {
   if (spec.has_steps()) return spec.steps();
-  const int64_t per_epoch =
-      (train_size + spec.global_batch_size() - 1) / spec.global_batch_size();
+  const int64_t per_epoch = (train_size + spec.global_batch_size() - 1) / spec.global_batch_size();
   return per_epoch * spec.epochs();
 }
 

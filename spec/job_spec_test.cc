@@ -6,8 +6,8 @@
 #include <fstream>
 #include <functional>
 
-#include "gmock/gmock.h"
 #include "glog/logging.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 
@@ -19,21 +19,26 @@ using testing::StartsWith;
 
 v1::JobSpec GoodSpec() {
   v1::JobSpec spec;
-  CHECK(google::protobuf::TextFormat::ParseFromString(R"pb(
-    model {
-      layers { conv2d { filters: 4 kernel_size: 3 padding: 1 } }
-      layers { relu {} }
-      layers { max_pool2d { kernel_size: 2 } }
-      layers { flatten {} }
-      layers { dense { units: 10 } }
-    }
-    dataset { idx {} }
-    optimizer { sgd { lr: 0.1 momentum: 0.9 } }
-    lr_schedule { cosine { min_lr: 0.001 } warmup_steps: 10 }
-    global_batch_size: 64
-    epochs: 2
-    seed: 1
-  )pb", &spec));
+  CHECK(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        model {
+          layers { conv2d { filters: 4 kernel_size: 3 padding: 1 } }
+          layers { relu {} }
+          layers { max_pool2d { kernel_size: 2 } }
+          layers { flatten {} }
+          layers { dense { units: 10 } }
+        }
+        dataset { idx {} }
+        optimizer { sgd { lr: 0.1 momentum: 0.9 } }
+        lr_schedule {
+          cosine { min_lr: 0.001 }
+          warmup_steps: 10
+        }
+        global_batch_size: 64
+        epochs: 2
+        seed: 1
+      )pb",
+      &spec));
   return spec;
 }
 
@@ -67,48 +72,72 @@ const BadSpec kBadSpecs[] = {
     {"negative weight decay",
      [](v1::JobSpec& s) { s.mutable_optimizer()->mutable_sgd()->set_weight_decay(-1); },
      "optimizer.sgd.weight_decay"},
-    {"adamw beta2", [](v1::JobSpec& s) {
+    {"adamw beta2",
+     [](v1::JobSpec& s) {
        s.mutable_optimizer()->mutable_adamw()->set_lr(0.001f);
        s.mutable_optimizer()->mutable_adamw()->set_beta2(1.5f);
-     }, "optimizer.adamw.beta2"},
+     },
+     "optimizer.adamw.beta2"},
     {"no optimizer", [](v1::JobSpec& s) { s.clear_optimizer(); }, "optimizer: set sgd or adamw"},
     {"no dataset", [](v1::JobSpec& s) { s.clear_dataset(); }, "dataset: set idx or synthetic"},
-    {"synthetic without classes", [](v1::JobSpec& s) {
+    {"synthetic without classes",
+     [](v1::JobSpec& s) {
        auto* d = s.mutable_dataset()->mutable_synthetic();
-       d->set_train_examples(10); d->set_test_examples(10); d->set_channels(1);
-       d->set_height(28); d->set_width(28);
-     }, "dataset.synthetic.classes"},
-    {"empty model", [](v1::JobSpec& s) { s.mutable_model()->clear_layers(); }, "model.layers: must not be empty"},
+       d->set_train_examples(10);
+       d->set_test_examples(10);
+       d->set_channels(1);
+       d->set_height(28);
+       d->set_width(28);
+     },
+     "dataset.synthetic.classes"},
+    {"empty model", [](v1::JobSpec& s) { s.mutable_model()->clear_layers(); },
+     "model.layers: must not be empty"},
     {"layer without kind", [](v1::JobSpec& s) { s.mutable_model()->mutable_layers(1)->Clear(); },
      "model.layers[1]: no layer kind"},
-    {"dense on an image", [](v1::JobSpec& s) { s.mutable_model()->mutable_layers()->SwapElements(3, 4); },
+    {"dense on an image",
+     [](v1::JobSpec& s) { s.mutable_model()->mutable_layers()->SwapElements(3, 4); },
      "model.layers[3].dense: input has shape [4, 14, 14]"},
-    {"zero units", [](v1::JobSpec& s) { s.mutable_model()->mutable_layers(4)->mutable_dense()->set_units(0); },
+    {"zero units",
+     [](v1::JobSpec& s) { s.mutable_model()->mutable_layers(4)->mutable_dense()->set_units(0); },
      "model.layers[4].dense.units: must be > 0"},
     {"kernel larger than the image",
-     [](v1::JobSpec& s) { s.mutable_model()->mutable_layers(0)->mutable_conv2d()->set_kernel_size(31); },
+     [](v1::JobSpec& s) {
+       s.mutable_model()->mutable_layers(0)->mutable_conv2d()->set_kernel_size(31);
+     },
      "model.layers[0].conv2d: kernel_size 31 is larger"},
     {"wrong class count",
      [](v1::JobSpec& s) { s.mutable_model()->mutable_layers(4)->mutable_dense()->set_units(7); },
      "model.layers[4]: the model's output is [7] but the data set has 10 classes"},
-    {"zero batch", [](v1::JobSpec& s) { s.set_global_batch_size(0); }, "global_batch_size: must be > 0"},
+    {"zero batch", [](v1::JobSpec& s) { s.set_global_batch_size(0); },
+     "global_batch_size: must be > 0"},
     {"no duration", [](v1::JobSpec& s) { s.clear_epochs(); }, "epochs: set epochs or steps"},
     {"negative steps", [](v1::JobSpec& s) { s.set_steps(-3); }, "steps: must be > 0"},
-    {"negative eval interval", [](v1::JobSpec& s) { s.set_eval_interval_steps(-1); }, "eval_interval_steps"},
-    {"step schedule gamma", [](v1::JobSpec& s) {
+    {"negative eval interval", [](v1::JobSpec& s) { s.set_eval_interval_steps(-1); },
+     "eval_interval_steps"},
+    {"step schedule gamma",
+     [](v1::JobSpec& s) {
        s.mutable_lr_schedule()->mutable_step()->set_step_size(10);
        s.mutable_lr_schedule()->mutable_step()->set_gamma(2);
-     }, "lr_schedule.step.gamma"},
+     },
+     "lr_schedule.step.gamma"},
     {"cosine floor above lr",
      [](v1::JobSpec& s) { s.mutable_lr_schedule()->mutable_cosine()->set_min_lr(0.5f); },
      "lr_schedule.cosine.min_lr"},
-    {"edge pool with allreduce", [](v1::JobSpec& s) {
+    {"edge pool with allreduce",
+     [](v1::JobSpec& s) {
        s.add_pools(v1::WORKER_POOL_DATACENTER);
        s.add_pools(v1::WORKER_POOL_EDGE);
-     }, "pools[1]: the edge pool needs sync.diloco"},
-    {"diloco without inner steps", [](v1::JobSpec& s) { s.mutable_sync()->mutable_diloco()->set_outer_lr(0.7f); },
+     },
+     "pools[1]: the edge pool needs sync.diloco"},
+    {"diloco without inner steps",
+     [](v1::JobSpec& s) { s.mutable_sync()->mutable_diloco()->set_outer_lr(0.7f); },
      "sync.diloco.inner_steps"},
-    {"max below min", [](v1::JobSpec& s) { s.set_min_workers(3); s.set_max_workers(2); }, "max_workers"},
+    {"max below min",
+     [](v1::JobSpec& s) {
+       s.set_min_workers(3);
+       s.set_max_workers(2);
+     },
+     "max_workers"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Table, BadSpecTest, testing::ValuesIn(kBadSpecs));

@@ -27,8 +27,7 @@ class CoordinatorClient {
   virtual ~CoordinatorClient() = default;
 
   virtual absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request) = 0;
-  virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(
-      const v1::HeartbeatRequest& request) = 0;
+  virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) = 0;
   virtual absl::Status ReportProgress(const v1::ReportProgressRequest& request) = 0;
   // Sends the file at `path` as job `job_id`'s checkpoint before `step`
   // (or, with `final`, its exported model), on behalf of `worker_id`.

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "collective/group_for_test.h"
-#include "gtest/gtest.h"
 #include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
 #include "worker/trainer.h"
 
 namespace nightshift {
@@ -17,25 +17,35 @@ namespace {
 
 v1::JobSpec Spec() {
   v1::JobSpec spec;
-  google::protobuf::TextFormat::ParseFromString(R"pb(
-    model {
-      layers { flatten {} }
-      layers { dense { units: 24 } }
-      layers { relu {} }
-      layers { dense { units: 4 } }
-    }
-    dataset {
-      synthetic {
-        train_examples: 700 test_examples: 100 channels: 1 height: 5
-        width: 5 classes: 4 noise: 1.5
-      }
-    }
-    optimizer { sgd { lr: 0.05 momentum: 0.9 nesterov: true weight_decay: 0.001 } }
-    lr_schedule { cosine { min_lr: 0.001 } warmup_steps: 3 }
-    global_batch_size: 64   # 700 / 64: the last batch of each epoch is 60
-    epochs: 2
-    seed: 5
-  )pb", &spec);
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        model {
+          layers { flatten {} }
+          layers { dense { units: 24 } }
+          layers { relu {} }
+          layers { dense { units: 4 } }
+        }
+        dataset {
+          synthetic {
+            train_examples: 700
+            test_examples: 100
+            channels: 1
+            height: 5
+            width: 5
+            classes: 4
+            noise: 1.5
+          }
+        }
+        optimizer { sgd { lr: 0.05 momentum: 0.9 nesterov: true weight_decay: 0.001 } }
+        lr_schedule {
+          cosine { min_lr: 0.001 }
+          warmup_steps: 3
+        }
+        global_batch_size: 64  # 700 / 64: the last batch of each epoch is 60
+        epochs: 2
+        seed: 5
+      )pb",
+      &spec);
   return spec;
 }
 
@@ -153,8 +163,8 @@ TEST_P(DataParallelTest, ShardedOptimizerStepChangesNoBitNorAnyCheckpoint) {
   }
   for (int r = 0; r < 3; ++r) EXPECT_EQ(params[true][r], params[false][r]) << "rank " << r;
   EXPECT_EQ(params[true][1], params[true][0]) << "ranks drifted apart";
-  for (const char* name : {"/checkpoint-step-0000007.safetensors",
-                           "/checkpoint-step-0000022.safetensors"}) {
+  for (const char* name :
+       {"/checkpoint-step-0000007.safetensors", "/checkpoint-step-0000022.safetensors"}) {
     EXPECT_EQ(ReadFile(dir[true] + name), ReadFile(dir[false] + name)) << name;
   }
 }
@@ -210,7 +220,9 @@ INSTANTIATE_TEST_SUITE_P(Transports, DataParallelTest,
                          testing::Values(collective::TransportKind::kLocal,
                                          collective::TransportKind::kGrpc,
                                          collective::TransportKind::kGrpcShm),
-                         [](const auto& info) { return collective::TransportKindName(info.param); });
+                         [](const auto& info) {
+                           return collective::TransportKindName(info.param);
+                         });
 
 }  // namespace
 }  // namespace nightshift

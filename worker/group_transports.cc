@@ -18,8 +18,7 @@ class PeerServerTransports final : public GroupTransports {
   std::string peer_address() const override { return server_->address(); }
   std::string host_id() const override { return host_id_; }
 
-  absl::StatusOr<std::unique_ptr<collective::Transport>> Connect(
-      const v1::Assignment& a) override {
+  absl::StatusOr<std::unique_ptr<collective::Transport>> Connect(const v1::Assignment& a) override {
     collective::GroupMembership group;
     group.job_id = a.job_id();
     group.generation = a.generation();

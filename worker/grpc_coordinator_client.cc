@@ -37,7 +37,8 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
 
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override {
     v1::HeartbeatResponse response;
-    const grpc::Status s = stub_->Heartbeat(Context(kControlCallDeadline).get(), request, &response);
+    const grpc::Status s =
+        stub_->Heartbeat(Context(kControlCallDeadline).get(), request, &response);
     return Result(s, std::move(response));
   }
 

@@ -1,20 +1,19 @@
 #include "worker/trainer.h"
 
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "google/protobuf/util/time_util.h"
-#include "checkpoint/checkpoint.h"
-#include "spec/job_spec.h"
 #include "base/filesystem.h"
-#include "checkpoint/file_names.h"
 #include "base/status_macros.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/file_names.h"
+#include "google/protobuf/util/time_util.h"
 #include "kernels/lr_schedule.h"
 #include "kernels/threads.h"
+#include "spec/job_spec.h"
 
 namespace nightshift {
 namespace {
@@ -25,11 +24,10 @@ constexpr double kRebalanceThreshold = 0.04;
 // Longest progress window under a progress_period, in steps.
 constexpr int64_t kMaxProgressWindowSteps = 100000;
 
-
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
-    const v1::JobSpec& spec, TrainerOptions options) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const v1::JobSpec& spec,
+                                                         TrainerOptions options) {
   if (absl::Status s = ValidateJobSpec(spec); !s.ok()) return s;
   std::unique_ptr<Trainer> t(new Trainer());
   t->spec_ = spec;
@@ -46,9 +44,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   if (!model.ok()) return model.status();
   t->model_ = *std::move(model);
   if (t->data_.train.num_classes > t->model_->num_classes()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "dataset: labels go up to ", t->data_.train.num_classes - 1,
-        " but the model has only ", t->model_->num_classes(), " outputs"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset: labels go up to ", t->data_.train.num_classes - 1,
+                     " but the model has only ", t->model_->num_classes(), " outputs"));
   }
   if (t->sharded_step()) {
     // Ranks on one machine update in each other's memory (step 4).
@@ -64,13 +62,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
       MakeOptimizer(spec.optimizer(), t->model_->num_parameters());
   if (!optimizer.ok()) return optimizer.status();
   t->optimizer_ = *std::move(optimizer);
-  t->plan_ = std::make_unique<BatchPlan>(t->data_.train.size(),
-                                         spec.global_batch_size(), spec.seed());
+  t->plan_ =
+      std::make_unique<BatchPlan>(t->data_.train.size(), spec.global_batch_size(), spec.seed());
   t->total_steps_ = TotalSteps(spec, t->data_.train.size());
   t->spec_hash_ = JobSpecHash(spec);
   if (!t->options_.resume_path.empty()) {
-    absl::StatusOr<CheckpointMeta> meta = LoadCheckpoint(
-        t->options_.resume_path, t->spec_hash_, t->model_.get(), t->optimizer_.get());
+    absl::StatusOr<CheckpointMeta> meta = LoadCheckpoint(t->options_.resume_path, t->spec_hash_,
+                                                         t->model_.get(), t->optimizer_.get());
     if (!meta.ok()) return meta.status();
     t->start_step_ = meta->step;
   }
@@ -155,8 +153,7 @@ absl::Status Trainer::SumAndUpdate(float lr, int64_t batch) {
 absl::Status Trainer::GatherOptimizerState() {
   if (!sharded_step()) return absl::OkStatus();
   for (const OptimizerState& state : optimizer_->State()) {
-    RETURN_IF_ERROR(options_.data_parallel->communicator->GatherFromOwners(
-        state.buffer->span()));
+    RETURN_IF_ERROR(options_.data_parallel->communicator->GatherFromOwners(state.buffer->span()));
   }
   return absl::OkStatus();
 }
@@ -165,8 +162,8 @@ absl::Status Trainer::Rebalance(double my_samples_per_second, std::vector<double
   const int n = world_size();
   const float mine = static_cast<float>(my_samples_per_second);
   std::vector<float> rates(n);
-  RETURN_IF_ERROR(options_.data_parallel->communicator->AllGather(
-      absl::MakeConstSpan(&mine, 1), absl::MakeSpan(rates)));
+  RETURN_IF_ERROR(options_.data_parallel->communicator->AllGather(absl::MakeConstSpan(&mine, 1),
+                                                                  absl::MakeSpan(rates)));
   double total = 0;
   for (float r : rates) total += r;
   if (!(total > 0)) return absl::OkStatus();  // nothing measured: keep the split
@@ -200,9 +197,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   if (options_.data_parallel) {
     if (!options_.data_parallel->shard_weights.empty()) {
       if (static_cast<int>(options_.data_parallel->shard_weights.size()) != n) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "shard_weights has ", options_.data_parallel->shard_weights.size(),
-            " entries for ", n, " ranks"));
+        return absl::InvalidArgumentError(absl::StrCat("shard_weights has ",
+                                                       options_.data_parallel->shard_weights.size(),
+                                                       " entries for ", n, " ranks"));
       }
       weights = options_.data_parallel->shard_weights;
     }
@@ -282,8 +279,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       report(options_.on_progress);
       if (options_.progress_period > absl::ZeroDuration() && seconds > 0) {
         const double scale = absl::ToDoubleSeconds(options_.progress_period) / seconds;
-        window_steps = std::clamp<int64_t>(
-            std::llround(static_cast<double>(window_steps) * scale), 1, kMaxProgressWindowSteps);
+        window_steps = std::clamp<int64_t>(std::llround(static_cast<double>(window_steps) * scale),
+                                           1, kMaxProgressWindowSteps);
       }
       next_report_step = step + 1 + window_steps;
       window[0] = window[1] = window[2] = window[3] = 0;
@@ -291,9 +288,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     // 7. Evaluation, shared by all ranks; checkpoints, on rank 0.
     const bool epoch_end = pos.step_in_epoch + 1 == plan_->steps_per_epoch();
-    const bool eval_due = spec_.eval_interval_steps() > 0
-                              ? (step + 1) % spec_.eval_interval_steps() == 0
-                              : epoch_end;
+    const bool eval_due =
+        spec_.eval_interval_steps() > 0 ? (step + 1) % spec_.eval_interval_steps() == 0 : epoch_end;
     if (eval_due || last) {
       const absl::Time eval_start = clock_->Now();
       ASSIGN_OR_RETURN(eval, Evaluate());
@@ -323,8 +319,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   result.test_loss = eval.loss;
   if (me == 0 && !options_.out_dir.empty()) {
     result.model_path = PathIn(options_.out_dir, kModelFileName);
-    CheckpointMeta meta{total_steps_, plan_->Position(total_steps_ - 1).epoch,
-                        spec_.seed(), spec_hash_};
+    CheckpointMeta meta{total_steps_, plan_->Position(total_steps_ - 1).epoch, spec_.seed(),
+                        spec_hash_};
     if (absl::Status s = SaveModelParameters(result.model_path, *model_, meta); !s.ok()) {
       return s;
     }

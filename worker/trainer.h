@@ -69,14 +69,14 @@ namespace nightshift {
 // How a rank takes part in synchronous data-parallel training.
 struct DataParallel {
   collective::Communicator* communicator = nullptr;  // not owned
-  std::vector<double> shard_weights;  // by rank, positive; empty: equal
-  int64_t rebalance_interval_steps = 0;  // 0: keep the weights
-  bool sharded_optimizer_step = true;    // step 4
+  std::vector<double> shard_weights;                 // by rank, positive; empty: equal
+  int64_t rebalance_interval_steps = 0;              // 0: keep the weights
+  bool sharded_optimizer_step = true;                // step 4
 };
 
 struct TrainerOptions {
-  std::string out_dir;      // created if missing; empty: write nothing
-  std::string resume_path;  // a checkpoint to continue from
+  std::string out_dir;                   // created if missing; empty: write nothing
+  std::string resume_path;               // a checkpoint to continue from
   int64_t progress_interval_steps = 20;  // the first window's length
   // > 0: later windows last about this long (step 6). Frequent reports
   // cost every rank a collective and the coordinator a database write.
@@ -85,7 +85,7 @@ struct TrainerOptions {
   // (step 7), with the progress so far.
   std::function<void(const v1::Progress&)> on_progress;
   std::function<void(const v1::Progress&)> on_evaluation;
-  Clock* clock = nullptr;   // default: the real clock
+  Clock* clock = nullptr;  // default: the real clock
   // Unset: train alone.
   std::optional<DataParallel> data_parallel;
   // Called on rank 0 after each rebalance, with the weights now in force.
@@ -104,17 +104,17 @@ struct TrainerOptions {
 };
 
 struct TrainResult {
-  int64_t steps = 0;            // global steps completed
+  int64_t steps = 0;  // global steps completed
   float test_accuracy = 0;
   float test_loss = 0;
-  std::string model_path;       // OUT/model.safetensors, if written
+  std::string model_path;  // OUT/model.safetensors, if written
 };
 
 class Trainer {
  public:
   // Validates the spec, loads the data set and builds model and optimizer.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
-      const v1::JobSpec& spec, TrainerOptions options);
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const v1::JobSpec& spec,
+                                                         TrainerOptions options);
 
   absl::StatusOr<TrainResult> Run();
 

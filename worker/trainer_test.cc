@@ -5,10 +5,10 @@
 
 #include <cstdlib>
 
+#include "checkpoint/safetensors.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
-#include "checkpoint/safetensors.h"
 
 namespace nightshift {
 namespace {
@@ -20,24 +20,33 @@ std::string TempDir(const std::string& name) {
 v1::JobSpec SyntheticSpec() {
   v1::JobSpec spec;
   google::protobuf::TextFormat::ParseFromString(R"pb(
-    model {
-      layers { flatten {} }
-      layers { dense { units: 32 } }
-      layers { relu {} }
-      layers { dense { units: 5 } }
-    }
-    dataset {
-      synthetic {
-        train_examples: 1000 test_examples: 300 channels: 1 height: 6
-        width: 6 classes: 5 noise: 2.0
-      }
-    }
-    optimizer { sgd { lr: 0.02 momentum: 0.9 } }
-    lr_schedule { cosine { min_lr: 0.001 } warmup_steps: 5 }
-    global_batch_size: 64
-    epochs: 3
-    seed: 11
-  )pb", &spec);
+                                                  model {
+                                                    layers { flatten {} }
+                                                    layers { dense { units: 32 } }
+                                                    layers { relu {} }
+                                                    layers { dense { units: 5 } }
+                                                  }
+                                                  dataset {
+                                                    synthetic {
+                                                      train_examples: 1000
+                                                      test_examples: 300
+                                                      channels: 1
+                                                      height: 6
+                                                      width: 6
+                                                      classes: 5
+                                                      noise: 2.0
+                                                    }
+                                                  }
+                                                  optimizer { sgd { lr: 0.02 momentum: 0.9 } }
+                                                  lr_schedule {
+                                                    cosine { min_lr: 0.001 }
+                                                    warmup_steps: 5
+                                                  }
+                                                  global_batch_size: 64
+                                                  epochs: 3
+                                                  seed: 11
+                                                )pb",
+                                                &spec);
   return spec;
 }
 
@@ -58,7 +67,7 @@ TEST(TrainerTest, CutsTheLossAndEvaluatesEachEpoch) {
   EXPECT_GT(reports.front().loss(), 1.0f);
   EXPECT_LT(reports.back().loss(), reports.front().loss() / 4);
   EXPECT_GT(result->test_accuracy, 0.8f);  // chance is 0.2
-  ASSERT_EQ(evaluations.size(), 3u);  // once per epoch, the last at the end
+  ASSERT_EQ(evaluations.size(), 3u);       // once per epoch, the last at the end
   EXPECT_EQ(evaluations[0].step(), 16);
   EXPECT_EQ(evaluations[2].step(), 48);
   EXPECT_EQ(evaluations[2].test_accuracy(), result->test_accuracy);

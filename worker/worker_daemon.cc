@@ -113,8 +113,8 @@ absl::Status WorkerDaemon::RegisterOnce() {
   if (!response.ok()) {
     if (!IsUnreachable(response.status())) return response.status();  // refused: no retry
     unreachable_ = true;
-    LOG(WARNING) << "worker " << options_.name << ": coordinator unreachable: "
-                 << response.status().message();
+    LOG(WARNING) << "worker " << options_.name
+                 << ": coordinator unreachable: " << response.status().message();
     return absl::OkStatus();
   }
   unreachable_ = false;
@@ -203,9 +203,8 @@ void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
   LOG(INFO) << "job " << assignment.job_id() << " generation " << assignment.generation()
             << " rank " << assignment.rank() << ": starting, " << assignment.world_size()
             << " ranks";
-  job_thread_ = std::thread([this, assignment, worker_id, cancelled] {
-    RunJob(assignment, worker_id, cancelled);
-  });
+  job_thread_ = std::thread(
+      [this, assignment, worker_id, cancelled] { RunJob(assignment, worker_id, cancelled); });
 }
 
 void WorkerDaemon::ReportLater(v1::ReportProgressRequest request) {
@@ -294,9 +293,8 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
   }
   ASSIGN_OR_RETURN(TrainResult result, (*trainer)->Run());
   if (a.rank() != 0) return absl::OkStatus();
-  if (absl::Status s =
-          coordinator_->UploadCheckpoint(worker_id, a.job_id(), result.steps, true,
-                                         result.model_path);
+  if (absl::Status s = coordinator_->UploadCheckpoint(worker_id, a.job_id(), result.steps, true,
+                                                      result.model_path);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("model upload failed: ", s.message()));
   }
@@ -314,8 +312,8 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
                           std::shared_ptr<std::atomic<bool>> cancelled) {
   const absl::Status status = TrainJob(a, worker_id, cancelled.get());
   if (!status.ok() && !cancelled->load()) {
-    LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank "
-                 << a.rank() << ": failed here: " << status;
+    LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+                 << ": failed here: " << status;
     v1::ReportProgressRequest failed;
     failed.set_worker_id(worker_id);
     failed.set_job_id(a.job_id());
@@ -323,8 +321,8 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
     failed.set_error(std::string(status.message()));
     Report(failed);
   } else {
-    LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank "
-              << a.rank() << (status.ok() ? ": done" : ": stopped (cancelled)");
+    LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+              << (status.ok() ? ": done" : ": stopped (cancelled)");
   }
   absl::MutexLock lock(&mu_);
   if (current_.cancel == cancelled) current_ = Job{};

@@ -63,7 +63,7 @@ namespace nightshift {
 
 struct WorkerOptions {
   v1::WorkerPool pool = v1::WORKER_POOL_DATACENTER;
-  int threads = 0;          // compute threads; 0: one per core
+  int threads = 0;  // compute threads; 0: one per core
   std::string name;
   std::string scratch_dir;  // per-job folders for checkpoints
   absl::Duration collective_timeout = absl::Seconds(30);
@@ -80,8 +80,8 @@ class WorkerDaemon {
  public:
   // `coordinator` and `clock` must outlive the daemon; so must
   // `transports`, which is null for edge workers (they join no ring).
-  WorkerDaemon(WorkerOptions options, CoordinatorClient* coordinator,
-               GroupTransports* transports, Clock* clock);
+  WorkerDaemon(WorkerOptions options, CoordinatorClient* coordinator, GroupTransports* transports,
+               Clock* clock);
   // Cancels the running job and waits for it and for queued reports.
   ~WorkerDaemon();
   WorkerDaemon(const WorkerDaemon&) = delete;

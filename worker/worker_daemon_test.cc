@@ -9,10 +9,10 @@
 #include <memory>
 
 #include "base/clock.h"
-#include "glog/logging.h"
 #include "collective/transport/local/local_transport.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/job_store.h"
+#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -28,8 +28,7 @@ class LocalTransports final : public GroupTransports {
  public:
   std::string peer_address() const override { return "in-process:0"; }
   std::string host_id() const override { return "test-host"; }
-  absl::StatusOr<std::unique_ptr<collective::Transport>> Connect(
-      const v1::Assignment& a) override {
+  absl::StatusOr<std::unique_ptr<collective::Transport>> Connect(const v1::Assignment& a) override {
     if (a.world_size() != 1) return absl::UnimplementedError("one-rank groups only");
     absl::MutexLock lock(&mu_);
     hubs_.push_back(std::make_unique<collective::LocalHub>(1));
@@ -44,22 +43,28 @@ class LocalTransports final : public GroupTransports {
 v1::JobSpec SyntheticSpec(int64_t steps) {
   v1::JobSpec spec;
   CHECK(google::protobuf::TextFormat::ParseFromString(R"pb(
-    model {
-      layers { flatten {} }
-      layers { dense { units: 16 } }
-      layers { relu {} }
-      layers { dense { units: 3 } }
-    }
-    dataset {
-      synthetic {
-        train_examples: 300 test_examples: 60 channels: 1 height: 4 width: 4
-        classes: 3 noise: 1.0
-      }
-    }
-    optimizer { sgd { lr: 0.05 } }
-    global_batch_size: 20
-    seed: 3
-  )pb", &spec));
+                                                        model {
+                                                          layers { flatten {} }
+                                                          layers { dense { units: 16 } }
+                                                          layers { relu {} }
+                                                          layers { dense { units: 3 } }
+                                                        }
+                                                        dataset {
+                                                          synthetic {
+                                                            train_examples: 300
+                                                            test_examples: 60
+                                                            channels: 1
+                                                            height: 4
+                                                            width: 4
+                                                            classes: 3
+                                                            noise: 1.0
+                                                          }
+                                                        }
+                                                        optimizer { sgd { lr: 0.05 } }
+                                                        global_batch_size: 20
+                                                        seed: 3
+                                                      )pb",
+                                                      &spec));
   spec.set_steps(steps);
   return spec;
 }

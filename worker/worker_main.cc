@@ -15,8 +15,8 @@
 #include "base/clock.h"
 #include "base/stop_signals.h"
 #include "glog/logging.h"
-#include "worker/grpc_coordinator_client.h"
 #include "worker/group_transports.h"
+#include "worker/grpc_coordinator_client.h"
 #include "worker/worker_daemon.h"
 
 ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070", "coordinator gRPC address");

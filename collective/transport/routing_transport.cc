@@ -9,8 +9,8 @@ absl::StatusOr<std::unique_ptr<RoutingTransport>> ConnectGroup(PeerService* serv
                                                                GroupMembership group) {
   const int size = static_cast<int>(group.peer_addresses.size());
   if (!group.host_ids.empty() && static_cast<int>(group.host_ids.size()) != size) {
-    return absl::InvalidArgumentError(absl::StrCat(group.host_ids.size(), " host ids for ",
-                                                   size, " peer addresses"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(group.host_ids.size(), " host ids for ", size, " peer addresses"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<GrpcTransport> grpc,
                    GrpcTransport::Create(service, {group.job_id, group.generation, group.rank,
@@ -42,8 +42,7 @@ absl::Status RoutingTransport::EnsureConnected(int peer, absl::Time deadline) {
   return absl::OkStatus();
 }
 
-absl::Status RoutingTransport::Send(int to, uint64_t tag,
-                                    absl::Span<const absl::string_view> parts,
+absl::Status RoutingTransport::Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                                     absl::Time deadline) {
   if (!local_[to]) return grpc_->Send(to, tag, parts, deadline);
   RETURN_IF_ERROR(EnsureConnected(to, deadline));

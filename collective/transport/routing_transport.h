@@ -31,9 +31,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "collective/transport/group_memory.h"
 #include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_service.h"
-#include "collective/transport/group_memory.h"
 #include "collective/transport/shm/shm_transport.h"
 #include "collective/transport/transport.h"
 
@@ -47,7 +47,7 @@ struct GroupMembership {
   int rank = 0;
   std::vector<std::string> peer_addresses;  // Peer service of each rank
   std::vector<std::string> host_ids;        // HostIdentity of each rank; may be empty
-  bool shared_memory = true;  // use shared memory between ranks on one host
+  bool shared_memory = true;                // use shared memory between ranks on one host
 };
 
 class RoutingTransport final : public Transport, public GroupMemoryTransport {
@@ -65,8 +65,7 @@ class RoutingTransport final : public Transport, public GroupMemoryTransport {
     return grpc_->AwaitAborts(count, deadline);
   }
   bool CanMapGroupMemory() const override { return shm_ != nullptr && shm_->CanMapGroupMemory(); }
-  absl::StatusOr<GroupMemory*> MapGroupMemory(size_t bytes_per_rank,
-                                              absl::Time deadline) override;
+  absl::StatusOr<GroupMemory*> MapGroupMemory(size_t bytes_per_rank, absl::Time deadline) override;
 
   // Tests only: drops every connection without a word, as a crashed
   // process would.

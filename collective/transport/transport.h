@@ -61,8 +61,8 @@ class Transport {
   // more parts (network buffers) that may split anywhere, even inside an
   // element. `consume` runs on the calling thread.
   using ConsumeParts = std::function<void(absl::Span<const absl::string_view> parts)>;
-  virtual absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes,
-                                absl::Time deadline, const ConsumeParts& consume) = 0;
+  virtual absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
+                                const ConsumeParts& consume) = 0;
   // Returns once every sent buffer may be reused.
   virtual absl::Status Flush(absl::Time deadline) = 0;
 
@@ -75,8 +75,7 @@ class Transport {
   virtual std::set<int> AwaitAborts(int count, absl::Time deadline) = 0;
 
   // RecvWith that copies the message into `out` (expected size out.size()).
-  absl::Status Recv(int from, uint64_t tag, absl::Span<char> out,
-                    absl::Time deadline) {
+  absl::Status Recv(int from, uint64_t tag, absl::Span<char> out, absl::Time deadline) {
     return RecvWith(from, tag, out.size(), deadline,
                     [out](absl::Span<const absl::string_view> parts) {
                       char* to = out.data();

@@ -30,8 +30,8 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = NewChannel(address, args);
     stub_ = std::make_unique<grpc::GenericStub>(channel_);
-    stub_->PrepareBidiStreamingCall(&context_, "/nightshift.v1.Peer/Stream",
-                                    grpc::StubOptions(), this);
+    stub_->PrepareBidiStreamingCall(&context_, "/nightshift.v1.Peer/Stream", grpc::StubOptions(),
+                                    this);
     AddHold();
     StartRead(&ack_);
     StartCall();
@@ -46,14 +46,15 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
     {
       absl::MutexLock lock(&mu_);
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return done_ || (!server_finished_ && !closing_ &&
-                         (queue_.empty() || queued_bytes_ + bytes <= GrpcTransport::kMaxQueuedBytes));
+        return done_ ||
+               (!server_finished_ && !closing_ &&
+                (queue_.empty() || queued_bytes_ + bytes <= GrpcTransport::kMaxQueuedBytes));
       };
       if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline)) {
-        return server_finished_ ? absl::UnavailableError(absl::StrCat(
-                                      "rank ", peer_rank_, " ended the stream"))
-                                : absl::DeadlineExceededError(absl::StrCat(
-                                      "rank ", peer_rank_, " did not take data before the deadline"));
+        return server_finished_
+                   ? absl::UnavailableError(absl::StrCat("rank ", peer_rank_, " ended the stream"))
+                   : absl::DeadlineExceededError(absl::StrCat(
+                         "rank ", peer_rank_, " did not take data before the deadline"));
       }
       if (done_) return status_;
       queue_.push_back({std::move(chunk), bytes});
@@ -199,8 +200,7 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService
       new GrpcTransport(service, std::move(group), *std::move(inbox)));
 }
 
-GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group,
-                             std::shared_ptr<Inbox> inbox)
+GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox)
     : service_(service),
       group_(std::move(group)),
       inbox_(std::move(inbox)),
@@ -239,8 +239,7 @@ OutStream& GrpcTransport::StreamTo(int rank) {
 }
 
 absl::Status GrpcTransport::Connect(int peer, absl::Time deadline) {
-  return StreamTo(peer).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0,
-                                deadline);
+  return StreamTo(peer).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0, deadline);
 }
 
 absl::Status GrpcTransport::PeerHealth(int peer) {
@@ -257,8 +256,7 @@ absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::st
                                  absl::Time deadline) {
   size_t bytes = 0;
   for (absl::string_view p : parts) bytes += p.size();
-  return StreamTo(to).Enqueue(EncodePeerChunk(Header(tag), parts, send_buffers_), bytes,
-                              deadline);
+  return StreamTo(to).Enqueue(EncodePeerChunk(Header(tag), parts, send_buffers_), bytes, deadline);
 }
 
 absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_bytes,

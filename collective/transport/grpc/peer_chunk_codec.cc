@@ -106,9 +106,8 @@ grpc::ByteBuffer EncodePeerChunk(const v1::PeerChunk& header,
   auto* lent = new LentBuffer{pool, pool->Get()};
   lent->bytes.clear();
   for (absl::string_view p : payload_parts) lent->bytes.append(p.data(), p.size());
-  grpc::Slice slices[2] = {
-      grpc::Slice(head),
-      grpc::Slice(lent->bytes.data(), lent->bytes.size(), &ReturnLentBuffer, lent)};
+  grpc::Slice slices[2] = {grpc::Slice(head), grpc::Slice(lent->bytes.data(), lent->bytes.size(),
+                                                          &ReturnLentBuffer, lent)};
   return grpc::ByteBuffer(slices, 2);
 }
 
@@ -131,24 +130,37 @@ absl::StatusOr<DecodedPeerChunk> DecodePeerChunk(const grpc::ByteBuffer& buffer)
       uint64_t v;
       if (!in.ReadVarint(&v)) return bad("truncated varint");
       switch (field) {
-        case 2: chunk.header.set_generation(static_cast<int64_t>(v)); break;
-        case 3: chunk.header.set_source_rank(static_cast<int32_t>(v)); break;
-        case 4: chunk.header.set_tag(v); break;
-        case 5: chunk.header.set_offset(v); break;
-        default: break;  // unknown: skipped, as protobuf would
+        case 2:
+          chunk.header.set_generation(static_cast<int64_t>(v));
+          break;
+        case 3:
+          chunk.header.set_source_rank(static_cast<int32_t>(v));
+          break;
+        case 4:
+          chunk.header.set_tag(v);
+          break;
+        case 5:
+          chunk.header.set_offset(v);
+          break;
+        default:
+          break;  // unknown: skipped, as protobuf would
       }
     } else if (type == 2) {
       uint64_t n;
       if (!in.ReadVarint(&n)) return bad("truncated length");
       bool ok = true;
       switch (field) {
-        case 1: ok = in.ReadString(n, chunk.header.mutable_job_id()); break;
+        case 1:
+          ok = in.ReadString(n, chunk.header.mutable_job_id());
+          break;
         case 6:  // a repeated occurrence replaces, as protobuf's would
           chunk.payload.clear();
           ok = in.ReadViews(n, &chunk.payload);
           chunk.payload_bytes = n;
           break;
-        case 7: ok = in.ReadString(n, chunk.header.mutable_abort_reason()); break;
+        case 7:
+          ok = in.ReadString(n, chunk.header.mutable_abort_reason());
+          break;
         default: {
           std::vector<absl::string_view> skipped;
           ok = in.ReadViews(n, &skipped);

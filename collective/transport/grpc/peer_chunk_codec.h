@@ -38,8 +38,8 @@ grpc::ByteBuffer EncodePeerChunk(const v1::PeerChunk& header,
                                  const std::shared_ptr<BufferPool>& pool);
 
 struct DecodedPeerChunk {
-  v1::PeerChunk header;                 // every field but payload
-  std::vector<grpc::Slice> slices;      // keep the payload's memory alive
+  v1::PeerChunk header;                    // every field but payload
+  std::vector<grpc::Slice> slices;         // keep the payload's memory alive
   std::vector<absl::string_view> payload;  // in order; may split anywhere
   size_t payload_bytes = 0;
 };

@@ -53,8 +53,7 @@ TEST(PeerChunkCodecTest, DecodesProtobufEncodingSplitAnywhere) {
   full.set_payload(std::string(1234, '\x07') + "end");
   const std::string bytes = full.SerializeAsString();
   for (size_t cut : {size_t{1}, size_t{5}, size_t{17}, bytes.size() - 4}) {
-    grpc::Slice slices[3] = {grpc::Slice(bytes.substr(0, cut)),
-                             grpc::Slice(bytes.substr(cut, 3)),
+    grpc::Slice slices[3] = {grpc::Slice(bytes.substr(0, cut)), grpc::Slice(bytes.substr(cut, 3)),
                              grpc::Slice(bytes.substr(cut + 3))};
     grpc::ByteBuffer buffer(slices, 3);
     auto decoded = DecodePeerChunk(buffer);

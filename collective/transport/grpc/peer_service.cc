@@ -21,7 +21,8 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
     absl::StatusOr<DecodedPeerChunk> decoded = DecodePeerChunk(buffer_);
     buffer_.Clear();
     if (!decoded.ok()) {
-      Close(absl::InternalError(absl::StrCat("rank ", source_, " sent ", decoded.status().message())));
+      Close(absl::InternalError(
+          absl::StrCat("rank ", source_, " sent ", decoded.status().message())));
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           std::string(decoded.status().message())));
       return;
@@ -43,14 +44,14 @@ class StreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
                header.source_rank() != source_) {
       Close(absl::InternalError(absl::StrCat("rank ", source_, " switched group mid-stream")));
       Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          absl::StrCat("a stream of job '", job_id_, "' generation ",
-                                       generation_, " carried a chunk of job '",
-                                       header.job_id(), "' generation ", header.generation())));
+                          absl::StrCat("a stream of job '", job_id_, "' generation ", generation_,
+                                       " carried a chunk of job '", header.job_id(),
+                                       "' generation ", header.generation())));
       return;
     }
     if (!header.abort_reason().empty()) {
-      inbox_->NoteAbort(source_, absl::UnavailableError(
-          absl::StrCat("rank ", source_, " aborted: ", header.abort_reason())));
+      inbox_->NoteAbort(source_, absl::UnavailableError(absl::StrCat(
+                                     "rank ", source_, " aborted: ", header.abort_reason())));
     } else if (header.tag() != kHelloTag) {
       inbox_->Push(source_, *std::move(decoded));
     }
@@ -83,9 +84,9 @@ absl::StatusOr<std::shared_ptr<Inbox>> PeerService::OpenGroup(const std::string&
   absl::MutexLock lock(&mu_);
   Job& job = jobs_[job_id];
   if (generation < job.newest_opened) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job '", job_id, "' generation ", generation, " is older than generation ",
-        job.newest_opened, " already opened here"));
+    return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' generation ", generation,
+                                                      " is older than generation ",
+                                                      job.newest_opened, " already opened here"));
   }
   job.newest_opened = generation;
   for (auto it = job.inboxes.begin(); it != job.inboxes.end();) {
@@ -107,9 +108,9 @@ absl::StatusOr<std::shared_ptr<Inbox>> PeerService::InboxFor(const std::string& 
   absl::MutexLock lock(&mu_);
   Job& job = jobs_[job_id];
   if (generation < job.newest_opened) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "stale generation: job '", job_id, "' is at generation ", job.newest_opened,
-        " here, the stream is of generation ", generation));
+    return absl::FailedPreconditionError(
+        absl::StrCat("stale generation: job '", job_id, "' is at generation ", job.newest_opened,
+                     " here, the stream is of generation ", generation));
   }
   std::shared_ptr<Inbox>& inbox = job.inboxes[generation];
   if (inbox == nullptr) inbox = std::make_shared<Inbox>();  // early arrival

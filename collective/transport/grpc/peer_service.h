@@ -34,16 +34,14 @@ class PeerService final : public v1::Peer::WithRawCallbackMethod_Stream<v1::Peer
   // The inbox of this process's rank in (job, generation). Opening a newer
   // generation drops older inboxes of the job; opening an older one than
   // the newest is FAILED_PRECONDITION.
-  absl::StatusOr<std::shared_ptr<Inbox>> OpenGroup(const std::string& job_id,
-                                                   int64_t generation);
+  absl::StatusOr<std::shared_ptr<Inbox>> OpenGroup(const std::string& job_id, int64_t generation);
   void CloseGroup(const std::string& job_id, int64_t generation);
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* context) override;
 
   // For a stream's first chunk: the inbox to file into, or why not.
-  absl::StatusOr<std::shared_ptr<Inbox>> InboxFor(const std::string& job_id,
-                                                  int64_t generation);
+  absl::StatusOr<std::shared_ptr<Inbox>> InboxFor(const std::string& job_id, int64_t generation);
 
  private:
   struct Job {

@@ -51,8 +51,8 @@ class LocalTransport final : public Transport {
       queue.pop_front();
     }
     if (bytes.size() != expected_bytes) {
-      return absl::InternalError(absl::StrCat("protocol error: rank ", from, " sent ",
-                                              bytes.size(), " bytes, expected ", expected_bytes));
+      return absl::InternalError(absl::StrCat("protocol error: rank ", from, " sent ", bytes.size(),
+                                              " bytes, expected ", expected_bytes));
     }
     absl::string_view whole = bytes;
     consume(absl::MakeConstSpan(&whole, 1));
@@ -92,11 +92,7 @@ class LocalTransport final : public Transport {
 };
 
 LocalHub::LocalHub(int size)
-    : size_(size),
-      queues_(size * size),
-      dead_(size, false),
-      aborted_(size),
-      aborted_by_(size) {}
+    : size_(size), queues_(size * size), dead_(size, false), aborted_(size), aborted_by_(size) {}
 
 std::unique_ptr<Transport> LocalHub::Connect(int rank) {
   return std::make_unique<LocalTransport>(this, rank);

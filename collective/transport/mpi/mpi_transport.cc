@@ -23,7 +23,8 @@ std::string MpiError(int code) {
 
 class MpiTransport final : public Transport, public NativeAllReduce {
  public:
-  explicit MpiTransport(const MpiScope& scope) : rank_(scope.world_rank()), size_(scope.world_size()) {
+  explicit MpiTransport(const MpiScope& scope)
+      : rank_(scope.world_rank()), size_(scope.world_size()) {
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   }
@@ -79,8 +80,9 @@ class MpiTransport final : public Transport, public NativeAllReduce {
   absl::Status Flush(absl::Time deadline) override {
     while (!pending_.empty()) {
       Pending& p = pending_.front();
-      absl::Status s = Await(&p.request, MPI_STATUS_IGNORE, deadline,
-                             absl::StrCat("rank ", p.peer, " did not take data before the deadline"));
+      absl::Status s =
+          Await(&p.request, MPI_STATUS_IGNORE, deadline,
+                absl::StrCat("rank ", p.peer, " did not take data before the deadline"));
       if (!s.ok()) return s;
       spare_.Put(std::move(p.buffer));
       pending_.pop_front();
@@ -93,7 +95,8 @@ class MpiTransport final : public Transport, public NativeAllReduce {
     MPI_Op mpi_op = op == ReduceOp::kMin ? MPI_MIN : op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
     const int rc = MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()),
                                  MPI_FLOAT, mpi_op, comm_);
-    if (rc != MPI_SUCCESS) return absl::UnavailableError(absl::StrCat("MPI_Allreduce: ", MpiError(rc)));
+    if (rc != MPI_SUCCESS)
+      return absl::UnavailableError(absl::StrCat("MPI_Allreduce: ", MpiError(rc)));
     if (op == ReduceOp::kAverage) {
       const float inv = 1.f / size_;
       for (float& v : data) v *= inv;

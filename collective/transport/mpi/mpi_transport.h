@@ -8,9 +8,9 @@
 // MPI's non-overtaking rule keeps messages with equal tags in order.
 //
 // It has the NativeAllReduce capability (transport/native_allreduce.h):
-// straight through to MPI_Allreduce (selectable in CommunicatorOptions); it cannot time out — see FAILURE_POLICY.md.
-// AwaitAborts has no census under MPI (mpirun tears the job down when a
-// rank dies) and reports every peer as heard.
+// straight through to MPI_Allreduce (selectable in CommunicatorOptions); it cannot time out — see
+// FAILURE_POLICY.md. AwaitAborts has no census under MPI (mpirun tears the job down when a rank
+// dies) and reports every peer as heard.
 //
 // One thread at a time; the MpiScope must outlive the transport.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_MPI_MPI_TRANSPORT_H_

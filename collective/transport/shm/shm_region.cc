@@ -32,8 +32,8 @@ ShmRegion::~ShmRegion() {
   if (owner_) unlink(path_.c_str());  // gone already once every peer mapped it
 }
 
-absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Create(const std::string& name,
-                                                             size_t bytes, int peers) {
+absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Create(const std::string& name, size_t bytes,
+                                                             int peers) {
   const std::string path = absl::StrCat("/dev/shm/", name);
   absl::StatusOr<ShmMapping> map = CreateShmFile(path, Pad64(sizeof(Header)) + Pad64(bytes));
   if (!map.ok()) return map.status();
@@ -44,8 +44,8 @@ absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Create(const std::string& 
   return std::unique_ptr<ShmRegion>(new ShmRegion(path, true, *map));
 }
 
-absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Open(const std::string& name,
-                                                           size_t bytes, absl::Time deadline,
+absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Open(const std::string& name, size_t bytes,
+                                                           absl::Time deadline,
                                                            const ShmInterrupted& interrupted) {
   const std::string path = absl::StrCat("/dev/shm/", name);
   absl::StatusOr<ShmMapping> map =

@@ -29,11 +29,11 @@ class ShmRegion {
  public:
   static constexpr int kCounters = 2;
 
-  static absl::StatusOr<std::unique_ptr<ShmRegion>> Create(const std::string& name,
-                                                           size_t bytes, int peers);
+  static absl::StatusOr<std::unique_ptr<ShmRegion>> Create(const std::string& name, size_t bytes,
+                                                           int peers);
   // Fails with INTERNAL if the region holds another number of bytes.
-  static absl::StatusOr<std::unique_ptr<ShmRegion>> Open(const std::string& name,
-                                                         size_t bytes, absl::Time deadline,
+  static absl::StatusOr<std::unique_ptr<ShmRegion>> Open(const std::string& name, size_t bytes,
+                                                         absl::Time deadline,
                                                          const ShmInterrupted& interrupted);
   ~ShmRegion();
   ShmRegion(const ShmRegion&) = delete;

@@ -19,8 +19,8 @@ size_t Pad16(size_t n) { return (n + 15) & ~size_t{15}; }
 }  // namespace
 
 struct ShmRing::Header {
-  alignas(64) std::atomic<uint64_t> head;  // bytes published by the producer
-  alignas(64) std::atomic<uint64_t> tail;  // bytes freed by the consumer
+  alignas(64) std::atomic<uint64_t> head;       // bytes published by the producer
+  alignas(64) std::atomic<uint64_t> tail;       // bytes freed by the consumer
   alignas(64) std::atomic<uint32_t> data_seq;   // futex: bumped on publish
   alignas(64) std::atomic<uint32_t> space_seq;  // futex: bumped on free
   alignas(64) uint64_t capacity;
@@ -40,8 +40,7 @@ ShmRing::~ShmRing() {
   if (owner_) unlink(path_.c_str());
 }
 
-absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(const std::string& name,
-                                                         size_t capacity) {
+absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(const std::string& name, size_t capacity) {
   const std::string path = absl::StrCat("/dev/shm/", name);
   capacity = Pad16(capacity);
   absl::StatusOr<ShmMapping> map = CreateShmFile(path, Pad16(sizeof(Header)) + capacity);
@@ -52,8 +51,7 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Create(const std::string& name
   return ring;
 }
 
-absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name,
-                                                       absl::Time deadline,
+absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name, absl::Time deadline,
                                                        const Interrupted& interrupted) {
   const std::string path = absl::StrCat("/dev/shm/", name);
   absl::StatusOr<ShmMapping> map =
@@ -117,15 +115,14 @@ void ShmRing::Publish(uint64_t tag, absl::Span<const absl::string_view> parts, s
   WakeShmWord(&header_->data_seq);
 }
 
-absl::Status ShmRing::Read(uint64_t tag, size_t expected_bytes, absl::Time deadline,
-                           const Interrupted& interrupted,
-                           const std::function<void(absl::Span<const absl::string_view>)>& consume) {
+absl::Status ShmRing::Read(
+    uint64_t tag, size_t expected_bytes, absl::Time deadline, const Interrupted& interrupted,
+    const std::function<void(absl::Span<const absl::string_view>)>& consume) {
   const uint64_t cap = header_->capacity;
   const uint64_t tail = header_->tail.load(std::memory_order_relaxed);
   absl::Status s = WaitOnShmWord(
-      [&] { return header_->head.load(std::memory_order_acquire) != tail; },
-      &header_->data_seq, deadline, interrupted,
-      "did not answer before the deadline");
+      [&] { return header_->head.load(std::memory_order_acquire) != tail; }, &header_->data_seq,
+      deadline, interrupted, "did not answer before the deadline");
   if (!s.ok()) return s;
   uint64_t frame[2];
   std::memcpy(frame, data_ + tail % cap, kFrame);

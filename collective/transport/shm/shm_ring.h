@@ -20,9 +20,9 @@
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_SHM_SHM_RING_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
-#include <deque>
 #include <string>
 #include <thread>
 
@@ -45,16 +45,15 @@ class ShmRing {
   static absl::StatusOr<std::unique_ptr<ShmRing>> Create(const std::string& name,
                                                          size_t capacity = kDefaultCapacity);
   // Waits until the receiver has created `name`, or the deadline.
-  static absl::StatusOr<std::unique_ptr<ShmRing>> Open(const std::string& name,
-                                                       absl::Time deadline,
+  static absl::StatusOr<std::unique_ptr<ShmRing>> Open(const std::string& name, absl::Time deadline,
                                                        const Interrupted& interrupted);
   ~ShmRing();
   ShmRing(const ShmRing&) = delete;
   ShmRing& operator=(const ShmRing&) = delete;
 
   // Producer: writes one message (the concatenation of `parts`).
-  absl::Status Write(uint64_t tag, absl::Span<const absl::string_view> parts,
-                     absl::Time deadline, const Interrupted& interrupted);
+  absl::Status Write(uint64_t tag, absl::Span<const absl::string_view> parts, absl::Time deadline,
+                     const Interrupted& interrupted);
   // Producer: writes the message only if it fits now; false if not.
   bool TryWrite(uint64_t tag, absl::Span<const absl::string_view> parts);
   // Consumer: waits for the next message, checks tag and size, hands the

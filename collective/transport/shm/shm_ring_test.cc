@@ -52,8 +52,8 @@ TEST(ShmRingTest, MessagesThatWrapTheEndArriveWholeInTwoParts) {
   for (int i = 0; i < 40; ++i) {
     const std::string message = Pattern(i, 1100);
     absl::string_view part = message;
-    ASSERT_TRUE((*writer)->Write(i, absl::MakeConstSpan(&part, 1),
-                                 absl::Now() + absl::Seconds(5), Alive)
+    ASSERT_TRUE((*writer)
+                    ->Write(i, absl::MakeConstSpan(&part, 1), absl::Now() + absl::Seconds(5), Alive)
                     .ok());
     size_t parts = 0;
     auto got = ReadJoined(**reader, i, message.size(), &parts);

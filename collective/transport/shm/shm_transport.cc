@@ -36,9 +36,9 @@ class ShmTransport::Regions final : public GroupMemory {
     regions_[transport_->rank()]->Publish(counter, value);
   }
   absl::Status Await(int peer, int counter, uint32_t value, absl::Time deadline) override {
-    return Named(peer, regions_[peer]->AwaitReached(counter, value, deadline,
-                                                    [&] { return transport_->Interrupted(peer); },
-                                                    "did not answer before the deadline"));
+    return Named(peer, regions_[peer]->AwaitReached(
+                           counter, value, deadline, [&] { return transport_->Interrupted(peer); },
+                           "did not answer before the deadline"));
   }
 
  private:
@@ -73,8 +73,8 @@ ShmTransport::~ShmTransport() {
 }
 
 std::string ShmTransport::RingName(int from, int to) const {
-  return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-", from, "-to-",
-                      to, "-at-", FileSafe(group_.labels[to]));
+  return absl::StrCat("nightshift-", group_.job_id, "-g", group_.generation, "-", from, "-to-", to,
+                      "-at-", FileSafe(group_.labels[to]));
 }
 
 std::string ShmTransport::RegionName(int owner) const {
@@ -108,8 +108,8 @@ absl::Status ShmTransport::Send(int to, uint64_t tag, absl::Span<const absl::str
     absl::StatusOr<std::unique_ptr<ShmRing>> ring =
         ShmRing::Open(RingName(rank(), to), deadline, [&] { return Interrupted(to); });
     if (!ring.ok()) return Named(to, ring.status());
-    out_[to] = std::make_unique<ShmRingWriter>(*std::move(ring),
-                                               [this, to] { return Interrupted(to); });
+    out_[to] =
+        std::make_unique<ShmRingWriter>(*std::move(ring), [this, to] { return Interrupted(to); });
   }
   return Named(to, out_[to]->Send(tag, parts));
 }
@@ -120,8 +120,9 @@ absl::Status ShmTransport::RecvWith(int from, uint64_t tag, size_t expected_byte
   if (in_[from] == nullptr) {
     ASSIGN_OR_RETURN(in_[from], ShmRing::Create(RingName(from, rank())));
   }
-  return Named(from, in_[from]->Read(tag, expected_bytes, deadline,
-                                     [&] { return Interrupted(from); }, consume));
+  return Named(from,
+               in_[from]->Read(
+                   tag, expected_bytes, deadline, [&] { return Interrupted(from); }, consume));
 }
 
 absl::Status ShmTransport::Flush(absl::Time deadline) {
@@ -162,16 +163,15 @@ absl::StatusOr<GroupMemory*> ShmTransport::MapGroupMemory(size_t bytes_per_rank,
   }
   if (regions_ != nullptr) {
     if (regions_->bytes_per_rank() != bytes_per_rank) {
-      return absl::InvalidArgumentError(absl::StrCat("group memory of ",
-                                                     regions_->bytes_per_rank(),
+      return absl::InvalidArgumentError(absl::StrCat("group memory of ", regions_->bytes_per_rank(),
                                                      " bytes per rank is mapped already, not ",
                                                      bytes_per_rank));
     }
     return regions_.get();
   }
   std::vector<std::unique_ptr<ShmRegion>> regions(size());
-  ASSIGN_OR_RETURN(regions[rank()], ShmRegion::Create(RegionName(rank()), bytes_per_rank,
-                                                      size() - 1));
+  ASSIGN_OR_RETURN(regions[rank()],
+                   ShmRegion::Create(RegionName(rank()), bytes_per_rank, size() - 1));
   for (int r = 0; r < size(); ++r) {
     if (r == rank()) continue;
     absl::StatusOr<std::unique_ptr<ShmRegion>> region =

@@ -81,8 +81,7 @@ class ShmTransport final : public Transport, public GroupMemoryTransport {
 
   // Every other rank is served here.
   bool CanMapGroupMemory() const override;
-  absl::StatusOr<GroupMemory*> MapGroupMemory(size_t bytes_per_rank,
-                                              absl::Time deadline) override;
+  absl::StatusOr<GroupMemory*> MapGroupMemory(size_t bytes_per_rank, absl::Time deadline) override;
 
  private:
   class Regions;

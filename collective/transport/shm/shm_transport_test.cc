@@ -68,7 +68,8 @@ TEST(ShmTransportTest, MessagesAroundTheRingArriveInOrder) {
     });
   }
   for (auto& t : threads) t.join();
-  for (int r = 0; r < kRanks; ++r) EXPECT_TRUE(results[r].ok()) << "rank " << r << ": " << results[r];
+  for (int r = 0; r < kRanks; ++r)
+    EXPECT_TRUE(results[r].ok()) << "rank " << r << ": " << results[r];
 }
 
 TEST(ShmTransportTest, ARankNotServedHereIsRefusedNamingIt) {
@@ -85,7 +86,8 @@ TEST(ShmTransportTest, AWaitOnAPeerThatIsGoneFailsNamingItAndTheCensusSeesIt) {
   Group g(2, "gone");
   g.gone[1] = true;
   std::string buffer(8, '\0');
-  const absl::Status s = g.ranks[0]->Recv(1, 1, absl::MakeSpan(buffer), absl::Now() + absl::Seconds(60));
+  const absl::Status s =
+      g.ranks[0]->Recv(1, 1, absl::MakeSpan(buffer), absl::Now() + absl::Seconds(60));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_NE(s.message().find("rank 1"), std::string::npos) << s;
   EXPECT_EQ(g.ranks[0]->AwaitAborts(1, Soon()), std::set<int>({1}));
