@@ -38,11 +38,13 @@ fi
 
 # thread_safety: syntax-only clang passes over the sources of the packages
 # whose classes share fields between threads, against the generated
-# protobuf headers of the Bazel build.
+# protobuf headers of the Bazel build. Left out: MPI (its headers are not
+# on clang's path; its transport is single-threaded) and collective/wire.cc
+# (no locks; Debian's clang 14 has no _Float16 on x86).
 gen=$(bazel info bazel-bin 2>/dev/null)/proto
 tsa_files=$(git ls-files 'worker/*.cc' 'coordinator/*.cc' 'collective/*.cc' 'collective/transport/*.cc' \
   'collective/transport/grpc/*.cc' 'collective/transport/shm/*.cc' 'collective/transport/local/*.cc' \
-  'base/*.cc' | grep -v '_test\.cc$\|_main\.cc$\|for_test\|/mpi/')
+  'base/*.cc' | grep -v '_test\.cc$\|_main\.cc$\|for_test\|/mpi/\|collective/wire\.cc')
 rc=0
 for f in $tsa_files; do
   if ! clang++ -std=c++17 -march=native -fsyntax-only -Wthread-safety -Werror=thread-safety \
