@@ -10,7 +10,7 @@
 // sizes) return INVALID_ARGUMENT and break nothing.
 //
 // All ranks must call the same operations in the same order with the same
-// sizes. One thread at a time per communicator.
+// sizes. One thread at a time per communicator (Interrupt aside).
 #ifndef NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_
 #define NIGHTSHIFT_COLLECTIVE_COMMUNICATOR_H_
 
@@ -98,6 +98,11 @@ class Communicator {
   absl::Status Broadcast(absl::Span<float> data, int root);
   absl::Status AllGather(absl::Span<const float> input, absl::Span<float> output);
   absl::Status Barrier();
+
+  // Thread-safe: gives up on the group from another thread — the pending
+  // operation (or the next) fails with `reason` and the peers are told,
+  // as for any failure. For cancelling a job whose rank may be blocked.
+  void Interrupt(const absl::Status& reason) { transport_->Abort(reason); }
 
   Transport& transport() { return *transport_; }
 

@@ -61,7 +61,7 @@ WorkerDaemon::WorkerDaemon(WorkerOptions options, CoordinatorClient* coordinator
       clock_(clock) {}
 
 WorkerDaemon::~WorkerDaemon() {
-  CancelCurrentJob("the worker is stopping");
+  CancelCurrentJob("cancelled: the worker is stopping");
   if (job_thread_.joinable()) job_thread_.join();
   WaitForQueuedReports();
 }
@@ -143,7 +143,7 @@ absl::Status WorkerDaemon::Tick() {
   if (response.status().code() == absl::StatusCode::kNotFound) {
     LOG(WARNING) << "worker " << options_.name << ": lease lost (" << response.status().message()
                  << "); registering again";
-    CancelCurrentJob("its lease was lost");
+    CancelCurrentJob("cancelled: this worker's lease was lost");
     {
       absl::MutexLock lock(&mu_);
       worker_id_.clear();
@@ -172,23 +172,26 @@ void WorkerDaemon::Apply(const v1::Directive& d) {
     StartJob(d.assign());
   } else if (!d.cancel_job_id().empty()) {
     absl::MutexLock lock(&mu_);
-    if (current_.id == d.cancel_job_id() && current_.cancel) {
-      LOG(INFO) << "job " << current_.id << " generation " << current_.generation
-                << ": cancelled by the coordinator";
-      current_.cancel->store(true);
-    }
+    if (current_.id == d.cancel_job_id()) CancelLocked("cancelled by the coordinator");
   } else if (d.drain()) {
     LOG(INFO) << "worker " << options_.name << ": draining";
     draining_ = true;
   }
 }
 
-void WorkerDaemon::CancelCurrentJob(const char* why) {
-  absl::MutexLock lock(&mu_);
+void WorkerDaemon::CancelLocked(const std::string& why) {
   if (current_.cancel == nullptr) return;
-  LOG(INFO) << "job " << current_.id << " generation " << current_.generation
-            << ": cancelled here: " << why;
+  LOG(INFO) << "job " << current_.id << " generation " << current_.generation << ": " << why;
   current_.cancel->store(true);
+  if (current_.communicator != nullptr) {
+    current_.communicator->Interrupt(
+        absl::CancelledError(absl::StrCat("job ", current_.id, " ", why)));
+  }
+}
+
+void WorkerDaemon::CancelCurrentJob(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  CancelLocked(why);
 }
 
 void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
@@ -259,6 +262,20 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
   ASSIGN_OR_RETURN(std::unique_ptr<collective::Transport> transport, transports_->Connect(a));
   collective::Communicator comm(std::move(transport),
                                 {a.job_id(), a.generation(), options_.collective_timeout, false});
+  // Cancels from now on interrupt the group; until `comm` goes, below.
+  {
+    absl::MutexLock lock(&mu_);
+    if (current_.cancel.get() == cancelled) current_.communicator = &comm;
+    if (cancelled->load()) return absl::CancelledError("cancelled before it started");
+  }
+  struct Unregister {
+    WorkerDaemon* daemon;
+    collective::Communicator* comm;
+    ~Unregister() {
+      absl::MutexLock lock(&daemon->mu_);
+      if (daemon->current_.communicator == comm) daemon->current_.communicator = nullptr;
+    }
+  } unregister{this, &comm};
   TrainerOptions options;
   options.out_dir =
       absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(), "-r", a.rank());

@@ -24,7 +24,10 @@
 //     thread, and the job is current before the next heartbeat, so the
 //     coordinator never sees this worker idle while it starts; `cancel`
 //     sets the job's cancel flag (the trainer stops before its next step);
-//     `drain` stops taking jobs (later assignments are ignored).
+//     `drain` stops taking jobs (later assignments are ignored). A cancel
+//     also interrupts the job's communicator, so a rank blocked in a
+//     collective — on a peer whose assignment the cancel overtook — stops
+//     at once rather than at the collective timeout.
 //  5. A job: transport (GroupTransports) -> Communicator -> Trainer
 //     (data-parallel). Rank 0 reports progress and evaluations, uploads
 //     each checkpoint and, at the end, the model, then reports `finished`.
@@ -55,6 +58,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/clock.h"
+#include "collective/communicator.h"
 #include "nightshift/v1/coordinator.pb.h"
 #include "worker/coordinator_client.h"
 #include "worker/group_transports.h"
@@ -108,10 +112,15 @@ class WorkerDaemon {
     std::string id;
     int64_t generation = 0;
     std::shared_ptr<std::atomic<bool>> cancel;
+    // While the job's group exists: interrupted on cancel, so that a rank
+    // blocked in a collective (on a peer that never started) stops too.
+    collective::Communicator* communicator = nullptr;
   };
   absl::Status RegisterOnce();
   void Apply(const v1::Directive& directive);
-  void CancelCurrentJob(const char* why);
+  // Sets the job's cancel flag and interrupts its communicator.
+  void CancelLocked(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelCurrentJob(const std::string& why);
   void StartJob(const v1::Assignment& assignment);
   void RunJob(v1::Assignment assignment, std::string worker_id,
               std::shared_ptr<std::atomic<bool>> cancelled);

@@ -6,8 +6,10 @@
 #include "worker/worker_daemon.h"
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 
+#include "absl/synchronization/notification.h"
 #include "base/clock.h"
 #include "collective/transport/local/local_transport.h"
 #include "coordinator/coordinator.h"
@@ -23,21 +25,54 @@ namespace {
 
 using testing::HasSubstr;
 
-// One-rank groups over an in-process hub.
+// A rank's transport that tells when the rank first waits for a message.
+class ObservedTransport final : public collective::Transport {
+ public:
+  ObservedTransport(std::unique_ptr<collective::Transport> inner, absl::Notification* receiving)
+      : inner_(std::move(inner)), receiving_(receiving) {}
+  using Transport::Send;
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
+                    absl::Time deadline) override {
+    return inner_->Send(to, tag, parts, deadline);
+  }
+  absl::Status RecvWith(int from, uint64_t tag, size_t bytes, absl::Time deadline,
+                        const ConsumeParts& consume) override {
+    if (!receiving_->HasBeenNotified()) receiving_->Notify();
+    return inner_->RecvWith(from, tag, bytes, deadline, consume);
+  }
+  absl::Status Flush(absl::Time deadline) override { return inner_->Flush(deadline); }
+  void Abort(const absl::Status& reason) override { inner_->Abort(reason); }
+  std::set<int> AwaitAborts(int count, absl::Time deadline) override {
+    return inner_->AwaitAborts(count, deadline);
+  }
+
+ private:
+  std::unique_ptr<collective::Transport> inner_;
+  absl::Notification* receiving_;
+};
+
+// Groups over in-process hubs, one per (job, generation): the ranks that
+// connect share it; a rank whose worker never starts simply never does.
 class LocalTransports final : public GroupTransports {
  public:
   std::string peer_address() const override { return "in-process:0"; }
   std::string host_id() const override { return "test-host"; }
   absl::StatusOr<std::unique_ptr<collective::Transport>> Connect(const v1::Assignment& a) override {
-    if (a.world_size() != 1) return absl::UnimplementedError("one-rank groups only");
     absl::MutexLock lock(&mu_);
-    hubs_.push_back(std::make_unique<collective::LocalHub>(1));
-    return hubs_.back()->Connect(0);
+    auto& hub = hubs_[{a.job_id(), a.generation()}];
+    if (hub == nullptr) hub = std::make_unique<collective::LocalHub>(a.world_size());
+    return std::make_unique<ObservedTransport>(hub->Connect(a.rank()), &receiving);
   }
+
+  // Notified when any rank first waits to receive.
+  absl::Notification receiving;
 
  private:
   absl::Mutex mu_;
-  std::vector<std::unique_ptr<collective::LocalHub>> hubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int64_t>, std::unique_ptr<collective::LocalHub>> hubs_
+      ABSL_GUARDED_BY(mu_);
 };
 
 v1::JobSpec SyntheticSpec(int64_t steps) {
@@ -73,6 +108,8 @@ v1::JobSpec SyntheticSpec(int64_t steps) {
 constexpr int64_t kEndlessSteps = 1'000'000'000;
 // Real-time bound on waits for a job thread; they end in milliseconds.
 constexpr absl::Duration kJobWait = absl::Seconds(120);
+// Longer than any wait a passing test makes.
+constexpr absl::Duration kCollectiveTimeout = absl::Seconds(100);
 
 class WorkerDaemonTest : public testing::Test {
  protected:
@@ -90,6 +127,7 @@ class WorkerDaemonTest : public testing::Test {
     options.scratch_dir = dir_ + "/scratch";
     options.compute_rate = 1000;  // no 0.2 s measurement
     options.threads = 1;
+    options.collective_timeout = kCollectiveTimeout;
     daemon_ = std::make_unique<WorkerDaemon>(options, client_.get(), &transports_, &clock_);
   }
   void TearDown() override { daemon_.reset(); }
@@ -175,6 +213,35 @@ TEST_F(WorkerDaemonTest, ACancelDirectiveStopsTheJobWithoutAnErrorReport) {
   Tick();  // the cancel directive
   ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait)) << "the job did not stop";
   EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_CANCELLED);  // not FAILED by a report
+}
+
+TEST_F(WorkerDaemonTest, ACancelStopsARankBlockedOnAPeerThatNeverStarted) {
+  // A second worker that registers and then never calls again: its half of
+  // the assignment is never taken, so this daemon's rank waits in its first
+  // collective, far longer than the test's bound on the wait below.
+  v1::RegisterRequest ghost;
+  ghost.set_name("worker-ghost");
+  ghost.set_pool(v1::WORKER_POOL_DATACENTER);
+  ghost.set_peer_address("in-process:1");
+  ghost.set_samples_per_second(1000);
+  ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  Tick();
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
+  request.mutable_spec()->set_min_workers(2);
+  request.set_job_id("pair");
+  ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
+  Tick();
+  ASSERT_EQ(daemon_->current_job(), "pair");
+  // The rank waits for its peer in a collective before it is cancelled.
+  ASSERT_TRUE(transports_.receiving.WaitForNotificationWithTimeout(kJobWait));
+  ASSERT_TRUE(coordinator_->CancelJob("pair", "test").ok());
+  Tick();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(daemon_->AwaitNoJob(start + kJobWait)) << "the blocked rank never stopped";
+  EXPECT_LT(absl::Now() - start, kCollectiveTimeout / 2)
+      << "the rank stopped at its collective timeout, not at the cancel";
+  EXPECT_EQ(Job("pair").state(), v1::JOB_STATE_CANCELLED);
 }
 
 TEST_F(WorkerDaemonTest, ADrainingWorkerFinishesItsJobAndTakesNoOther) {

@@ -18,7 +18,9 @@
 // generation (collective/FAILURE_POLICY.md).
 //
 // Threads: one thread at a time calls every method (the communicator's
-// caller).
+// caller), except Abort, which may also come from another thread while a
+// call is blocked: the blocked call then fails with the reason (how a
+// worker cancels a job stuck waiting for a peer that never came).
 //
 // Bytes only: a Transport knows ranks, tags, byte ranges and deadlines,
 // nothing of what the bytes mean. What some backends can do beyond moving
