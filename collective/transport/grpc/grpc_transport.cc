@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/grpc_channel.h"
+#include "base/grpc_status.h"
 #include "base/status_macros.h"
 #include "collective/transport/buffer_pool.h"
 #include "collective/transport/grpc/inbox.h"
@@ -106,11 +107,12 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
     absl::MutexLock lock(&mu_);
     // A refusal keeps its code; anything else (reset, cancelled by a dying
     // peer's server, unreachable) means the peer is gone.
-    const bool refused = status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+    const absl::Status ended = FromGrpc(status);
+    const bool refused = ended.code() == absl::StatusCode::kFailedPrecondition;
     status_ = absl::Status(
         refused ? absl::StatusCode::kFailedPrecondition : absl::StatusCode::kUnavailable,
-        status.ok() ? absl::StrCat("rank ", peer_rank_, " ended the stream")
-                    : absl::StrCat("rank ", peer_rank_, ": ", status.error_message()));
+        ended.ok() ? absl::StrCat("rank ", peer_rank_, " ended the stream")
+                   : absl::StrCat("rank ", peer_rank_, ": ", ended.message()));
     done_ = true;
   }
 
