@@ -5,6 +5,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "collective/group_for_test.h"
+#include "collective/transport/forwarding_transport.h"
 #include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_server.h"
 #include "gmock/gmock.h"
@@ -19,33 +20,22 @@ using testing::HasSubstr;
 
 // Forwards to a real transport until `fail_after_sends` sends, then calls
 // `fault` (which may block, to stall) and fails.
-class FaultTransport final : public Transport {
+class FaultTransport final : public ForwardingTransport {
  public:
   FaultTransport(std::unique_ptr<Transport> inner, int fail_after_sends,
                  std::function<void()> fault)
-      : inner_(std::move(inner)), left_(fail_after_sends), fault_(std::move(fault)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
+      : ForwardingTransport(std::move(inner)), left_(fail_after_sends), fault_(std::move(fault)) {}
+  using Transport::Send;
   absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                     absl::Time d) override {
     if (left_-- == 0) {
       fault_();
       return absl::UnavailableError("injected fault");
     }
-    return inner_->Send(to, tag, parts, d);
-  }
-  absl::Status RecvWith(int from, uint64_t tag, size_t n, absl::Time d,
-                        const ConsumeParts& f) override {
-    return inner_->RecvWith(from, tag, n, d, f);
-  }
-  absl::Status Flush(absl::Time d) override { return inner_->Flush(d); }
-  void Abort(const absl::Status& s) override { inner_->Abort(s); }
-  std::set<int> AwaitAborts(int count, absl::Time d) override {
-    return inner_->AwaitAborts(count, d);
+    return ForwardingTransport::Send(to, tag, parts, d);
   }
 
  private:
-  std::unique_ptr<Transport> inner_;
   int left_;
   std::function<void()> fault_;
 };

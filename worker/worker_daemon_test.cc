@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "base/clock.h"
+#include "collective/transport/forwarding_transport.h"
 #include "collective/transport/local/local_transport.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/job_store.h"
@@ -26,30 +27,17 @@ namespace {
 using testing::HasSubstr;
 
 // A rank's transport that tells when the rank first waits for a message.
-class ObservedTransport final : public collective::Transport {
+class ObservedTransport final : public collective::ForwardingTransport {
  public:
   ObservedTransport(std::unique_ptr<collective::Transport> inner, absl::Notification* receiving)
-      : inner_(std::move(inner)), receiving_(receiving) {}
-  using Transport::Send;
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
-                    absl::Time deadline) override {
-    return inner_->Send(to, tag, parts, deadline);
-  }
+      : ForwardingTransport(std::move(inner)), receiving_(receiving) {}
   absl::Status RecvWith(int from, uint64_t tag, size_t bytes, absl::Time deadline,
                         const ConsumeParts& consume) override {
     if (!receiving_->HasBeenNotified()) receiving_->Notify();
-    return inner_->RecvWith(from, tag, bytes, deadline, consume);
-  }
-  absl::Status Flush(absl::Time deadline) override { return inner_->Flush(deadline); }
-  void Abort(const absl::Status& reason) override { inner_->Abort(reason); }
-  std::set<int> AwaitAborts(int count, absl::Time deadline) override {
-    return inner_->AwaitAborts(count, deadline);
+    return ForwardingTransport::RecvWith(from, tag, bytes, deadline, consume);
   }
 
  private:
-  std::unique_ptr<collective::Transport> inner_;
   absl::Notification* receiving_;
 };
 

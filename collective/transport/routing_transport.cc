@@ -12,9 +12,7 @@ absl::StatusOr<std::unique_ptr<RoutingTransport>> ConnectGroup(PeerService* serv
     return absl::InvalidArgumentError(
         absl::StrCat(group.host_ids.size(), " host ids for ", size, " peer addresses"));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<GrpcTransport> grpc,
-                   GrpcTransport::Create(service, {group.job_id, group.generation, group.rank,
-                                                   group.peer_addresses}));
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcTransport> grpc, GrpcTransport::Create(service, group));
   std::vector<bool> local(size, false);
   bool any_local = false;
   if (group.shared_memory && !group.host_ids.empty()) {

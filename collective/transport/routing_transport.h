@@ -34,21 +34,11 @@
 #include "collective/transport/group_memory.h"
 #include "collective/transport/grpc/grpc_transport.h"
 #include "collective/transport/grpc/peer_service.h"
+#include "collective/transport/membership.h"
 #include "collective/transport/shm/shm_transport.h"
 #include "collective/transport/transport.h"
 
 namespace nightshift::collective {
-
-// Who is in the group, as rendezvous (the coordinator, or FileRendezvous)
-// tells it.
-struct GroupMembership {
-  std::string job_id;
-  int64_t generation = 0;
-  int rank = 0;
-  std::vector<std::string> peer_addresses;  // Peer service of each rank
-  std::vector<std::string> host_ids;        // HostIdentity of each rank; may be empty
-  bool shared_memory = true;                // use shared memory between ranks on one host
-};
 
 class RoutingTransport final : public Transport, public GroupMemoryTransport {
  public:

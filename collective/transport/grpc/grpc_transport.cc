@@ -190,7 +190,7 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
 };
 
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService* service,
-                                                                     GrpcGroup group) {
+                                                                     GroupMembership group) {
   const int size = static_cast<int>(group.peer_addresses.size());
   if (group.rank < 0 || group.rank >= size) {
     return absl::InvalidArgumentError(
@@ -202,7 +202,8 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService
       new GrpcTransport(service, std::move(group), *std::move(inbox)));
 }
 
-GrpcTransport::GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox)
+GrpcTransport::GrpcTransport(PeerService* service, GroupMembership group,
+                             std::shared_ptr<Inbox> inbox)
     : service_(service),
       group_(std::move(group)),
       inbox_(std::move(inbox)),

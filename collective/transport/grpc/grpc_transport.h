@@ -31,17 +31,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "collective/transport/grpc/peer_service.h"
+#include "collective/transport/membership.h"
 #include "collective/transport/transport.h"
 
 namespace nightshift::collective {
-
-// Who is in the group: handed out by the coordinator (or a test).
-struct GrpcGroup {
-  std::string job_id;
-  int64_t generation = 0;
-  int rank = 0;
-  std::vector<std::string> peer_addresses;  // Peer service of each rank
-};
 
 class BufferPool;
 class Inbox;
@@ -52,7 +45,7 @@ class GrpcTransport final : public Transport {
   static constexpr size_t kMaxQueuedBytes = 8 << 20;
 
   static absl::StatusOr<std::unique_ptr<GrpcTransport>> Create(PeerService* service,
-                                                               GrpcGroup group);
+                                                               GroupMembership group);
   ~GrpcTransport() override;
 
   using Transport::Send;
@@ -76,12 +69,12 @@ class GrpcTransport final : public Transport {
   absl::Status PeerHealth(int peer);
 
  private:
-  GrpcTransport(PeerService* service, GrpcGroup group, std::shared_ptr<Inbox> inbox);
+  GrpcTransport(PeerService* service, GroupMembership group, std::shared_ptr<Inbox> inbox);
   v1::PeerChunk Header(uint64_t tag) const;
   OutStream& StreamTo(int rank);
 
   PeerService* service_;
-  GrpcGroup group_;
+  GroupMembership group_;
   std::shared_ptr<Inbox> inbox_;
   std::shared_ptr<BufferPool> send_buffers_;
   absl::Mutex out_mu_;  // guards the vector; each stream is thread-safe
