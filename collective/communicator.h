@@ -99,9 +99,10 @@ class Communicator {
   absl::Status AllGather(absl::Span<const float> input, absl::Span<float> output);
   absl::Status Barrier();
 
-  // Thread-safe: gives up on the group from another thread — the pending
-  // operation (or the next) fails with `reason` and the peers are told,
-  // as for any failure. For cancelling a job whose rank may be blocked.
+  // May come from another thread: gives up on the group (Transport::Abort,
+  // which every backend allows from another thread) — the pending
+  // operation, or the next, fails with `reason` and the peers are told, as
+  // for any failure. For cancelling a job whose rank may be blocked.
   void Interrupt(const absl::Status& reason) { transport_->Abort(reason); }
 
   Transport& transport() { return *transport_; }

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "collective/transport/grpc/peer_server.h"
 #include "gtest/gtest.h"
@@ -104,6 +105,29 @@ TEST(RoutingTransportTest, MixedRoutesInOneGroupAllDeliver) {
   }
   for (auto& t : threads) t.join();
   for (int r = 0; r < 3; ++r) EXPECT_TRUE(results[r].ok()) << "rank " << r << ": " << results[r];
+}
+
+// A rank waiting for a peer that never sends, on either route, stops at
+// once when another thread aborts its transport (how a worker cancels a
+// job whose peer never started).
+TEST(RoutingTransportTest, AbortFromAnotherThreadWakesABlockedReceiveOnEitherRoute) {
+  for (const char* second_host : {"host-a", "host-b"}) {
+    Servers s(2);
+    auto ranks = Connect(s, absl::StrCat("wake-", second_host), {"host-a", second_host});
+    absl::Notification receiving;
+    absl::Status result;
+    std::thread receiver([&] {
+      std::string buffer(8, '\0');
+      receiving.Notify();
+      result = ranks[0]->Recv(1, 1, absl::MakeSpan(buffer), absl::Now() + absl::Seconds(60));
+    });
+    receiving.WaitForNotification();  // (an abort that comes first fails it on entry)
+    const absl::Time start = absl::Now();
+    ranks[0]->Abort(absl::CancelledError("job cancelled"));
+    receiver.join();
+    EXPECT_EQ(result.code(), absl::StatusCode::kCancelled) << second_host << ": " << result;
+    EXPECT_LT(absl::Now() - start, absl::Seconds(30)) << second_host;
+  }
 }
 
 TEST(RoutingTransportTest, MismatchedIdentityListIsRefused) {

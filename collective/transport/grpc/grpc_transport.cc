@@ -41,15 +41,19 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
   ~OutStream() override { Close(absl::Now() + absl::Seconds(2)); }
 
   // Queues a serialized PeerChunk of `bytes` bytes; waits while the queue
-  // is full.
-  absl::Status Enqueue(grpc::ByteBuffer chunk, size_t bytes, absl::Time deadline) {
+  // is full, until the deadline or an Interrupt. A `control` chunk (hello,
+  // abort notice: no payload) is queued at once, full queue or not, even
+  // after an Interrupt.
+  absl::Status Enqueue(grpc::ByteBuffer chunk, size_t bytes, absl::Time deadline,
+                       bool control = false) {
     const grpc::ByteBuffer* first;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return done_ ||
+        return done_ || (!control && !interrupted_.ok()) ||
                (!server_finished_ && !closing_ &&
-                (queue_.empty() || queued_bytes_ + bytes <= GrpcTransport::kMaxQueuedBytes));
+                (control || queue_.empty() ||
+                 queued_bytes_ + bytes <= GrpcTransport::kMaxQueuedBytes));
       };
       if (!mu_.AwaitWithDeadline(absl::Condition(&ready), deadline)) {
         return server_finished_
@@ -58,6 +62,7 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
                          "rank ", peer_rank_, " did not take data before the deadline"));
       }
       if (done_) return status_;
+      if (!control && !interrupted_.ok()) return interrupted_;
       queue_.push_back({std::move(chunk), bytes});
       queued_bytes_ += bytes;
       if (writing_) return absl::OkStatus();
@@ -151,6 +156,13 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
   // Drops the call at once.
   void Cancel() { context_.TryCancel(); }
 
+  // Fails the Enqueue waiting for queue space (and later data chunks) with
+  // `reason`: the transport gave up. Any thread.
+  void Interrupt(const absl::Status& reason) {
+    absl::MutexLock lock(&mu_);
+    if (interrupted_.ok()) interrupted_ = reason;
+  }
+
   // OK while the stream works; why not once it failed.
   absl::Status Health() {
     absl::MutexLock lock(&mu_);
@@ -187,6 +199,7 @@ class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::B
   bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
+  absl::Status interrupted_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService* service,
@@ -242,7 +255,8 @@ OutStream& GrpcTransport::StreamTo(int rank) {
 }
 
 absl::Status GrpcTransport::Connect(int peer, absl::Time deadline) {
-  return StreamTo(peer).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0, deadline);
+  return StreamTo(peer).Enqueue(EncodePeerChunk(Header(kHelloTag), {}, send_buffers_), 0, deadline,
+                                /*control=*/true);
 }
 
 absl::Status GrpcTransport::PeerHealth(int peer) {
@@ -272,15 +286,24 @@ absl::Status GrpcTransport::RecvWith(int from, uint64_t tag, size_t expected_byt
 absl::Status GrpcTransport::Flush(absl::Time deadline) { return absl::OkStatus(); }
 
 void GrpcTransport::Abort(const absl::Status& reason) {
-  inbox_->Abort(reason);
+  inbox_->Abort(reason);  // wakes a blocked receive
+  {
+    absl::MutexLock lock(&out_mu_);
+    for (auto& stream : out_) {
+      if (stream != nullptr) stream->Interrupt(reason);  // and a blocked send
+    }
+  }
   if (cancelled_) return;  // a dead process says nothing
-  // Best effort: a peer that is gone simply does not hear it.
+  // Best effort: a peer that is gone simply does not hear it. Abort
+  // notices skip the queue limit, so this never waits on a stalled peer.
   const absl::Time deadline = absl::Now() + absl::Milliseconds(100);
   for (int r = 0; r < size(); ++r) {
     if (r == rank()) continue;
     v1::PeerChunk chunk = Header(0);
     chunk.set_abort_reason(std::string(reason.message()));
-    StreamTo(r).Enqueue(EncodePeerChunk(chunk, {}, send_buffers_), 0, deadline).IgnoreError();
+    StreamTo(r)
+        .Enqueue(EncodePeerChunk(chunk, {}, send_buffers_), 0, deadline, /*control=*/true)
+        .IgnoreError();
   }
 }
 

@@ -17,8 +17,9 @@
 // deadline. Connect and PeerHealth let a routing transport use these
 // streams as the control channel of peers it reaches another way (shared
 // memory): their abort notices, and whether they are still there.
-// One thread at a time calls Send/Recv/Abort/Connect; PeerHealth and
-// TEST_DropConnections may come from any thread. The PeerService must
+// One thread at a time calls Send/Recv/Connect; Abort (which wakes a
+// blocked Send or Recv), PeerHealth and TEST_DropConnections may come
+// from any thread. The PeerService must
 // outlive the transport.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_GRPC_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_GRPC_TRANSPORT_H_

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "collective/transport/buffer_pool.h"
 #include "collective/transport/native_allreduce.h"
@@ -38,7 +39,7 @@ class MpiTransport final : public Transport, public NativeAllReduce {
 
   absl::Status Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                     absl::Time) override {
-    if (!aborted_.ok()) return aborted_;
+    if (absl::Status aborted = Aborted(); !aborted.ok()) return aborted;
     std::string buffer = spare_.Get();
     buffer.clear();
     for (absl::string_view p : parts) buffer.append(p.data(), p.size());
@@ -54,7 +55,7 @@ class MpiTransport final : public Transport, public NativeAllReduce {
 
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
                         const ConsumeParts& consume) override {
-    if (!aborted_.ok()) return aborted_;
+    if (absl::Status aborted = Aborted(); !aborted.ok()) return aborted;
     buffer_.resize(std::max(buffer_.size(), expected_bytes));
     MPI_Request request;
     int rc = MPI_Irecv(buffer_.data(), static_cast<int>(expected_bytes), MPI_BYTE, from,
@@ -91,7 +92,7 @@ class MpiTransport final : public Transport, public NativeAllReduce {
   }
 
   absl::Status AllReduceInPlace(absl::Span<float> data, ReduceOp op) override {
-    if (!aborted_.ok()) return aborted_;
+    if (absl::Status aborted = Aborted(); !aborted.ok()) return aborted;
     MPI_Op mpi_op = op == ReduceOp::kMin ? MPI_MIN : op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
     const int rc = MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()),
                                  MPI_FLOAT, mpi_op, comm_);
@@ -104,7 +105,10 @@ class MpiTransport final : public Transport, public NativeAllReduce {
     return absl::OkStatus();
   }
 
+  // From any thread: a receive or send polling in Await gives up at its
+  // next check.
   void Abort(const absl::Status& reason) override {
+    absl::MutexLock lock(&abort_mu_);
     if (aborted_.ok()) aborted_ = reason;
   }
 
@@ -129,7 +133,14 @@ class MpiTransport final : public Transport, public NativeAllReduce {
       const int rc = MPI_Test(request, &done, status);
       if (rc != MPI_SUCCESS) return absl::UnavailableError(MpiError(rc));
       if (done) return absl::OkStatus();
-      if ((polls & 1023) == 1023 && absl::Now() > deadline) break;
+      if ((polls & 1023) == 1023) {
+        if (absl::Status aborted = Aborted(); !aborted.ok()) {
+          MPI_Cancel(request);
+          MPI_Request_free(request);
+          return aborted;
+        }
+        if (absl::Now() > deadline) break;
+      }
     }
     MPI_Cancel(request);
     MPI_Request_free(request);
@@ -147,7 +158,12 @@ class MpiTransport final : public Transport, public NativeAllReduce {
   std::string buffer_;
   std::deque<Pending> pending_;  // deque: buffers never move while in flight
   BufferPool spare_;
-  absl::Status aborted_;
+  absl::Status Aborted() {
+    absl::MutexLock lock(&abort_mu_);
+    return aborted_;
+  }
+  absl::Mutex abort_mu_;
+  absl::Status aborted_ ABSL_GUARDED_BY(abort_mu_);
 };
 
 }  // namespace

@@ -28,8 +28,9 @@
 // AwaitAborts reports the served peers whose liveness has failed.
 //
 // Threads: one thread at a time calls the Transport methods; Abort may
-// also come from any thread. Sends never block on the receiver
-// (ShmRingWriter queues).
+// also come from any thread. Once a ring is open, sends never wait on the
+// receiver (ShmRingWriter queues); the first send to a peer waits until
+// that peer has made the ring.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_SHM_SHM_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_SHM_SHM_TRANSPORT_H_
 

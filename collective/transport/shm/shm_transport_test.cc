@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -100,6 +101,23 @@ TEST(ShmTransportTest, AbortFailsLaterCallsWithItsReason) {
   const absl::Status s = g.ranks[0]->Recv(1, 1, absl::MakeSpan(buffer), Soon());
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
   EXPECT_NE(s.message().find("gave up: test"), std::string::npos) << s;
+}
+
+TEST(ShmTransportTest, AbortFromAnotherThreadWakesABlockedReceive) {
+  Group g(2, "wake");
+  absl::Notification receiving;
+  absl::Status result;
+  std::thread receiver([&] {
+    std::string buffer(8, '\0');
+    receiving.Notify();
+    result = g.ranks[0]->Recv(1, 1, absl::MakeSpan(buffer), absl::Now() + absl::Seconds(60));
+  });
+  receiving.WaitForNotification();  // (an abort that comes first fails it on entry)
+  const absl::Time start = absl::Now();
+  g.ranks[0]->Abort(absl::CancelledError("job cancelled"));
+  receiver.join();
+  EXPECT_EQ(result.code(), absl::StatusCode::kCancelled) << result;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30)) << "the receive waited for its deadline";
 }
 
 TEST(ShmTransportTest, GroupMemoryIsSharedAndItsCountersOrderTheWrites) {
