@@ -192,7 +192,8 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   w.info.set_samples_per_second(request.samples_per_second());
   w.info.set_peer_address(request.peer_address());
   w.info.set_host_id(request.host_id());
-  w.info.set_state(v1::WORKER_STATE_IDLE);
+  w.draining = request.draining();
+  w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_IDLE);
   *w.info.mutable_last_heartbeat() = NowProto();
   w.lease_expiry = clock_->Now() + options_.lease_ttl;
   store_->PutWorker(w.info).IgnoreError();  // informational copy; memory is authoritative

@@ -6,7 +6,8 @@
 // change is time-stamped in the job's history with a reason.
 //
 // Worker lease protocol (workers dial out; the coordinator never dials):
-//  1. Register(name, pool, cores, memory, rate, peer address) -> worker id,
+//  1. Register(name, pool, cores, memory, rate, peer address, host id,
+//     whether it drains) -> worker id,
 //     lease TTL and heartbeat interval. A name registered again replaces
 //     its old entry (a restarted daemon).
 //  2. Heartbeat(worker id, current job) renews the lease; its reply carries

@@ -105,6 +105,7 @@ absl::Status WorkerDaemon::RegisterOnce() {
   request.set_cores(static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   request.set_memory_bytes(static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE));
   request.set_samples_per_second(rate_);
+  request.set_draining(draining_);
   if (transports_ != nullptr) {
     request.set_peer_address(transports_->peer_address());
     request.set_host_id(transports_->host_id());
@@ -137,7 +138,12 @@ absl::Status WorkerDaemon::Tick() {
     request.set_job_id(current_.id);
     request.set_generation(current_.generation);
   }
-  if (request.worker_id().empty()) return RegisterOnce();
+  if (request.worker_id().empty()) {
+    // Not while a cancelled job winds down: the next assignment must not
+    // find the job thread still busy.
+    if (!request.job_id().empty()) return absl::OkStatus();
+    return RegisterOnce();
+  }
   // 2.
   absl::StatusOr<v1::HeartbeatResponse> response = coordinator_->Heartbeat(request);
   if (response.status().code() == absl::StatusCode::kNotFound) {
@@ -147,6 +153,7 @@ absl::Status WorkerDaemon::Tick() {
     {
       absl::MutexLock lock(&mu_);
       worker_id_.clear();
+      if (!current_.id.empty()) return absl::OkStatus();  // registers once the job has stopped
     }
     return RegisterOnce();
   }
@@ -262,12 +269,8 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
   ASSIGN_OR_RETURN(std::unique_ptr<collective::Transport> transport, transports_->Connect(a));
   collective::Communicator comm(std::move(transport),
                                 {a.job_id(), a.generation(), options_.collective_timeout, false});
-  // Cancels from now on interrupt the group; until `comm` goes, below.
-  {
-    absl::MutexLock lock(&mu_);
-    if (current_.cancel.get() == cancelled) current_.communicator = &comm;
-    if (cancelled->load()) return absl::CancelledError("cancelled before it started");
-  }
+  // Cancels from now on interrupt the group, until `unregister` goes —
+  // before `comm` does.
   struct Unregister {
     WorkerDaemon* daemon;
     collective::Communicator* comm;
@@ -276,6 +279,11 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
       if (daemon->current_.communicator == comm) daemon->current_.communicator = nullptr;
     }
   } unregister{this, &comm};
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled->load()) return absl::CancelledError("cancelled before it started");
+    if (current_.cancel.get() == cancelled) current_.communicator = &comm;
+  }
   TrainerOptions options;
   options.out_dir =
       absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(), "-r", a.rank());

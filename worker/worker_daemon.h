@@ -15,7 +15,9 @@
 //     NOT_FOUND means the lease is lost (it ran out, or the coordinator
 //     restarted and forgot us): the running job is cancelled — the
 //     coordinator has already given its place away — and the daemon
-//     registers again in the same round.
+//     registers again (saying whether it drains) as soon as that job has
+//     stopped: in the same round, or a later one. So a new assignment
+//     never waits for an old job to wind down.
 //  3. Unreachable (UNAVAILABLE, DEADLINE_EXCEEDED): nothing changes; the
 //     next round, after retry_interval, tries again. A running job goes on.
 //     Any other error from Register is a refusal: Tick returns it and Run
@@ -40,7 +42,8 @@
 //  - the control thread (the caller of Run or Tick) alone touches
 //    registration (rate_, heartbeat_interval_, draining_) and starts job
 //    threads (job_thread_);
-//  - the job thread runs RunJob and, at its end, clears the current job;
+//  - the job thread runs RunJob: it registers its communicator in the
+//    current job (for cancels to interrupt) and, at its end, clears it;
 //  - the reporter thread (ReportLater) sends queued reports.
 // Fields more than one of them touch are ABSL_GUARDED_BY mu_ (worker id,
 // current job) or report_mu_ (the report queue). Lock order: never both.
