@@ -48,16 +48,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const v1::JobSpec& spec
         absl::StrCat("dataset: labels go up to ", t->data_.train.num_classes - 1,
                      " but the model has only ", t->model_->num_classes(), " outputs"));
   }
-  if (t->sharded_step()) {
-    // Ranks on one machine update in each other's memory (step 4).
-    absl::StatusOr<collective::Communicator::StepBuffers> shared =
-        t->options_.data_parallel->communicator->MapStepBuffers(t->model_->num_parameters());
-    if (shared.ok()) {
-      t->model_->MoveFlatBuffersTo(shared->parameters, shared->gradients);
-    } else if (!absl::IsUnimplemented(shared.status())) {
-      return shared.status();
-    }
-  }
+  if (t->sharded_step()) RETURN_IF_ERROR(t->BindStepMemory());
   absl::StatusOr<std::unique_ptr<Optimizer>> optimizer =
       MakeOptimizer(spec.optimizer(), t->model_->num_parameters());
   if (!optimizer.ok()) return optimizer.status();
@@ -112,6 +103,65 @@ absl::StatusOr<std::string> Trainer::Checkpoint(int64_t next_step) {
                       spec_.seed(), spec_hash_};
   RETURN_IF_ERROR(SaveCheckpoint(path, *model_, *optimizer_, meta));
   return path;
+}
+
+absl::Status Trainer::BindStepMemory() {
+  if (!sharded_step()) return absl::OkStatus();
+  // Ranks on one machine update in each other's memory (step 4).
+  absl::StatusOr<collective::Communicator::StepBuffers> shared =
+      options_.data_parallel->communicator->MapStepBuffers(model_->num_parameters());
+  if (shared.ok()) {
+    model_->MoveFlatBuffersTo(shared->parameters, shared->gradients);
+    return absl::OkStatus();
+  }
+  return absl::IsUnimplemented(shared.status()) ? absl::OkStatus() : shared.status();
+}
+
+void Trainer::MoveToOwnMemory() {
+  if (own_parameters_.size() != model_->num_parameters()) {
+    own_parameters_ = Tensor({model_->num_parameters()});
+    own_gradients_ = Tensor({model_->num_parameters()});
+  }
+  model_->MoveFlatBuffersTo(own_parameters_.span(), own_gradients_.span());
+}
+
+// 8.
+absl::Status Trainer::Commit(int64_t next_step) {
+  RETURN_IF_ERROR(GatherOptimizerState());
+  absl::Span<const float> params = model_->flat_parameters();
+  commit_.parameters.assign(params.begin(), params.end());
+  const std::vector<OptimizerState> state = optimizer_->State();
+  commit_.optimizer_state.resize(state.size());
+  for (size_t i = 0; i < state.size(); ++i) {
+    absl::Span<const float> b = state[i].buffer->span();
+    commit_.optimizer_state[i].assign(b.begin(), b.end());
+  }
+  commit_.optimizer_steps = optimizer_->steps();
+  commit_.step = next_step;
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Regroup(DataParallel group) {
+  if (commit_.step < 0) {
+    return absl::FailedPreconditionError("no commit point to resume from: Run never started");
+  }
+  if (group.communicator == nullptr) {
+    return absl::InvalidArgumentError("regroup: no communicator");
+  }
+  // Out of the failed group's memory first (it goes with that group).
+  MoveToOwnMemory();
+  options_.data_parallel = std::move(group);
+  RETURN_IF_ERROR(BindStepMemory());
+  absl::Span<float> params = model_->flat_parameters();
+  std::copy(commit_.parameters.begin(), commit_.parameters.end(), params.begin());
+  const std::vector<OptimizerState> state = optimizer_->State();
+  for (size_t i = 0; i < state.size(); ++i) {
+    std::copy(commit_.optimizer_state[i].begin(), commit_.optimizer_state[i].end(),
+              state[i].buffer->span().begin());
+  }
+  optimizer_->set_steps(commit_.optimizer_steps);
+  start_step_ = commit_.step;
+  return absl::OkStatus();
 }
 
 int Trainer::rank() const {
@@ -223,6 +273,18 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   bool evaluated_at_end = false;
   int64_t checkpointed_step = -1;  // the last step Checkpoint() saved
 
+  // 8. Only a group member can lose peers and regroup.
+  const bool commits = options_.data_parallel.has_value();
+  int64_t commit_count = 0;
+  absl::Duration commit_time;
+  auto commit = [&](int64_t next_step) -> absl::Status {
+    const absl::Time start = clock_->Now();
+    RETURN_IF_ERROR(Commit(next_step));
+    commit_time += clock_->Now() - start;
+    ++commit_count;
+    return absl::OkStatus();
+  };
+  if (commits) RETURN_IF_ERROR(commit(start_step_));
   auto report = [&](const std::function<void(const v1::Progress&)>& to) {
     if (to && me == 0) {
       *progress.mutable_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
@@ -285,6 +347,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       next_report_step = step + 1 + window_steps;
       window[0] = window[1] = window[2] = window[3] = 0;
       window_start = now;
+      if (commits && !last) RETURN_IF_ERROR(commit(step + 1));  // 8.
     }
     // 7. Evaluation, shared by all ranks; checkpoints, on rank 0.
     const bool epoch_end = pos.step_in_epoch + 1 == plan_->steps_per_epoch();
@@ -317,6 +380,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   result.steps = total_steps_;
   result.test_accuracy = eval.accuracy;
   result.test_loss = eval.loss;
+  result.commits = commit_count;
+  result.commit_time = commit_time;
   if (me == 0 && !options_.out_dir.empty()) {
     result.model_path = PathIn(options_.out_dir, kModelFileName);
     CheckpointMeta meta{total_steps_, plan_->Position(total_steps_ - 1).epoch, spec_.seed(),

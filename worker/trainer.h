@@ -41,10 +41,24 @@
 //      and the sums are all-reduced; rank 0 reports them. Rank 0 writes
 //      OUT/checkpoint-step-<g+1>.safetensors every checkpoint_interval_steps
 //      and OUT/model.safetensors (parameters only) at the end.
+//   8. Commit points (in a group only): at the start of Run and at every
+//      progress report (step 6: a step all ranks agree on, about once a
+//      progress period), every rank gathers the owners' optimizer state
+//      and copies parameters, optimizer state and step into its own
+//      memory. The LR schedule position and the data order are functions
+//      of the step, so nothing else is needed to resume there. Measured:
+//      0.86–0.90% of a 2-worker Fashion-MNIST run at 500 ms reports (17
+//      commits of ~4 ms in 7.9 s; the daemon logs the figure per job).
 // Resuming loads a checkpoint and continues at its step; the data order,
 // schedule and optimizer state make the rest identical to never stopping.
+// Regrouping after a lost peer (elastic recovery): when Run fails, the
+// caller builds the next generation's group and calls Regroup, which
+// restores the last commit point in memory — no file, no reloaded data
+// set — and binds the new group; Run then continues from the committed
+// step. Work lost is at most one commit interval, and the final model is
+// the one a failure-free run reaches, up to float summation order.
 //
-// Not thread-safe; Run() once.
+// Not thread-safe. Run() once, or again after each Regroup().
 #ifndef NIGHTSHIFT_WORKER_TRAINER_H_
 #define NIGHTSHIFT_WORKER_TRAINER_H_
 
@@ -103,11 +117,22 @@ struct TrainerOptions {
   double simulated_slowdown = 1;
 };
 
+// A rank's whole training state at the start of global step `step`, in
+// its own memory: what Regroup resumes from.
+struct CommitPoint {
+  int64_t step = -1;  // the next global step to run; -1: none yet
+  int64_t optimizer_steps = 0;
+  std::vector<float> parameters;
+  std::vector<std::vector<float>> optimizer_state;  // Optimizer::State() order
+};
+
 struct TrainResult {
   int64_t steps = 0;  // global steps completed
   float test_accuracy = 0;
   float test_loss = 0;
-  std::string model_path;  // OUT/model.safetensors, if written
+  std::string model_path;      // OUT/model.safetensors, if written
+  int64_t commits = 0;         // commit points taken (step 8), this Run
+  absl::Duration commit_time;  // spent taking them, this rank
 };
 
 class Trainer {
@@ -116,7 +141,18 @@ class Trainer {
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const v1::JobSpec& spec,
                                                          TrainerOptions options);
 
+  // Runs from the start step (or the last commit, after Regroup) to the
+  // end. May be called again after Regroup.
   absl::StatusOr<TrainResult> Run();
+
+  // Elastic recovery (see 8 above): restores the last commit point and
+  // trains on with `group` (the next generation's communicator, shard
+  // weights and rebalance interval) from its step. Call it while the
+  // failed group's communicator still exists: the model's buffers may be
+  // that group's shared memory, and move out of it first. Collective over
+  // the new group when it shares memory (it maps the step memory).
+  absl::Status Regroup(DataParallel group);
+  const CommitPoint& last_commit() const { return commit_; }
 
   const Model& model() const { return *model_; }
   int64_t total_steps() const { return total_steps_; }
@@ -142,6 +178,13 @@ class Trainer {
   absl::Status SumAndUpdate(float lr, int64_t batch);
   // Every rank's optimizer state, complete (collective when sharded).
   absl::Status GatherOptimizerState();
+  // Step 8 at the start of global step `next_step`; collective when sharded.
+  absl::Status Commit(int64_t next_step);
+  // Puts the model's flat buffers in the group's shared step memory when
+  // the group has one (sharded step, every rank on one host).
+  absl::Status BindStepMemory();
+  // Puts them in memory of this trainer's own (leaving a group's).
+  void MoveToOwnMemory();
 
   v1::JobSpec spec_;
   TrainerOptions options_;
@@ -154,6 +197,10 @@ class Trainer {
   std::string spec_hash_;
   int64_t total_steps_ = 0;
   int64_t start_step_ = 0;
+  CommitPoint commit_;
+  // The model's flat buffers after a regroup moved them out of a group's
+  // shared memory.
+  Tensor own_parameters_, own_gradients_;
 };
 
 }  // namespace nightshift

@@ -316,7 +316,13 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
     return absl::Status(trainer.status().code(),
                         absl::StrCat(options_.name, ": ", trainer.status().message()));
   }
+  const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(TrainResult result, (*trainer)->Run());
+  const absl::Duration run_time = absl::Now() - start;
+  LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+            << " step " << result.steps << ": " << result.commits << " commit points took "
+            << absl::FormatDuration(result.commit_time) << " of " << absl::FormatDuration(run_time)
+            << " (" << 100 * absl::FDivDuration(result.commit_time, run_time) << "%)";
   if (a.rank() != 0) return absl::OkStatus();
   if (absl::Status s = coordinator_->UploadCheckpoint(worker_id, a.job_id(), result.steps, true,
                                                       result.model_path);
