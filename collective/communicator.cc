@@ -36,6 +36,7 @@ absl::Status Communicator::Run(const char* name, Op op) {
   std::string blame;
   if (!silent.empty() && (s.code() == absl::StatusCode::kUnavailable ||
                           s.code() == absl::StatusCode::kDeadlineExceeded)) {
+    lost_ranks_ = silent;
     blame = absl::StrCat(silent.size() == 1 ? "rank " : "ranks ", absl::StrJoin(silent, ", "),
                          " did not answer; ");
   }

@@ -64,6 +64,10 @@ class Communicator {
   const std::string& job_id() const { return options_.job_id; }
   // OK, or the failure that broke this communicator.
   absl::Status status() const { return broken_; }
+  // After a failure that a peer's silence caused (UNAVAILABLE or
+  // DEADLINE_EXCEEDED): the ranks that stayed silent in the census — the
+  // ones that died, stalled or were cut off. Empty otherwise.
+  const std::vector<int>& lost_ranks() const { return lost_ranks_; }
 
   absl::Status AllReduce(absl::Span<float> data, const AllReduceOptions& options = {});
   // Sharded update (ZeRO stage 1): sums `data` over the ranks like
@@ -117,6 +121,7 @@ class Communicator {
   uint32_t step_sequence_ = 0;
   uint64_t op_sequence_ = 0;
   absl::Status broken_;
+  std::vector<int> lost_ranks_;
 };
 
 }  // namespace nightshift::collective

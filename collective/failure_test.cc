@@ -92,8 +92,11 @@ TEST_P(FailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
   ExpectSurvivorsNameRank1(statuses, elapsed, timeout);
   for (int r = 0; r < n; ++r) {
     if (r == victim) continue;
-    // Broken for good: the next call refuses at once.
     auto& comm = *group->communicators()[r];
+    // What a survivor tells the coordinator: who is gone.
+    EXPECT_THAT(comm.lost_ranks(), testing::Contains(victim)) << "rank " << r;
+    EXPECT_THAT(comm.lost_ranks(), testing::Not(testing::Contains(r))) << "rank " << r;
+    // Broken for good: the next call refuses at once.
     std::vector<float> more(8, 1.f);
     absl::Status again = comm.AllReduce(absl::MakeSpan(more));
     EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);

@@ -250,7 +250,18 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
     return absl::OkStatus();  // a late report of a job that ended or restarted
   }
   if (!request.error().empty()) {
-    FailJobLocked(job.id(), absl::StrCat("worker ", it->second.info.name(), " (rank ",
+    std::string lost;
+    if (request.lost_ranks_size() > 0) {
+      std::vector<std::string> names;
+      for (int r : request.lost_ranks()) {
+        names.push_back(r >= 0 && r < job.workers_size()
+                            ? absl::StrCat(job.workers(r), " (rank ", r, ")")
+                            : absl::StrCat("rank ", r));
+      }
+      lost = absl::StrCat("lost ", absl::StrJoin(names, ", "), " at generation ", job.generation(),
+                          "; last commit at step ", request.committed_step(), " — reported by ");
+    }
+    FailJobLocked(job.id(), absl::StrCat(lost, "worker ", it->second.info.name(), " (rank ",
                                          it->second.rank, "): ", request.error()));
     return absl::OkStatus();
   }

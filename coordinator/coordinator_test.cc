@@ -202,6 +202,27 @@ TEST_F(CoordinatorTest, AWorkerErrorFailsTheJobWithItsMessage) {
   EXPECT_THAT(job->reason(), HasSubstr("worker a (rank 0): /data/train-images-idx3-ubyte.gz"));
 }
 
+TEST_F(CoordinatorTest, ASurvivorsReportNamesTheLostWorkerAndTheCommittedStep) {
+  Submit("j", 2);
+  const std::string a = Register("a", 200), b = Register("b", 100);
+  Beat(a);
+  Beat(b);
+  ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
+  v1::ReportProgressRequest err;
+  err.set_worker_id(a);
+  err.set_job_id("j");
+  err.set_generation(1);
+  err.set_error("all-reduce on rank 0: rank 1 did not answer");
+  err.add_lost_ranks(1);
+  err.set_committed_step(1150);
+  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job->reason(), HasSubstr("lost b (rank 1) at generation 1"));
+  EXPECT_THAT(job->reason(), HasSubstr("last commit at step 1150"));
+  EXPECT_THAT(job->reason(), HasSubstr("reported by worker a (rank 0)"));
+}
+
 TEST_F(CoordinatorTest, EdgeWorkersNeverJoinAllreduceJobs) {
   Submit("j", 1);
   const std::string car = Register("car", 1000, v1::WORKER_POOL_EDGE);

@@ -262,7 +262,8 @@ void WorkerDaemon::Report(const v1::ReportProgressRequest& request) {
 
 // 5.
 absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& worker_id,
-                                    const std::atomic<bool>* cancelled) {
+                                    const std::atomic<bool>* cancelled,
+                                    v1::ReportProgressRequest* failure) {
   if (transports_ == nullptr) {
     return absl::FailedPreconditionError("edge workers cannot join an all-reduce ring");
   }
@@ -317,7 +318,13 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
                         absl::StrCat(options_.name, ": ", trainer.status().message()));
   }
   const absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(TrainResult result, (*trainer)->Run());
+  absl::StatusOr<TrainResult> run = (*trainer)->Run();
+  if (!run.ok()) {
+    for (int r : comm.lost_ranks()) failure->add_lost_ranks(r);
+    failure->set_committed_step((*trainer)->last_commit().step);
+    return run.status();
+  }
+  const TrainResult& result = *run;
   const absl::Duration run_time = absl::Now() - start;
   LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
             << " step " << result.steps << ": " << result.commits << " commit points took "
@@ -341,11 +348,12 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
 
 void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
                           std::shared_ptr<std::atomic<bool>> cancelled) {
-  const absl::Status status = TrainJob(a, worker_id, cancelled.get());
+  v1::ReportProgressRequest failed;
+  failed.set_committed_step(-1);
+  const absl::Status status = TrainJob(a, worker_id, cancelled.get(), &failed);
   if (!status.ok() && !cancelled->load()) {
     LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
                  << ": failed here: " << status;
-    v1::ReportProgressRequest failed;
     failed.set_worker_id(worker_id);
     failed.set_job_id(a.job_id());
     failed.set_generation(a.generation());

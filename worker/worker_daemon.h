@@ -127,8 +127,10 @@ class WorkerDaemon {
   void StartJob(const v1::Assignment& assignment);
   void RunJob(v1::Assignment assignment, std::string worker_id,
               std::shared_ptr<std::atomic<bool>> cancelled);
+  // On failure, fills `failure` with the survivors' report: the ranks
+  // that fell silent and this rank's last committed step.
   absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
-                        const std::atomic<bool>* cancelled);
+                        const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure);
   // Sends at once (blocking), for the final and error reports.
   void Report(const v1::ReportProgressRequest& request);
   // Queues for the reporter thread, so the training loop never waits on

@@ -285,6 +285,38 @@ TEST_F(WorkerDaemonTest, ACancelStopsARankBlockedOnAPeerThatNeverStarted) {
   EXPECT_THAT(recording_->errors(), testing::IsEmpty());
 }
 
+TEST_F(WorkerDaemonTest, ARankWhosePeerFallsSilentReportsItLostWithItsCommittedStep) {
+  // As above, but nobody cancels: the rank gives up at its collective
+  // timeout and tells the coordinator which peer is gone.
+  WorkerOptions options;
+  options.name = "worker-short";
+  options.scratch_dir = dir_ + "/scratch-short";
+  options.compute_rate = 1000;
+  options.threads = 1;
+  options.collective_timeout = absl::Seconds(1);
+  WorkerDaemon daemon(options, recording_.get(), &transports_, &clock_);
+  v1::RegisterRequest ghost;
+  ghost.set_name("worker-ghost");
+  ghost.set_pool(v1::WORKER_POOL_DATACENTER);
+  ghost.set_peer_address("in-process:1");
+  ghost.set_samples_per_second(1000);
+  ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  ASSERT_TRUE(daemon.Tick().ok());
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
+  request.mutable_spec()->set_min_workers(2);
+  request.set_job_id("pair");
+  ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
+  ASSERT_TRUE(daemon.Tick().ok());
+  ASSERT_EQ(daemon.current_job(), "pair");
+  ASSERT_TRUE(daemon.AwaitNoJob(absl::Now() + kJobWait));
+  const v1::JobStatus job = Job("pair");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job.reason(), HasSubstr("lost worker-ghost (rank"));
+  EXPECT_THAT(job.reason(), HasSubstr("last commit at step 0"));
+  EXPECT_THAT(job.reason(), HasSubstr("reported by worker worker-short"));
+}
+
 TEST_F(WorkerDaemonTest, ADrainingWorkerKeepsItsJobStartsNoOtherAndStaysDraining) {
   Tick();
   Submit(kEndlessSteps, "running");
