@@ -1,6 +1,8 @@
 #include "coordinator/coordinator.h"
 
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -12,6 +14,7 @@
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/job_state.h"
+#include "spec/defaults.h"
 #include "spec/job_spec.h"
 
 namespace nightshift::coordinator {
@@ -249,6 +252,10 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
   if (IsTerminal(job.state()) || request.generation() != job.generation()) {
     return absl::OkStatus();  // a late report of a job that ended or restarted
   }
+  if (!request.error().empty() && request.lost_ranks_size() > 0 &&
+      job.state() == v1::JOB_STATE_RUNNING) {
+    if (RegroupLocked(job, request)) return absl::OkStatus();
+  }
   if (!request.error().empty()) {
     std::string lost;
     if (request.lost_ranks_size() > 0) {
@@ -322,6 +329,56 @@ absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
       absl::StrCat("job ", job_id, " has no exported model yet (", JobStateName(job.state()), ")"));
 }
 
+bool Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report) {
+  const std::set<int> lost(report.lost_ranks().begin(), report.lost_ranks().end());
+  std::map<int, std::string> survivors;  // by old rank
+  std::vector<std::string> lost_names;
+  for (auto& [id, w] : workers_) {
+    if (w.assigned_job != job.id()) continue;
+    if (lost.count(w.rank) > 0 || w.info.state() == v1::WORKER_STATE_LOST) {
+      lost_names.push_back(absl::StrCat(w.info.name(), " (rank ", w.rank, ")"));
+    } else {
+      survivors[w.rank] = id;
+    }
+  }
+  if (survivors.empty() || static_cast<int>(survivors.size()) < MinWorkers(job.spec()) ||
+      report.committed_step() < 0) {
+    return false;  // the job fails, naming the lost workers
+  }
+  // Fence the lost: their leases are revoked (one still alive gets
+  // NOT_FOUND at its next heartbeat, cancels its run and registers anew),
+  // so nothing places work on them, and the survivors' new generation
+  // refuses their old generation's traffic.
+  for (auto& [id, w] : workers_) {
+    if (w.assigned_job != job.id() || survivors.count(w.rank) > 0) continue;
+    w.assigned_job.clear();
+    w.rank = -1;
+    w.pending.clear();
+    w.info.clear_job_id();
+    w.info.set_state(v1::WORKER_STATE_LOST);
+    store_->PutWorker(w.info).IgnoreError();  // informational copy
+  }
+  std::vector<std::string> ids;
+  for (const auto& [rank, id] : survivors) ids.push_back(id);
+  const int64_t lost_at = job.progress().step();
+  const std::vector<std::string> names = AssignGenerationLocked(job, ids, report.committed_step());
+  ++metrics_.recoveries;
+  metrics_.steps_redone += std::max<int64_t>(0, lost_at - report.committed_step());
+  const std::string reason =
+      absl::StrCat("generation ", job.generation(), " on ", absl::StrJoin(names, ", "),
+                   " after losing ", absl::StrJoin(lost_names, ", "), " near step ", lost_at,
+                   "; resuming from step ", report.committed_step());
+  LOG(INFO) << "job " << job.id() << ": " << reason;
+  job.set_reason(reason);
+  if (absl::Status s = store_->UpdateJob(job); !s.ok()) return false;
+  v1::JobEvent event;
+  *event.mutable_time() = NowProto();
+  event.set_state(v1::JOB_STATE_RUNNING);
+  event.set_reason(reason);
+  store_->AppendEvent(job.id(), event).IgnoreError();  // the job itself is updated
+  return true;
+}
+
 void Coordinator::Tick() {
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
@@ -379,6 +436,44 @@ void Coordinator::CancelWorkersLocked(const std::string& job_id) {
   }
 }
 
+std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
+                                                             const std::vector<std::string>& ids,
+                                                             int64_t start_step) {
+  job.set_generation(job.generation() + 1);
+  job.clear_workers();
+  std::vector<std::string> names;
+  double total_rate = 0;
+  for (const std::string& id : ids) {
+    total_rate += std::max(workers_[id].info.samples_per_second(), 1.0);
+  }
+  v1::Assignment base;
+  base.set_job_id(job.id());
+  *base.mutable_spec() = job.spec();
+  base.set_generation(job.generation());
+  base.set_world_size(static_cast<int>(ids.size()));
+  base.set_start_step(start_step);
+  for (const std::string& id : ids) {
+    const v1::WorkerInfo& info = workers_[id].info;
+    base.add_peer_addresses(info.peer_address());
+    base.add_peer_host_ids(info.host_id());
+    base.add_shard_weights(std::max(info.samples_per_second(), 1.0) / total_rate);
+    names.push_back(info.name());
+    job.add_workers(info.name());
+  }
+  for (size_t r = 0; r < ids.size(); ++r) {
+    Worker& w = workers_[ids[r]];
+    w.assigned_job = job.id();
+    w.rank = static_cast<int>(r);
+    w.info.set_job_id(job.id());
+    w.info.set_state(v1::WORKER_STATE_BUSY);
+    v1::Directive d;
+    *d.mutable_assign() = base;
+    d.mutable_assign()->set_rank(static_cast<int>(r));
+    w.pending.push_back(std::move(d));
+  }
+  return names;
+}
+
 void Coordinator::ScheduleLocked() {
   absl::StatusOr<std::vector<v1::JobStatus>> queued = store_->ListJobsInState(v1::JOB_STATE_QUEUED);
   if (!queued.ok() || queued->empty()) return;
@@ -391,34 +486,9 @@ void Coordinator::ScheduleLocked() {
   for (const Placement& p : PlanPlacements(*queued, free)) {
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(p.job_id);
     if (!job.ok()) continue;
-    job->set_generation(job->generation() + 1);
-    job->clear_workers();
-    std::vector<std::string> names;
-    double total_rate = 0;
-    for (const FreeWorker& f : p.workers) total_rate += std::max(f.samples_per_second, 1.0);
-    v1::Assignment base;
-    base.set_job_id(job->id());
-    *base.mutable_spec() = job->spec();
-    base.set_generation(job->generation());
-    base.set_world_size(static_cast<int>(p.workers.size()));
-    for (const FreeWorker& f : p.workers) {
-      base.add_peer_addresses(workers_[f.id].info.peer_address());
-      base.add_peer_host_ids(workers_[f.id].info.host_id());
-      base.add_shard_weights(std::max(f.samples_per_second, 1.0) / total_rate);
-      names.push_back(workers_[f.id].info.name());
-      job->add_workers(workers_[f.id].info.name());
-    }
-    for (size_t r = 0; r < p.workers.size(); ++r) {
-      Worker& w = workers_[p.workers[r].id];
-      w.assigned_job = job->id();
-      w.rank = static_cast<int>(r);
-      w.info.set_job_id(job->id());
-      w.info.set_state(v1::WORKER_STATE_BUSY);
-      v1::Directive d;
-      *d.mutable_assign() = base;
-      d.mutable_assign()->set_rank(static_cast<int>(r));
-      w.pending.push_back(std::move(d));
-    }
+    std::vector<std::string> ids;
+    for (const FreeWorker& f : p.workers) ids.push_back(f.id);
+    const std::vector<std::string> names = AssignGenerationLocked(*job, ids, 0);
     Transition(
         *job, v1::JOB_STATE_RUNNING,
         absl::StrCat("started on ", names.size(), " worker", names.size() > 1 ? "s" : "", ": ",

@@ -24,6 +24,18 @@
 // Training results: rank 0 reports progress (ReportProgress), uploads
 // checkpoints and the final model, then reports `finished`; any rank
 // reporting an error fails the job with the worker's name in the reason.
+// Generations (elastic recovery):
+//  1. A rank whose group lost peers reports them (lost_ranks) with its
+//     last committed step: the survivors' report.
+//  2. The first such report of the current generation fences the lost
+//     workers (their leases are revoked: a live one gets NOT_FOUND, stops
+//     and registers anew) and, if
+//     at least min_workers survive, forms generation + 1 of the survivors
+//     in their old rank order, with start_step = the committed step; the
+//     job stays RUNNING and its history records who was lost, where, and
+//     from which step it resumes. Reports of the old generation are
+//     ignored from then on. Too few survivors: the job fails, naming the
+//     lost workers.
 //
 // Thread-safe: one mutex over the in-memory state; the store is the
 // source of truth for jobs.
@@ -57,6 +69,8 @@ struct CoordinatorMetrics {
   int64_t jobs_cancelled = 0;
   int64_t heartbeats = 0;
   int64_t leases_expired = 0;
+  int64_t recoveries = 0;    // generations formed after a lost worker
+  int64_t steps_redone = 0;  // steps trained again from a commit point
 };
 
 class Coordinator {
@@ -108,6 +122,18 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's next generation on workers `ids` (rank order) from
+  // `start_step`: bumps the generation, queues the assignments; returns
+  // the workers' names.
+  std::vector<std::string> AssignGenerationLocked(v1::JobStatus& job,
+                                                  const std::vector<std::string>& ids,
+                                                  int64_t start_step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Generations step 2: on a survivors' report, fences the lost workers
+  // and forms the next generation of the survivors, resuming from their
+  // committed step. False (nothing changed) when too few survive.
+  bool RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells every worker of `job_id` to stop it.
   void CancelWorkersLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailJobLocked(const std::string& job_id, const std::string& reason)

@@ -223,6 +223,59 @@ TEST_F(CoordinatorTest, ASurvivorsReportNamesTheLostWorkerAndTheCommittedStep) {
   EXPECT_THAT(job->reason(), HasSubstr("reported by worker a (rank 0)"));
 }
 
+TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_max_workers(3);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 300), b = Register("b", 200), c = Register("c", 100);
+  Beat(a);  // places the job on all three, fastest first: a, b, c = ranks 0, 1, 2
+  ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
+  Beat(b, "j");
+  Beat(c, "j");
+  v1::ReportProgressRequest lost;
+  lost.set_worker_id(c);
+  lost.set_job_id("j");
+  lost.set_generation(1);
+  lost.set_error("all-reduce on rank 2: rank 1 did not answer");
+  lost.add_lost_ranks(1);
+  lost.set_committed_step(40);
+  ASSERT_TRUE(coordinator_->ReportProgress(lost).ok());
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->generation(), 2);
+  EXPECT_THAT(job->workers(), testing::ElementsAre("a", "c"));
+  EXPECT_THAT(job->reason(), HasSubstr("after losing b (rank 1)"));
+  EXPECT_THAT(job->reason(), HasSubstr("resuming from step 40"));
+  // The survivors get generation 2 in their old order, from step 40; the
+  // lost worker is fenced.
+  for (const auto& [worker, rank] : {std::pair{a, 0}, std::pair{c, 1}}) {
+    const v1::HeartbeatResponse r = Beat(worker, "j");
+    ASSERT_EQ(r.directives_size(), 1) << worker;
+    const v1::Assignment& next = r.directives(0).assign();
+    EXPECT_EQ(next.generation(), 2);
+    EXPECT_EQ(next.rank(), rank);
+    EXPECT_EQ(next.world_size(), 2);
+    EXPECT_EQ(next.start_step(), 40);
+  }
+  // The lost worker is fenced: its lease is gone, no work is placed on it.
+  v1::HeartbeatRequest from_b;
+  from_b.set_worker_id(b);
+  from_b.set_job_id("j");
+  EXPECT_EQ(coordinator_->Heartbeat(from_b).status().code(), absl::StatusCode::kNotFound);
+  // A second survivor's report of generation 1 changes nothing.
+  lost.set_worker_id(a);
+  ASSERT_TRUE(coordinator_->ReportProgress(lost).ok());
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
+  EXPECT_EQ(coordinator_->metrics().recoveries, 1);
+  // The history records the new generation.
+  auto history = coordinator_->GetJobHistory("j");
+  ASSERT_TRUE(history.ok());
+  EXPECT_THAT(history->events(history->events_size() - 1).reason(),
+              HasSubstr("generation 2 on a, c"));
+}
+
 TEST_F(CoordinatorTest, EdgeWorkersNeverJoinAllreduceJobs) {
   Submit("j", 1);
   const std::string car = Register("car", 1000, v1::WORKER_POOL_EDGE);

@@ -70,6 +70,10 @@ std::string HttpApi::Metrics(Coordinator* c) {
   counter("nightshift_jobs_cancelled_total", "Jobs that ended CANCELLED.", m.jobs_cancelled);
   counter("nightshift_heartbeats_total", "Worker heartbeats received.", m.heartbeats);
   counter("nightshift_leases_expired_total", "Worker leases that ran out.", m.leases_expired);
+  counter("nightshift_job_recoveries_total", "Generations formed after a lost worker.",
+          m.recoveries);
+  counter("nightshift_job_steps_redone_total", "Steps trained again from a commit point.",
+          m.steps_redone);
   std::map<std::string, int> by_state;
   for (v1::JobState s : kJobStates) {
     by_state[JobStateLabel(s)] = 0;

@@ -6,7 +6,9 @@
 #  3. bad input: invalid spec, unknown id, cancelling a finished job;
 #  4. two jobs at once on disjoint workers, cancel frees the workers;
 #  5. a data set missing on the workers fails the job naming worker and path;
-#  6. a worker killed mid-job fails the job with a reason; a resubmit works;
+#  6. a worker killed mid-job fails a job that needs it, with a reason; a
+#     resubmit works; 6b. a job that may shrink survives the kill, in
+#     generation 2, and ends with the model of a clean run;
 #  7. the coordinator restarted keeps every job and its history.
 set -euo pipefail
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -126,6 +128,44 @@ echo "victim: $(tail -n 1 "$T/out.txt") (after ${took} s)"
 [ "$took" -le 10 ] || fail "took ${took} s to fail, lease TTL is 6 s"
 spec_with 2 2 40 >"$T/again.textproto"
 "$NS" submit "$T/again.textproto" --id=again --watch --coordinator="$C" >/dev/null 2>&1 || fail "resubmit after the failure"
+
+echo "== 6b. a job that may shrink survives a worker killed mid-job, with the clean model"
+# dc-0 and dc-2 are left. The job runs on both; dc-2 is killed; dc-0
+# reports it lost and goes on alone in generation 2 from its last commit.
+for _ in $(seq 1 100); do  # both free (their heartbeats released the last job)
+  idle=$(curl -sf "$H/v1/workers" | json 'sum(w["state"]=="WORKER_STATE_IDLE" and w["pool"]=="WORKER_POOL_DATACENTER" for w in d["workers"])')
+  [ "$idle" = 2 ] && break; sleep 0.1
+done
+spec_with 1 2 60000 >"$T/shrink.textproto"
+"$NS" submit "$T/shrink.textproto" --id=shrink --coordinator="$C" >/dev/null
+for _ in $(seq 1 100); do
+  workers=$(curl -sf "$H/v1/jobs/shrink" | json 'len(d.get("workers", []))')
+  step=$(curl -sf "$H/v1/jobs/shrink" | json 'int(d.get("progress", {}).get("step", 0))')
+  [ "$workers" = 2 ] && [ "$step" -ge 500 ] && break; sleep 0.1
+done
+[ "$workers" = 2 ] || fail "job shrink did not start on 2 workers"
+kill -9 "$(cat "$NIGHTSHIFT_CLUSTER_DIR/dc-2.pid")"
+"$NS" watch shrink --coordinator="$C" >"$T/out.txt" 2>/dev/null || { tail -n 3 "$T/out.txt"; fail "job shrink did not survive"; }
+curl -sf "$H/v1/jobs/shrink/history" | json '[e["reason"] for e in d["events"]]' | grep -q "after losing dc-2" \
+  || fail "the history does not record the lost worker"
+curl -sf "$H/v1/jobs/shrink" | json 'd["generation"]' | grep -q '^2$' || fail "shrink is not in generation 2"
+curl -sf "$H/metrics" | grep -q '^nightshift_job_recoveries_total 1$' || fail "/metrics recoveries"
+spec_with 1 1 60000 >"$T/clean.textproto"
+"$NS" submit "$T/clean.textproto" --id=clean --watch --coordinator="$C" >/dev/null 2>&1 || fail "job clean"
+"$NS" export shrink "$T/shrink.safetensors" --coordinator="$C" >/dev/null || fail "export shrink"
+"$NS" export clean "$T/clean.safetensors" --coordinator="$C" >/dev/null || fail "export clean"
+/usr/bin/python3 - "$READER" "$T/shrink.safetensors" "$T/clean.safetensors" <<'PY' || fail "the survived run's model differs from the clean run's"
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("reader", sys.argv[1])
+reader = importlib.util.module_from_spec(spec); spec.loader.exec_module(reader)
+a, _ = reader.read(sys.argv[2]); b, _ = reader.read(sys.argv[3])
+for name in a:
+    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+    err = np.max(np.abs(x - y) / np.maximum(1.0, np.abs(y)))
+    print(f"survived vs clean {name}: max relative difference {err:.2e}")
+    assert err <= 1e-4, name
+PY
 
 echo "== 7. the coordinator restarted keeps every job and its history"
 before=$(curl -sf "$H/v1/jobs" | json 'len(d["jobs"])')

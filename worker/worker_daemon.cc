@@ -21,6 +21,9 @@ namespace {
 // on every rank and a database write on the coordinator, and one every few
 // steps costs a synchronous job on a busy machine ~10% of its throughput.
 constexpr absl::Duration kProgressPeriod = absl::Milliseconds(500);
+// How long survivors of a lost peer wait for the coordinator's next
+// generation: it answers their report at once, or within a heartbeat.
+constexpr absl::Duration kNextGenerationWait = absl::Seconds(10);
 // The shortest heartbeat interval a coordinator may ask for.
 constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(100);
 
@@ -171,6 +174,15 @@ absl::Status WorkerDaemon::Tick() {
 
 void WorkerDaemon::Apply(const v1::Directive& d) {
   if (d.has_assign()) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (current_.id == d.assign().job_id() && d.assign().generation() > current_.generation) {
+        // The next generation of the job running here: its thread regroups.
+        current_.generation = d.assign().generation();
+        current_.next_generation = d.assign();
+        return;
+      }
+    }
     if (draining_) {
       LOG(INFO) << "worker " << options_.name << ": draining, not taking job "
                 << d.assign().job_id();
@@ -260,31 +272,61 @@ void WorkerDaemon::Report(const v1::ReportProgressRequest& request) {
   }
 }
 
+absl::StatusOr<v1::Assignment> WorkerDaemon::AwaitNextGeneration(
+    const v1::Assignment& failed, const std::atomic<bool>* cancelled) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return cancelled->load() || current_.next_generation.has_value();
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), absl::Now() + kNextGenerationWait);
+  if (cancelled->load()) return absl::CancelledError("cancelled while waiting to regroup");
+  if (!current_.next_generation.has_value()) {
+    return absl::DeadlineExceededError(absl::StrCat("no generation after ", failed.generation(),
+                                                    " came within ",
+                                                    absl::FormatDuration(kNextGenerationWait)));
+  }
+  v1::Assignment next = *std::move(current_.next_generation);
+  current_.next_generation.reset();
+  return next;
+}
+
 // 5.
-absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& worker_id,
+absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::string& worker_id,
                                     const std::atomic<bool>* cancelled,
-                                    v1::ReportProgressRequest* failure) {
+                                    v1::ReportProgressRequest* failure, bool* reported) {
   if (transports_ == nullptr) {
     return absl::FailedPreconditionError("edge workers cannot join an all-reduce ring");
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<collective::Transport> transport, transports_->Connect(a));
-  collective::Communicator comm(std::move(transport),
-                                {a.job_id(), a.generation(), options_.collective_timeout, false});
-  // Cancels from now on interrupt the group, until `unregister` goes —
-  // before `comm` does.
+  v1::Assignment a = first;  // this rank's place in the current generation
+  auto join =
+      [&](const v1::Assignment& g) -> absl::StatusOr<std::unique_ptr<collective::Communicator>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<collective::Transport> transport, transports_->Connect(g));
+    return std::make_unique<collective::Communicator>(
+        std::move(transport), collective::CommunicatorOptions{g.job_id(), g.generation(),
+                                                              options_.collective_timeout, false});
+  };
+  auto weights_of = [](const v1::Assignment& g) {
+    std::vector<double> w(g.shard_weights().begin(), g.shard_weights().end());
+    if (g.spec().sync().allreduce().even_split()) w.clear();
+    return w;
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> comm, join(a));
+  // Cancels interrupt the current group from now on, until `unregister`
+  // goes — before any communicator does.
   struct Unregister {
     WorkerDaemon* daemon;
-    collective::Communicator* comm;
     ~Unregister() {
       absl::MutexLock lock(&daemon->mu_);
-      if (daemon->current_.communicator == comm) daemon->current_.communicator = nullptr;
+      daemon->current_.communicator = nullptr;
     }
-  } unregister{this, &comm};
-  {
+  } unregister{this};
+  auto register_for_cancels = [&](collective::Communicator* c) -> absl::Status {
     absl::MutexLock lock(&mu_);
-    if (cancelled->load()) return absl::CancelledError("cancelled before it started");
-    if (current_.cancel.get() == cancelled) current_.communicator = &comm;
-  }
+    if (cancelled->load()) return absl::CancelledError("cancelled");
+    if (current_.cancel.get() == cancelled) current_.communicator = c;
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(register_for_cancels(comm.get()));
   TrainerOptions options;
   options.out_dir =
       absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(), "-r", a.rank());
@@ -292,9 +334,7 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
   options.simulated_slowdown = options_.simulated_slowdown;
   options.compute_threads = options_.threads;
   options.progress_period = kProgressPeriod;
-  std::vector<double> weights(a.shard_weights().begin(), a.shard_weights().end());
-  if (a.spec().sync().allreduce().even_split()) weights.clear();
-  options.data_parallel = DataParallel{&comm, weights, RebalanceIntervalSteps(a.spec())};
+  options.data_parallel = DataParallel{comm.get(), weights_of(a), RebalanceIntervalSteps(a.spec())};
   auto report = [&](const v1::Progress& p) {
     v1::ReportProgressRequest r;
     r.set_worker_id(worker_id);
@@ -318,9 +358,46 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& a, const std::string& 
                         absl::StrCat(options_.name, ": ", trainer.status().message()));
   }
   const absl::Time start = absl::Now();
-  absl::StatusOr<TrainResult> run = (*trainer)->Run();
+  absl::StatusOr<TrainResult> run;
+  // 6. Generations: a run that lost peers reports them, and the job goes
+  // on in this process if the coordinator forms the next generation.
+  while (true) {
+    run = (*trainer)->Run();
+    if (run.ok() || cancelled->load() || comm->lost_ranks().empty()) break;
+    v1::ReportProgressRequest survivors;
+    survivors.set_worker_id(worker_id);
+    survivors.set_job_id(a.job_id());
+    survivors.set_generation(a.generation());
+    survivors.set_error(std::string(run.status().message()));
+    for (int r : comm->lost_ranks()) survivors.add_lost_ranks(r);
+    survivors.set_committed_step((*trainer)->last_commit().step);
+    LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+                 << ": lost peers, last commit at step " << (*trainer)->last_commit().step << ": "
+                 << run.status();
+    WaitForQueuedReports();
+    Report(survivors);
+    absl::StatusOr<v1::Assignment> next = AwaitNextGeneration(a, cancelled);
+    if (!next.ok()) {
+      *reported = true;  // the survivors' report said why
+      return next.status();
+    }
+    if (next->start_step() != (*trainer)->last_commit().step) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("generation ", next->generation(), " starts at step ", next->start_step(),
+                       " but this rank committed step ", (*trainer)->last_commit().step));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> next_comm, join(*next));
+    RETURN_IF_ERROR((*trainer)->Regroup(
+        DataParallel{next_comm.get(), weights_of(*next), RebalanceIntervalSteps(next->spec())}));
+    RETURN_IF_ERROR(register_for_cancels(next_comm.get()));
+    LOG(INFO) << "job " << next->job_id() << " generation " << next->generation() << " rank "
+              << next->rank() << ": resuming at step " << next->start_step() << " on "
+              << next->world_size() << " ranks";
+    comm = std::move(next_comm);  // the failed group goes only now
+    a = *std::move(next);
+  }
   if (!run.ok()) {
-    for (int r : comm.lost_ranks()) failure->add_lost_ranks(r);
+    for (int r : comm->lost_ranks()) failure->add_lost_ranks(r);
     failure->set_committed_step((*trainer)->last_commit().step);
     return run.status();
   }
@@ -350,8 +427,9 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
                           std::shared_ptr<std::atomic<bool>> cancelled) {
   v1::ReportProgressRequest failed;
   failed.set_committed_step(-1);
-  const absl::Status status = TrainJob(a, worker_id, cancelled.get(), &failed);
-  if (!status.ok() && !cancelled->load()) {
+  bool reported = false;
+  const absl::Status status = TrainJob(a, worker_id, cancelled.get(), &failed, &reported);
+  if (!status.ok() && !cancelled->load() && !reported) {
     LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
                  << ": failed here: " << status;
     failed.set_worker_id(worker_id);

@@ -34,8 +34,15 @@
 //     (data-parallel). Rank 0 reports progress and evaluations, uploads
 //     each checkpoint and, at the end, the model, then reports `finished`.
 //     Any failure is reported as the job's error; a cancelled job reports
-//     nothing. Reports and uploads carry the worker id the job was
-//     assigned under, so a re-registration mid-job never relabels them.
+//     nothing.
+//  6. Generations: a run whose group lost peers (the communicator's
+//     census names them) reports them at once with its last committed
+//     step (the survivors' report), keeps its trainer, and waits for the
+//     job's next generation: an `assign` of the same job with a higher
+//     generation and start_step = that commit. It then joins the new
+//     group and resumes from the commit in memory (Trainer::Regroup). No
+//     next generation within kNextGenerationWait, or a cancel, ends it. Reports and uploads carry
+//     the worker id the job was assigned under, so a re-registration mid-job never relabels them.
 // One job at a time.
 //
 // Threads:
@@ -55,6 +62,7 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -118,6 +126,8 @@ class WorkerDaemon {
     // While the job's group exists: interrupted on cancel, so that a rank
     // blocked in a collective (on a peer that never started) stops too.
     collective::Communicator* communicator = nullptr;
+    // The coordinator's next generation of this job, for its thread.
+    std::optional<v1::Assignment> next_generation;
   };
   absl::Status RegisterOnce();
   void Apply(const v1::Directive& directive);
@@ -127,10 +137,15 @@ class WorkerDaemon {
   void StartJob(const v1::Assignment& assignment);
   void RunJob(v1::Assignment assignment, std::string worker_id,
               std::shared_ptr<std::atomic<bool>> cancelled);
+  // Waits (real time) for the job's next generation after `failed`.
+  absl::StatusOr<v1::Assignment> AwaitNextGeneration(const v1::Assignment& failed,
+                                                     const std::atomic<bool>* cancelled);
   // On failure, fills `failure` with the survivors' report: the ranks
-  // that fell silent and this rank's last committed step.
+  // that fell silent and this rank's last committed step; sets
+  // `*reported` when it has told the coordinator already.
   absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
-                        const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure);
+                        const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure,
+                        bool* reported);
   // Sends at once (blocking), for the final and error reports.
   void Report(const v1::ReportProgressRequest& request);
   // Queues for the reporter thread, so the training loop never waits on

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "base/clock.h"
 #include "collective/transport/forwarding_transport.h"
@@ -206,6 +207,22 @@ class WorkerDaemonTest : public testing::Test {
 
   void Tick() { ASSERT_TRUE(daemon_->Tick().ok()); }
 
+  // Heartbeats every daemon (their control rounds) until none runs a job;
+  // between rounds each waits for its job to end, for at most 50 ms (a
+  // condition wait, not a sleep). False after kJobWait.
+  bool DriveUntilNoJob(const std::vector<WorkerDaemon*>& daemons) {
+    const absl::Time give_up = absl::Now() + kJobWait;
+    while (absl::Now() < give_up) {
+      bool idle = true;
+      for (WorkerDaemon* d : daemons) {
+        idle &= d->AwaitNoJob(absl::Now() + absl::Milliseconds(50));
+        EXPECT_TRUE(d->Tick().ok());
+      }
+      if (idle) return true;
+    }
+    return false;
+  }
+
   std::string dir_;
   FakeClock clock_{absl::FromUnixSeconds(1'700'000'000)};
   std::unique_ptr<coordinator::JobStore> store_;
@@ -309,12 +326,63 @@ TEST_F(WorkerDaemonTest, ARankWhosePeerFallsSilentReportsItLostWithItsCommittedS
   ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
   ASSERT_TRUE(daemon.Tick().ok());
   ASSERT_EQ(daemon.current_job(), "pair");
-  ASSERT_TRUE(daemon.AwaitNoJob(absl::Now() + kJobWait));
+  // One survivor is fewer than min_workers: the job fails, and the cancel
+  // that follows reaches the daemon on a heartbeat.
+  ASSERT_TRUE(DriveUntilNoJob({&daemon}));
   const v1::JobStatus job = Job("pair");
   EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
   EXPECT_THAT(job.reason(), HasSubstr("lost worker-ghost (rank"));
   EXPECT_THAT(job.reason(), HasSubstr("last commit at step 0"));
   EXPECT_THAT(job.reason(), HasSubstr("reported by worker worker-short"));
+}
+
+TEST_F(WorkerDaemonTest, SurvivorsOfALostPeerGoOnInTheNextGenerationAndFinishTheJob) {
+  // Two daemons and a ghost that never starts its part: the daemons' first
+  // collective times out, they report the ghost lost, and the coordinator
+  // forms generation 2 of the two; they resume from their commit (step 0)
+  // in the same processes and finish.
+  auto make = [&](const std::string& name) {
+    WorkerOptions options;
+    options.name = name;
+    options.scratch_dir = dir_ + "/scratch-" + name;
+    options.compute_rate = 1000;
+    options.threads = 1;
+    options.collective_timeout = absl::Seconds(1);
+    return std::make_unique<WorkerDaemon>(options, recording_.get(), &transports_, &clock_);
+  };
+  auto first = make("first"), second = make("second");
+  v1::RegisterRequest ghost;
+  ghost.set_name("worker-ghost");
+  ghost.set_pool(v1::WORKER_POOL_DATACENTER);
+  ghost.set_peer_address("in-process:9");
+  ghost.set_samples_per_second(10);  // the slowest: the last rank
+  ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  ASSERT_TRUE(first->Tick().ok());
+  ASSERT_TRUE(second->Tick().ok());
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = SyntheticSpec(40);
+  request.mutable_spec()->set_min_workers(1);
+  request.mutable_spec()->set_max_workers(3);
+  request.set_job_id("elastic");
+  ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
+  ASSERT_TRUE(first->Tick().ok());
+  ASSERT_TRUE(second->Tick().ok());
+  ASSERT_EQ(first->current_job(), "elastic");
+  ASSERT_EQ(second->current_job(), "elastic");
+  ASSERT_TRUE(DriveUntilNoJob({first.get(), second.get()}));
+  const v1::JobStatus job = Job("elastic");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.reason();
+  EXPECT_EQ(job.generation(), 2);
+  EXPECT_THAT(job.workers(), testing::UnorderedElementsAre("first", "second"));
+  EXPECT_EQ(job.progress().step(), 40);
+  auto history = coordinator_->GetJobHistory("elastic");
+  ASSERT_TRUE(history.ok());
+  bool regrouped = false;
+  for (const auto& e : history->events()) {
+    regrouped |= absl::StrContains(e.reason(), "after losing worker-ghost");
+  }
+  EXPECT_TRUE(regrouped) << "no history event for generation 2";
+  EXPECT_EQ(coordinator_->metrics().recoveries, 1);
 }
 
 TEST_F(WorkerDaemonTest, ADrainingWorkerKeepsItsJobStartsNoOtherAndStaysDraining) {
