@@ -367,7 +367,8 @@ bool Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequ
   const std::string reason =
       absl::StrCat("generation ", job.generation(), " on ", absl::StrJoin(names, ", "),
                    " after losing ", absl::StrJoin(lost_names, ", "), " near step ", lost_at,
-                   "; resuming from step ", report.committed_step());
+                   "; resuming from the survivors' last commit (step ", report.committed_step(),
+                   " or the one before)");
   LOG(INFO) << "job " << job.id() << ": " << reason;
   job.set_reason(reason);
   if (absl::Status s = store_->UpdateJob(job); !s.ok()) return false;

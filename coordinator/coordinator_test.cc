@@ -247,7 +247,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
   EXPECT_EQ(job->generation(), 2);
   EXPECT_THAT(job->workers(), testing::ElementsAre("a", "c"));
   EXPECT_THAT(job->reason(), HasSubstr("after losing b (rank 1)"));
-  EXPECT_THAT(job->reason(), HasSubstr("resuming from step 40"));
+  EXPECT_THAT(job->reason(), HasSubstr("last commit (step 40"));
   // The survivors get generation 2 in their old order, from step 40; the
   // lost worker is fenced.
   for (const auto& [worker, rank] : {std::pair{a, 0}, std::pair{c, 1}}) {

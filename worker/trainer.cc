@@ -128,6 +128,7 @@ void Trainer::MoveToOwnMemory() {
 // 8.
 absl::Status Trainer::Commit(int64_t next_step) {
   RETURN_IF_ERROR(GatherOptimizerState());
+  if (commit_.step != next_step) std::swap(previous_commit_, commit_);  // reuses its buffers
   absl::Span<const float> params = model_->flat_parameters();
   commit_.parameters.assign(params.begin(), params.end());
   const std::vector<OptimizerState> state = optimizer_->State();
@@ -151,16 +152,38 @@ absl::Status Trainer::Regroup(DataParallel group) {
   // Out of the failed group's memory first (it goes with that group).
   MoveToOwnMemory();
   options_.data_parallel = std::move(group);
+  // The new group agrees on the oldest newest commit: a loss during a
+  // commit's gather can leave ranks one commit apart, and each keeps the
+  // one before its newest. Steps travel as two exact floats (24 bits each).
+  const float mine[2] = {static_cast<float>(commit_.step >> 24),
+                         static_cast<float>(commit_.step & 0xffffff)};
+  std::vector<float> all(2 * world_size());
+  RETURN_IF_ERROR(options_.data_parallel->communicator->AllGather(absl::MakeConstSpan(mine, 2),
+                                                                  absl::MakeSpan(all)));
+  int64_t step = commit_.step;
+  for (int r = 0; r < world_size(); ++r) {
+    step = std::min(
+        step, (static_cast<int64_t>(all[2 * r]) << 24) + static_cast<int64_t>(all[2 * r + 1]));
+  }
+  const CommitPoint* from = step == commit_.step            ? &commit_
+                            : step == previous_commit_.step ? &previous_commit_
+                                                            : nullptr;
+  if (from == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the new group resumes at step ", step, " but this rank committed only steps ",
+                     previous_commit_.step, " and ", commit_.step));
+  }
   RETURN_IF_ERROR(BindStepMemory());
   absl::Span<float> params = model_->flat_parameters();
-  std::copy(commit_.parameters.begin(), commit_.parameters.end(), params.begin());
+  std::copy(from->parameters.begin(), from->parameters.end(), params.begin());
   const std::vector<OptimizerState> state = optimizer_->State();
   for (size_t i = 0; i < state.size(); ++i) {
-    std::copy(commit_.optimizer_state[i].begin(), commit_.optimizer_state[i].end(),
+    std::copy(from->optimizer_state[i].begin(), from->optimizer_state[i].end(),
               state[i].buffer->span().begin());
   }
-  optimizer_->set_steps(commit_.optimizer_steps);
-  start_step_ = commit_.step;
+  optimizer_->set_steps(from->optimizer_steps);
+  start_step_ = from->step;
+  if (from != &commit_) std::swap(commit_, previous_commit_);  // the newest is `from` again
   return absl::OkStatus();
 }
 

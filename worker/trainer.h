@@ -145,12 +145,13 @@ class Trainer {
   // end. May be called again after Regroup.
   absl::StatusOr<TrainResult> Run();
 
-  // Elastic recovery (see 8 above): restores the last commit point and
-  // trains on with `group` (the next generation's communicator, shard
-  // weights and rebalance interval) from its step. Call it while the
-  // failed group's communicator still exists: the model's buffers may be
-  // that group's shared memory, and move out of it first. Collective over
-  // the new group when it shares memory (it maps the step memory).
+  // Elastic recovery (see 8 above): restores a commit point and trains on
+  // with `group` (the next generation's communicator, shard weights and
+  // rebalance interval) from its step — the oldest newest commit among the
+  // new group's ranks (a loss during a commit can leave them one apart;
+  // each keeps the one before its newest). Collective over `group`. Call
+  // it while the failed group's communicator still exists: the model's
+  // buffers may be that group's shared memory, and move out of it first.
   absl::Status Regroup(DataParallel group);
   const CommitPoint& last_commit() const { return commit_; }
 
@@ -197,7 +198,8 @@ class Trainer {
   std::string spec_hash_;
   int64_t total_steps_ = 0;
   int64_t start_step_ = 0;
-  CommitPoint commit_;
+  CommitPoint commit_;           // the newest
+  CommitPoint previous_commit_;  // the one before it
   // The model's flat buffers after a regroup moved them out of a group's
   // shared memory.
   Tensor own_parameters_, own_gradients_;

@@ -90,8 +90,10 @@ absl::Status WorkerDaemon::Run() {
   while (!stop_.HasBeenNotified()) {
     RETURN_IF_ERROR(Tick());
     const absl::Duration wait = unreachable_ ? options_.retry_interval : heartbeat_interval_;
-    const absl::Time due = clock_->Now() + wait;
-    stop_.WaitForNotificationWithTimeout(due - clock_->Now());
+    absl::MutexLock lock(&wake_mu_);
+    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_; };
+    wake_mu_.AwaitWithTimeout(absl::Condition(&woken), wait);
+    wake_ = false;
   }
   return absl::OkStatus();
 }
@@ -376,25 +378,22 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
                  << run.status();
     WaitForQueuedReports();
     Report(survivors);
+    Wake();  // the next generation comes in the reply to the next heartbeat
     absl::StatusOr<v1::Assignment> next = AwaitNextGeneration(a, cancelled);
     if (!next.ok()) {
       *reported = true;  // the survivors' report said why
       return next.status();
     }
-    if (next->start_step() != (*trainer)->last_commit().step) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("generation ", next->generation(), " starts at step ", next->start_step(),
-                       " but this rank committed step ", (*trainer)->last_commit().step));
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> next_comm, join(*next));
-    RETURN_IF_ERROR((*trainer)->Regroup(
-        DataParallel{next_comm.get(), weights_of(*next), RebalanceIntervalSteps(next->spec())}));
+    a = *std::move(next);  // from here on, failures are the new generation's
+    failure->set_generation(a.generation());
+    ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> next_comm, join(a));
     RETURN_IF_ERROR(register_for_cancels(next_comm.get()));
-    LOG(INFO) << "job " << next->job_id() << " generation " << next->generation() << " rank "
-              << next->rank() << ": resuming at step " << next->start_step() << " on "
-              << next->world_size() << " ranks";
+    RETURN_IF_ERROR((*trainer)->Regroup(
+        DataParallel{next_comm.get(), weights_of(a), RebalanceIntervalSteps(a.spec())}));
+    LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+              << ": resuming at step " << (*trainer)->last_commit().step << " on " << a.world_size()
+              << " ranks";
     comm = std::move(next_comm);  // the failed group goes only now
-    a = *std::move(next);
   }
   if (!run.ok()) {
     for (int r : comm->lost_ranks()) failure->add_lost_ranks(r);
@@ -426,6 +425,7 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
 void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
                           std::shared_ptr<std::atomic<bool>> cancelled) {
   v1::ReportProgressRequest failed;
+  failed.set_generation(a.generation());  // TrainJob moves it on with each regroup
   failed.set_committed_step(-1);
   bool reported = false;
   const absl::Status status = TrainJob(a, worker_id, cancelled.get(), &failed, &reported);
@@ -434,7 +434,6 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
                  << ": failed here: " << status;
     failed.set_worker_id(worker_id);
     failed.set_job_id(a.job_id());
-    failed.set_generation(a.generation());
     failed.set_error(std::string(status.message()));
     Report(failed);
   } else {

@@ -106,6 +106,13 @@ class WorkerDaemon {
   absl::Status Run();
   void Stop() {
     if (!stop_.HasBeenNotified()) stop_.Notify();
+    Wake();
+  }
+  // Starts the next round now instead of after the heartbeat interval
+  // (survivors of a lost peer: their next generation comes in its reply).
+  void Wake() {
+    absl::MutexLock lock(&wake_mu_);
+    wake_ = true;
   }
   // One round (steps 1–4 above). OK also when the coordinator was
   // unreachable; the refusal of a registration otherwise.
@@ -170,6 +177,9 @@ class WorkerDaemon {
   mutable absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);  // empty: not registered
   Job current_ ABSL_GUARDED_BY(mu_);            // id empty: none
+
+  absl::Mutex wake_mu_;
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
 
   absl::Mutex report_mu_;
   std::deque<v1::ReportProgressRequest> reports_ ABSL_GUARDED_BY(report_mu_);

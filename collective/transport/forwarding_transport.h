@@ -1,6 +1,6 @@
 // ForwardingTransport: a Transport that passes every call to another one —
 // the base of wrappers that change one thing (a test's injected fault, an
-// observer) and forward the rest. Owns the wrapped transport; threading
+// observer) and forward the rest, group memory included. Owns the wrapped transport; threading
 // and failure rules are the wrapped one's.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_FORWARDING_TRANSPORT_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_FORWARDING_TRANSPORT_H_
@@ -8,11 +8,12 @@
 #include <memory>
 #include <set>
 
+#include "collective/transport/group_memory.h"
 #include "collective/transport/transport.h"
 
 namespace nightshift::collective {
 
-class ForwardingTransport : public Transport {
+class ForwardingTransport : public Transport, public GroupMemoryTransport {
  public:
   explicit ForwardingTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
 
@@ -31,6 +32,16 @@ class ForwardingTransport : public Transport {
   void Abort(const absl::Status& reason) override { inner_->Abort(reason); }
   std::set<int> AwaitAborts(int count, absl::Time deadline) override {
     return inner_->AwaitAborts(count, deadline);
+  }
+  // The wrapped transport's group memory, if it has that capability.
+  bool CanMapGroupMemory() const override {
+    auto* m = dynamic_cast<GroupMemoryTransport*>(inner_.get());
+    return m != nullptr && m->CanMapGroupMemory();
+  }
+  absl::StatusOr<GroupMemory*> MapGroupMemory(size_t bytes_per_rank, absl::Time deadline) override {
+    auto* m = dynamic_cast<GroupMemoryTransport*>(inner_.get());
+    if (m == nullptr) return absl::UnimplementedError("the wrapped transport maps no memory");
+    return m->MapGroupMemory(bytes_per_rank, deadline);
   }
 
  private:
