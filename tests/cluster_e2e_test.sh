@@ -30,6 +30,23 @@ spec_with() {  # spec_with MIN MAX STEPS > file
       -e "s/^epochs: .*/steps: $3/" "$SPEC"
 }
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# compare_models A B TOL: same tensors, each within a max relative
+# difference of TOL (denominator at least 1); prints each figure.
+compare_models() {
+  /usr/bin/python3 - "$READER" "$1" "$2" "$3" <<'PY'
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("reader", sys.argv[1])
+reader = importlib.util.module_from_spec(spec); spec.loader.exec_module(reader)
+a, _ = reader.read(sys.argv[2]); b, _ = reader.read(sys.argv[3])
+assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+for name in a:
+    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+    err = np.max(np.abs(x - y) / np.maximum(1.0, np.abs(y)))
+    print(f"{sys.argv[2].split('/')[-1]} vs {sys.argv[3].split('/')[-1]} {name}: max relative difference {err:.2e}")
+    assert err <= float(sys.argv[4]), name
+PY
+}
 
 echo "== 1. submit, watch, HTTP and gRPC agree"
 spec_with 3 3 60 >"$T/three.textproto"
@@ -53,19 +70,7 @@ spec_with 1 1 60 >"$T/one.textproto"
 "$NS" submit "$T/one.textproto" --id=one --watch --coordinator="$C" >/dev/null 2>&1 || fail "job one"
 "$NS" export three "$T/three.safetensors" --coordinator="$C" >/dev/null || fail "export three"
 "$NS" export one "$T/one.safetensors" --coordinator="$C" >/dev/null || fail "export one"
-/usr/bin/python3 - "$READER" "$T/three.safetensors" "$T/one.safetensors" <<'PY' || fail "models differ"
-import importlib.util, sys
-import numpy as np
-spec = importlib.util.spec_from_file_location("reader", sys.argv[1])
-reader = importlib.util.module_from_spec(spec); spec.loader.exec_module(reader)
-a, _ = reader.read(sys.argv[2]); b, _ = reader.read(sys.argv[3])
-assert sorted(a) == sorted(b), (sorted(a), sorted(b))
-for name in a:
-    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
-    err = np.max(np.abs(x - y) / np.maximum(1.0, np.abs(y)))
-    print(f"{name}: max relative difference {err:.2e}")
-    assert err <= 1e-4, name
-PY
+compare_models "$T/three.safetensors" "$T/one.safetensors" 1e-4 || fail "models differ"
 
 echo "== 3. bad input"
 sed 's/lr: 0.02/lr: 0/' "$T/one.textproto" >"$T/bad.textproto"
@@ -160,18 +165,8 @@ shrink_spec 1 >"$T/clean.textproto"
 "$NS" submit "$T/clean.textproto" --id=clean --watch --coordinator="$C" >/dev/null 2>&1 || fail "job clean"
 "$NS" export shrink "$T/shrink.safetensors" --coordinator="$C" >/dev/null || fail "export shrink"
 "$NS" export clean "$T/clean.safetensors" --coordinator="$C" >/dev/null || fail "export clean"
-/usr/bin/python3 - "$READER" "$T/shrink.safetensors" "$T/clean.safetensors" <<'PY' || fail "the survived run's model is far from the clean run's"
-import importlib.util, sys
-import numpy as np
-spec = importlib.util.spec_from_file_location("reader", sys.argv[1])
-reader = importlib.util.module_from_spec(spec); spec.loader.exec_module(reader)
-a, _ = reader.read(sys.argv[2]); b, _ = reader.read(sys.argv[3])
-for name in a:
-    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
-    err = np.max(np.abs(x - y) / np.maximum(1.0, np.abs(y)))
-    print(f"survived vs clean {name}: max relative difference {err:.2e}")
-    assert err <= 1e-2, name
-PY
+compare_models "$T/shrink.safetensors" "$T/clean.safetensors" 1e-2 \
+  || fail "the survived run's model is far from the clean run's"
 
 echo "== 7. the coordinator restarted keeps every job and its history"
 before=$(curl -sf "$H/v1/jobs" | json 'len(d["jobs"])')

@@ -207,6 +207,17 @@ class WorkerDaemonTest : public testing::Test {
 
   void Tick() { ASSERT_TRUE(daemon_->Tick().ok()); }
 
+  // A worker "worker-ghost" that registers with `rate` samples/s and then
+  // never calls again: its part of any assignment is never taken.
+  void RegisterGhost(double rate) {
+    v1::RegisterRequest ghost;
+    ghost.set_name("worker-ghost");
+    ghost.set_pool(v1::WORKER_POOL_DATACENTER);
+    ghost.set_peer_address("in-process:ghost");
+    ghost.set_samples_per_second(rate);
+    ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  }
+
   // Heartbeats every daemon (their control rounds) until none runs a job;
   // between rounds each waits for its job to end, for at most 50 ms (a
   // condition wait, not a sleep). False after kJobWait.
@@ -276,12 +287,7 @@ TEST_F(WorkerDaemonTest, ACancelStopsARankBlockedOnAPeerThatNeverStarted) {
   // A second worker that registers and then never calls again: its half of
   // the assignment is never taken, so this daemon's rank waits in its first
   // collective, far longer than the test's bound on the wait below.
-  v1::RegisterRequest ghost;
-  ghost.set_name("worker-ghost");
-  ghost.set_pool(v1::WORKER_POOL_DATACENTER);
-  ghost.set_peer_address("in-process:1");
-  ghost.set_samples_per_second(1000);
-  ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  RegisterGhost(1000);
   Tick();
   v1::SubmitJobRequest request;
   *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
@@ -312,12 +318,7 @@ TEST_F(WorkerDaemonTest, ARankWhosePeerFallsSilentReportsItLostWithItsCommittedS
   options.threads = 1;
   options.collective_timeout = absl::Seconds(1);
   WorkerDaemon daemon(options, recording_.get(), &transports_, &clock_);
-  v1::RegisterRequest ghost;
-  ghost.set_name("worker-ghost");
-  ghost.set_pool(v1::WORKER_POOL_DATACENTER);
-  ghost.set_peer_address("in-process:1");
-  ghost.set_samples_per_second(1000);
-  ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  RegisterGhost(1000);
   ASSERT_TRUE(daemon.Tick().ok());
   v1::SubmitJobRequest request;
   *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
@@ -351,12 +352,7 @@ TEST_F(WorkerDaemonTest, SurvivorsOfALostPeerGoOnInTheNextGenerationAndFinishThe
     return std::make_unique<WorkerDaemon>(options, recording_.get(), &transports_, &clock_);
   };
   auto first = make("first"), second = make("second");
-  v1::RegisterRequest ghost;
-  ghost.set_name("worker-ghost");
-  ghost.set_pool(v1::WORKER_POOL_DATACENTER);
-  ghost.set_peer_address("in-process:9");
-  ghost.set_samples_per_second(10);  // the slowest: the last rank
-  ASSERT_TRUE(coordinator_->Register(ghost).ok());
+  RegisterGhost(10);  // the slowest: the last rank
   ASSERT_TRUE(first->Tick().ok());
   ASSERT_TRUE(second->Tick().ok());
   v1::SubmitJobRequest request;
