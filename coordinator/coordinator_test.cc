@@ -72,6 +72,19 @@ class CoordinatorTest : public testing::Test {
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : v1::HeartbeatResponse();
   }
+  // Worker `from`'s report, in generation 1 of job "j", that rank `lost`
+  // fell silent, with its last commit at `committed`.
+  static v1::ReportProgressRequest SurvivorsReport(const std::string& from, int lost,
+                                                   int64_t committed) {
+    v1::ReportProgressRequest r;
+    r.set_worker_id(from);
+    r.set_job_id("j");
+    r.set_generation(1);
+    r.set_error("all-reduce: a rank did not answer");
+    r.add_lost_ranks(lost);
+    r.set_committed_step(committed);
+    return r;
+  }
   v1::JobStatus Submit(const std::string& id, int min_workers = 2) {
     v1::SubmitJobRequest s;
     *s.mutable_spec() = Spec(min_workers);
@@ -208,14 +221,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportNamesTheLostWorkerAndTheCommittedStep) {
   Beat(a);
   Beat(b);
   ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
-  v1::ReportProgressRequest err;
-  err.set_worker_id(a);
-  err.set_job_id("j");
-  err.set_generation(1);
-  err.set_error("all-reduce on rank 0: rank 1 did not answer");
-  err.add_lost_ranks(1);
-  err.set_committed_step(1150);
-  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 1150)).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
   EXPECT_THAT(job->reason(), HasSubstr("lost b (rank 1) at generation 1"));
@@ -234,14 +240,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
   ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
   Beat(b, "j");
   Beat(c, "j");
-  v1::ReportProgressRequest lost;
-  lost.set_worker_id(c);
-  lost.set_job_id("j");
-  lost.set_generation(1);
-  lost.set_error("all-reduce on rank 2: rank 1 did not answer");
-  lost.add_lost_ranks(1);
-  lost.set_committed_step(40);
-  ASSERT_TRUE(coordinator_->ReportProgress(lost).ok());
+  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(c, 1, 40)).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(job->generation(), 2);
@@ -265,8 +264,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
   from_b.set_job_id("j");
   EXPECT_EQ(coordinator_->Heartbeat(from_b).status().code(), absl::StatusCode::kNotFound);
   // A second survivor's report of generation 1 changes nothing.
-  lost.set_worker_id(a);
-  ASSERT_TRUE(coordinator_->ReportProgress(lost).ok());
+  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 40)).ok());
   EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
   EXPECT_EQ(coordinator_->metrics().recoveries, 1);
   // The history records the new generation.

@@ -183,7 +183,11 @@ absl::Status Trainer::Regroup(DataParallel group) {
   }
   optimizer_->set_steps(from->optimizer_steps);
   start_step_ = from->step;
-  if (from != &commit_) std::swap(commit_, previous_commit_);  // the newest is `from` again
+  if (from != &commit_) {
+    // The newer commit belongs to a trajectory this group will not take.
+    std::swap(commit_, previous_commit_);
+    previous_commit_.step = -1;
+  }
   return absl::OkStatus();
 }
 

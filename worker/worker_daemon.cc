@@ -89,10 +89,11 @@ absl::Status WorkerDaemon::Run() {
   SetComputeThreads(options_.threads);
   while (!stop_.HasBeenNotified()) {
     RETURN_IF_ERROR(Tick());
-    const absl::Duration wait = unreachable_ ? options_.retry_interval : heartbeat_interval_;
+    const absl::Time due =
+        clock_->Now() + (unreachable_ ? options_.retry_interval : heartbeat_interval_);
     absl::MutexLock lock(&wake_mu_);
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_; };
-    wake_mu_.AwaitWithTimeout(absl::Condition(&woken), wait);
+    wake_mu_.AwaitWithTimeout(absl::Condition(&woken), due - clock_->Now());
     wake_ = false;
   }
   return absl::OkStatus();
