@@ -309,6 +309,87 @@ TEST_P(DataParallelTest, AGroupRebuiltWithItsOwnRanksEndsBitForBitWithTheCleanRu
   for (int r = 0; r < 3; ++r) EXPECT_EQ(rebuilt[r], clean[0]) << "rank " << r;
 }
 
+// Trains Spec() on `first` ranks, with rank 0 asking to yield from the
+// start, then regroups as generation 2 of `next` (old ranks in their new
+// rank order; -1 for a joiner, whose trainer never ran) and trains on to
+// the end. Returns each new rank's final parameters; `yielded_at` gets the
+// step each old rank stopped at, `resumed_at` the step each new rank
+// resumed from.
+std::vector<std::vector<float>> TrainThroughAYield(collective::TransportKind kind, int first,
+                                                   const std::vector<int>& next,
+                                                   std::vector<int64_t>* yielded_at,
+                                                   std::vector<int64_t>* resumed_at) {
+  collective::CommunicatorOptions one{"elastic", 1, absl::Seconds(20), false};
+  collective::CommunicatorOptions two{"elastic", 2, absl::Seconds(20), false};
+  auto group = collective::MakeTestGroup(kind, first, one);
+  auto regrouped = collective::MakeTestGroup(kind, static_cast<int>(next.size()), two);
+  std::vector<std::unique_ptr<Trainer>> trainers(first);
+  std::vector<std::vector<float>> params(next.size());
+  yielded_at->assign(first, -1);
+  resumed_at->assign(next.size(), -1);
+  // Only rank 0 asks to yield; every rank must stop with it.
+  std::atomic<bool> asks{true}, does_not{false};
+  // (A joiner's trainer is created alone: Regroup binds it to the group.)
+  auto make = [&](collective::Communicator* comm) {
+    TrainerOptions options;
+    options.progress_interval_steps = 5;  // commits at steps 0, 5, 10, ...
+    options.yield_requested = comm != nullptr && comm->rank() == 0 ? &asks : &does_not;
+    if (comm != nullptr) options.data_parallel = DataParallel{comm, {}, 0};
+    return Trainer::Create(Spec(), options);
+  };
+  auto statuses = group->Run([&](collective::Communicator& comm) -> absl::Status {
+    ASSIGN_OR_RETURN(trainers[comm.rank()], make(&comm));
+    ASSIGN_OR_RETURN(TrainResult r, trainers[comm.rank()]->Run());
+    if (!r.yielded) return absl::InternalError("the first generation ran to the end");
+    (*yielded_at)[comm.rank()] = r.steps;
+    return absl::OkStatus();
+  });
+  for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
+  asks = false;
+  statuses = regrouped->Run([&](collective::Communicator& comm) -> absl::Status {
+    const int old_rank = next[comm.rank()];
+    std::unique_ptr<Trainer> joiner;
+    Trainer* t = old_rank >= 0 ? trainers[old_rank].get() : nullptr;
+    if (t == nullptr) {
+      ASSIGN_OR_RETURN(joiner, make(nullptr));
+      t = joiner.get();
+    }
+    RETURN_IF_ERROR(t->Regroup(DataParallel{&comm, {}, 0}));
+    (*resumed_at)[comm.rank()] = t->last_commit().step;
+    ASSIGN_OR_RETURN(TrainResult r, t->Run());
+    if (r.yielded) return absl::InternalError("the second generation yielded");
+    auto p = t->model().flat_parameters();
+    params[comm.rank()].assign(p.begin(), p.end());
+    return absl::OkStatus();
+  });
+  for (const auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
+  return params;
+}
+
+TEST_P(DataParallelTest, AJoinerReceivesTheModelFromAMemberAndTheGroupEndsWithTheCleanModel) {
+  auto clean = TrainGroup(GetParam(), 3, [](collective::Communicator& comm, TrainerOptions& o) {
+    o.data_parallel = DataParallel{&comm, {}, 0};
+  });
+  std::vector<int64_t> yielded_at, resumed_at;
+  auto grown = TrainThroughAYield(GetParam(), 2, {0, 1, -1}, &yielded_at, &resumed_at);
+  EXPECT_EQ(yielded_at, std::vector<int64_t>({5, 5})) << "both ranks stop at the first commit";
+  EXPECT_EQ(resumed_at, std::vector<int64_t>({5, 5, 5})) << "nothing is redone";
+  for (const auto& p : grown) ExpectClose(p, clean[0]);
+  EXPECT_EQ(grown[0], grown[2]) << "the joiner drifted from the members";
+}
+
+TEST_P(DataParallelTest, ADrainedRankLeavesAtACommitWithNoStepLost) {
+  auto clean = TrainGroup(GetParam(), 3, [](collective::Communicator& comm, TrainerOptions& o) {
+    o.data_parallel = DataParallel{&comm, {}, 0};
+  });
+  std::vector<int64_t> yielded_at, resumed_at;
+  auto drained = TrainThroughAYield(GetParam(), 3, {0, 2}, &yielded_at, &resumed_at);
+  EXPECT_EQ(yielded_at, std::vector<int64_t>({5, 5, 5}));
+  EXPECT_EQ(resumed_at, std::vector<int64_t>({5, 5}));
+  for (const auto& p : drained) ExpectClose(p, clean[0]);
+  EXPECT_EQ(drained[0], drained[1]);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, DataParallelTest,
                          testing::Values(collective::TransportKind::kLocal,
                                          collective::TransportKind::kGrpc,

@@ -142,52 +142,84 @@ absl::Status Trainer::Commit(int64_t next_step) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Steps travel through float collectives as two exact floats (24 bits each).
+void PutStep(int64_t step, float* out) {
+  out[0] = static_cast<float>(step >> 24);
+  out[1] = static_cast<float>(step & 0xffffff);
+}
+int64_t GetStep(const float* in) {
+  return (static_cast<int64_t>(in[0]) << 24) + static_cast<int64_t>(in[1]);
+}
+
+}  // namespace
+
 absl::Status Trainer::Regroup(DataParallel group) {
-  if (commit_.step < 0) {
-    return absl::FailedPreconditionError("no commit point to resume from: Run never started");
-  }
   if (group.communicator == nullptr) {
     return absl::InvalidArgumentError("regroup: no communicator");
   }
   // Out of the failed group's memory first (it goes with that group).
   MoveToOwnMemory();
   options_.data_parallel = std::move(group);
-  // The new group agrees on the oldest newest commit: a loss during a
-  // commit's gather can leave ranks one commit apart, and each keeps the
-  // one before its newest. Steps travel as two exact floats (24 bits each).
-  const float mine[2] = {static_cast<float>(commit_.step >> 24),
-                         static_cast<float>(commit_.step & 0xffffff)};
-  std::vector<float> all(2 * world_size());
-  RETURN_IF_ERROR(options_.data_parallel->communicator->AllGather(absl::MakeConstSpan(mine, 2),
-                                                                  absl::MakeSpan(all)));
-  int64_t step = commit_.step;
+  collective::Communicator* comm = options_.data_parallel->communicator;
+  // Which commits each rank holds: its newest and the one before.
+  float mine[4];
+  PutStep(commit_.step, mine);
+  PutStep(previous_commit_.step, mine + 2);
+  std::vector<float> all(4 * world_size());
+  RETURN_IF_ERROR(comm->AllGather(absl::MakeConstSpan(mine, 4), absl::MakeSpan(all)));
+  // The group resumes at the oldest newest commit among the ranks that hold
+  // one (a loss during a commit's gather can leave them one commit apart);
+  // the lowest rank holding it gives it to all.
+  int64_t step = -1;
   for (int r = 0; r < world_size(); ++r) {
-    step = std::min(
-        step, (static_cast<int64_t>(all[2 * r]) << 24) + static_cast<int64_t>(all[2 * r + 1]));
+    const int64_t newest = GetStep(&all[4 * r]);
+    if (newest >= 0 && (step < 0 || newest < step)) step = newest;
   }
-  const CommitPoint* from = step == commit_.step            ? &commit_
+  if (step < 0) {
+    return absl::FailedPreconditionError(
+        "regroup: no rank of the new group holds a commit point to resume from");
+  }
+  int donor = -1;
+  for (int r = 0; r < world_size() && donor < 0; ++r) {
+    if (GetStep(&all[4 * r]) == step || GetStep(&all[4 * r + 2]) == step) donor = r;
+  }
+  const CommitPoint* held = step == commit_.step            ? &commit_
                             : step == previous_commit_.step ? &previous_commit_
                                                             : nullptr;
-  if (from == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the new group resumes at step ", step, " but this rank committed only steps ",
-                     previous_commit_.step, " and ", commit_.step));
+  CommitPoint point;
+  if (rank() == donor) {
+    point = *held;
+  } else {
+    point.parameters.resize(model_->num_parameters());
+    for (const OptimizerState& s : optimizer_->State()) {
+      point.optimizer_state.emplace_back(s.buffer->size());
+    }
   }
+  float optimizer_steps[2];
+  PutStep(point.optimizer_steps, optimizer_steps);
+  RETURN_IF_ERROR(comm->Broadcast(absl::MakeSpan(point.parameters), donor));
+  for (std::vector<float>& buffer : point.optimizer_state) {
+    RETURN_IF_ERROR(comm->Broadcast(absl::MakeSpan(buffer), donor));
+  }
+  RETURN_IF_ERROR(comm->Broadcast(absl::MakeSpan(optimizer_steps, 2), donor));
+  point.optimizer_steps = GetStep(optimizer_steps);
+  point.step = step;
+
   RETURN_IF_ERROR(BindStepMemory());
   absl::Span<float> params = model_->flat_parameters();
-  std::copy(from->parameters.begin(), from->parameters.end(), params.begin());
+  std::copy(point.parameters.begin(), point.parameters.end(), params.begin());
   const std::vector<OptimizerState> state = optimizer_->State();
   for (size_t i = 0; i < state.size(); ++i) {
-    std::copy(from->optimizer_state[i].begin(), from->optimizer_state[i].end(),
+    std::copy(point.optimizer_state[i].begin(), point.optimizer_state[i].end(),
               state[i].buffer->span().begin());
   }
-  optimizer_->set_steps(from->optimizer_steps);
-  start_step_ = from->step;
-  if (from != &commit_) {
-    // The newer commit belongs to a trajectory this group will not take.
-    std::swap(commit_, previous_commit_);
-    previous_commit_.step = -1;
-  }
+  optimizer_->set_steps(point.optimizer_steps);
+  start_step_ = step;
+  // Any newer commit belongs to a trajectory this group will not take.
+  commit_ = std::move(point);
+  previous_commit_.step = -1;
   return absl::OkStatus();
 }
 
@@ -287,9 +319,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   v1::Progress progress;
   progress.set_total_steps(total_steps_);
   progress.set_workers(n);
-  // Window sums for progress: loss, correct, samples, seconds (summed over
-  // ranks at report time).
-  float window[4] = {0, 0, 0, 0};
+  // Window sums for progress: loss, correct, samples, seconds, and the
+  // ranks asking to yield (summed over ranks at report time).
+  float window[5] = {0, 0, 0, 0, 0};
   absl::Time window_start = clock_->Now();
   int64_t window_steps = std::max<int64_t>(1, options_.progress_interval_steps);
   // At multiples of the interval, also after a resume.
@@ -360,7 +392,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     if (step + 1 == next_report_step || last) {
       const absl::Time now = clock_->Now();
       window[3] = static_cast<float>(absl::ToDoubleSeconds(now - window_start));
-      RETURN_IF_ERROR(SumOverRanks(absl::MakeSpan(window, 4)));
+      window[4] = options_.yield_requested != nullptr && options_.yield_requested->load() ? 1 : 0;
+      RETURN_IF_ERROR(SumOverRanks(absl::MakeSpan(window, commits ? 5 : 4)));
       const double seconds = window[3] / n;  // the ranks' mean
       progress.set_loss(window[2] > 0 ? window[0] / window[2] : 0);
       progress.set_train_accuracy(window[2] > 0 ? window[1] / window[2] : 0);
@@ -372,9 +405,18 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                                            1, kMaxProgressWindowSteps);
       }
       next_report_step = step + 1 + window_steps;
-      window[0] = window[1] = window[2] = window[3] = 0;
+      const bool yield = window[4] > 0;
+      window[0] = window[1] = window[2] = window[3] = window[4] = 0;
       window_start = now;
       if (commits && !last) RETURN_IF_ERROR(commit(step + 1));  // 8.
+      if (commits && !last && yield) {                          // 9.
+        TrainResult yielded;
+        yielded.steps = step + 1;
+        yielded.yielded = true;
+        yielded.commits = commit_count;
+        yielded.commit_time = commit_time;
+        return yielded;
+      }
     }
     // 7. Evaluation, shared by all ranks; checkpoints, on rank 0.
     const bool epoch_end = pos.step_in_epoch + 1 == plan_->steps_per_epoch();

@@ -49,14 +49,22 @@
 //      of the step, so nothing else is needed to resume there. Measured:
 //      0.86–0.90% of a 2-worker Fashion-MNIST run at 500 ms reports (17
 //      commits of ~4 ms in 7.9 s; the daemon logs the figure per job).
+//   9. Yielding (in a group only): the progress all-reduce of step 6 also
+//      sums the ranks' yield_requested flags; when any is set, every rank
+//      takes the commit point of step 8 and Run returns `yielded` at that
+//      same step — the group's common stopping point for a planned
+//      membership change (a worker joins or drains): nothing is redone.
 // Resuming loads a checkpoint and continues at its step; the data order,
 // schedule and optimizer state make the rest identical to never stopping.
-// Regrouping after a lost peer (elastic recovery): when Run fails, the
-// caller builds the next generation's group and calls Regroup, which
-// restores the last commit point in memory — no file, no reloaded data
-// set — and binds the new group; Run then continues from the committed
-// step. Work lost is at most one commit interval, and the final model is
-// the one a failure-free run reaches, up to float summation order.
+// Regrouping (elastic membership): when Run fails on a lost peer, or
+// yields (9), the caller builds the next generation's group and every
+// member calls Regroup: the ranks agree on a commit point, the lowest rank
+// holding it broadcasts it (parameters, complete optimizer state, step)
+// over the new group — so a joiner, whose trainer never ran, receives the
+// model from a live member, not from a file — and Run continues from that
+// step. No reloaded data set, no file. Work lost is at most one commit
+// interval (none on a yield), and the final model is the one a
+// failure-free run reaches, up to float summation order.
 //
 // Not thread-safe. Run() once, or again after each Regroup().
 #ifndef NIGHTSHIFT_WORKER_TRAINER_H_
@@ -109,6 +117,9 @@ struct TrainerOptions {
   std::function<void(int64_t step, const std::string& path)> on_checkpoint;
   // Checked before every step: once true, Run returns CANCELLED.
   const std::atomic<bool>* cancelled = nullptr;
+  // Checked at each commit point (9): once true on any rank, the group
+  // stops there and Run returns `yielded`.
+  const std::atomic<bool>* yield_requested = nullptr;
   // OpenMP threads for this trainer's compute, set on the thread that runs
   // it (OpenMP's thread count is per calling thread). 0: leave as is.
   int compute_threads = 0;
@@ -127,7 +138,8 @@ struct CommitPoint {
 };
 
 struct TrainResult {
-  int64_t steps = 0;  // global steps completed
+  int64_t steps = 0;     // global steps completed
+  bool yielded = false;  // stopped at commit point `steps` (9), not at the end
   float test_accuracy = 0;
   float test_loss = 0;
   std::string model_path;      // OUT/model.safetensors, if written
@@ -145,13 +157,16 @@ class Trainer {
   // end. May be called again after Regroup.
   absl::StatusOr<TrainResult> Run();
 
-  // Elastic recovery (see 8 above): restores a commit point and trains on
-  // with `group` (the next generation's communicator, shard weights and
-  // rebalance interval) from its step — the oldest newest commit among the
-  // new group's ranks (a loss during a commit can leave them one apart;
-  // each keeps the one before its newest). Collective over `group`. Call
-  // it while the failed group's communicator still exists: the model's
-  // buffers may be that group's shared memory, and move out of it first.
+  // Elastic membership (see above): binds `group` (the next generation's
+  // communicator, shard weights and rebalance interval) and takes the
+  // commit point it resumes from — the oldest newest commit among the
+  // ranks holding one (a loss during a commit can leave them one apart;
+  // each keeps the one before its newest), broadcast by the lowest rank
+  // holding it. A trainer that never ran (a joiner: create it without
+  // data_parallel) holds none and receives it. FAILED_PRECONDITION when no rank holds one. Collective
+  // over `group`. Call it while the previous group's communicator still
+  // exists: the model's buffers may be that group's shared memory, and
+  // move out of it first.
   absl::Status Regroup(DataParallel group);
   const CommitPoint& last_commit() const { return commit_; }
 
