@@ -45,11 +45,11 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store
   ASSIGN_OR_RETURN(std::vector<v1::JobStatus> jobs, store->ListJobs());
   absl::MutexLock lock(&c->mu_);
   for (v1::JobStatus& job : jobs) {
-    if (job.state() == v1::JOB_STATE_RUNNING) {
-      job.clear_workers();
-      RETURN_IF_ERROR(c->Transition(job, v1::JOB_STATE_QUEUED,
-                                    "the coordinator restarted; the job will start again"));
-    }
+    if (job.state() != v1::JOB_STATE_RUNNING && job.state() != v1::JOB_STATE_WAITING) continue;
+    // Its workers train on without us; they re-register with it (Register).
+    c->adoption_deadline_[job.id()] = clock->Now() + c->options_.lease_ttl;
+    c->NoteLocked(job, absl::StrCat("the coordinator restarted; generation ", job.generation(),
+                                    " goes on while its workers re-register"));
   }
   return c;
 }
@@ -72,6 +72,17 @@ absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
   if (state == v1::JOB_STATE_FAILED) ++metrics_.jobs_failed;
   if (state == v1::JOB_STATE_CANCELLED) ++metrics_.jobs_cancelled;
   return store_->AppendEvent(job.id(), event);
+}
+
+void Coordinator::NoteLocked(v1::JobStatus& job, const std::string& reason) {
+  LOG(INFO) << "job " << job.id() << " generation " << job.generation() << ": " << reason;
+  job.set_reason(reason);
+  store_->UpdateJob(job).IgnoreError();  // the history below is the record
+  v1::JobEvent event;
+  *event.mutable_time() = NowProto();
+  event.set_state(job.state());
+  event.set_reason(reason);
+  store_->AppendEvent(job.id(), event).IgnoreError();
 }
 
 absl::StatusOr<v1::JobStatus> Coordinator::SubmitJob(const v1::SubmitJobRequest& request) {
@@ -146,21 +157,43 @@ std::vector<v1::WorkerInfo> Coordinator::ListWorkers() {
   return out;
 }
 
-absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worker_id) {
+absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worker) {
   absl::MutexLock lock(&mu_);
-  auto it = workers_.find(worker_id);
+  auto it = workers_.find(worker);
   if (it == workers_.end()) {
-    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is not registered"));
+    it = std::find_if(workers_.begin(), workers_.end(), [&](const auto& entry) {
+      return entry.second.info.name() == worker &&
+             entry.second.info.state() != v1::WORKER_STATE_LOST;
+    });
   }
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker, " is not registered"));
+  }
+  const std::string id = it->first;
   Worker& w = it->second;
-  if (!w.draining) {
-    w.draining = true;
-    v1::Directive d;
-    d.set_drain(true);
-    w.pending.push_back(d);
-    if (w.info.state() != v1::WORKER_STATE_LOST) w.info.set_state(v1::WORKER_STATE_DRAINING);
+  if (w.draining) return w.info;
+  w.draining = true;
+  v1::Directive d;
+  d.set_drain(true);
+  w.pending.push_back(d);
+  if (w.info.state() != v1::WORKER_STATE_LOST) w.info.set_state(v1::WORKER_STATE_DRAINING);
+  LOG(INFO) << "worker " << w.info.name() << " (" << id << "): draining";
+  const std::string job_id = w.assigned_job;
+  absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
+  std::vector<std::string> others = MembersLocked(job_id);
+  others.erase(std::remove(others.begin(), others.end(), id), others.end());
+  if (job_id.empty() || !job.ok() || others.empty() || adoption_deadline_.count(job_id) > 0) {
+    return w.info;  // alone (or not yet re-adopted): it finishes its job first
   }
-  return w.info;
+  // It yields with its group at the next commit point and leaves.
+  const std::string name = w.info.name();
+  const int rank = w.rank;
+  w.assigned_job.clear();
+  w.rank = -1;
+  w.info.clear_job_id();
+  NextGenerationLocked(*job, others, absl::StrCat(name, " (rank ", rank, ") drained"),
+                       /*abandon_previous=*/false);
+  return workers_[id].info;
 }
 
 absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
@@ -172,20 +205,22 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     return absl::InvalidArgumentError("peer_address: data-center workers must serve Peer");
   }
   absl::MutexLock lock(&mu_);
-  // A daemon that registers again under its name replaced the old one.
+  // A daemon that registers again under its name replaced the old one
+  // (its lease ran out, or it restarted): the old entry's place in a job is
+  // re-adopted below, or lost.
+  std::string replaced_job;
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (it->second.info.name() != request.name()) {
       ++it;
       continue;
     }
-    const std::string job = it->second.assigned_job;
-    const std::string old_name = it->second.info.name();
-    workers_.erase(it++);
-    if (!job.empty()) {
-      FailJobLocked(job, absl::StrCat("worker ", old_name, " restarted during the job"));
+    if (!it->second.assigned_job.empty()) {
+      replaced_job = it->second.assigned_job;
+      FenceLocked(it->first, "registered again");
     }
+    workers_.erase(it++);
   }
-  const std::string id = absl::StrCat("w", next_worker_++);
+  const std::string id = absl::StrFormat("w-%016x", absl::Uniform<uint64_t>(bitgen_));
   Worker w;
   w.info.set_id(id);
   w.info.set_name(request.name());
@@ -199,7 +234,6 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_IDLE);
   *w.info.mutable_last_heartbeat() = NowProto();
   w.lease_expiry = clock_->Now() + options_.lease_ttl;
-  store_->PutWorker(w.info).IgnoreError();  // informational copy; memory is authoritative
   LOG(INFO) << "worker " << request.name() << ": registered as " << id << " ("
             << v1::WorkerPool_Name(request.pool()) << ", " << request.peer_address() << ")";
   workers_[id] = std::move(w);
@@ -207,6 +241,17 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   response.set_worker_id(id);
   response.set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
   response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  if (!request.job_id().empty()) response.set_job_adopted(AdoptLocked(id, request));
+  store_->PutWorker(workers_[id].info).IgnoreError();  // informational copy
+  // A replaced member not re-adopted is lost to its job.
+  if (!replaced_job.empty() && workers_[id].assigned_job != replaced_job) {
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(replaced_job);
+    if (job.ok() && !IsTerminal(job->state()) && adoption_deadline_.count(replaced_job) == 0) {
+      NextGenerationLocked(*job, MembersLocked(replaced_job),
+                           absl::StrCat("worker ", request.name(), " restarted during the job"),
+                           /*abandon_previous=*/true);
+    }
+  }
   return response;
 }
 
@@ -214,6 +259,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   absl::MutexLock lock(&mu_);
   ++metrics_.heartbeats;
   ExpireLeasesLocked();
+  ExpireWaitsLocked();
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST) {
     return absl::NotFoundError(
@@ -230,6 +276,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
     w.assigned_job.clear();
     w.rank = -1;
+  }
+  if (!w.assigned_job.empty() && request.job_id() == w.assigned_job) {
+    w.generation_seen = request.generation();
   }
   w.info.set_job_id(w.assigned_job);
   w.info.set_state(w.draining               ? v1::WORKER_STATE_DRAINING
@@ -254,21 +303,11 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
   }
   if (!request.error().empty() && request.lost_ranks_size() > 0 &&
       job.state() == v1::JOB_STATE_RUNNING) {
-    if (RegroupLocked(job, request)) return absl::OkStatus();
+    RegroupLocked(job, request);
+    return absl::OkStatus();
   }
   if (!request.error().empty()) {
-    std::string lost;
-    if (request.lost_ranks_size() > 0) {
-      std::vector<std::string> names;
-      for (int r : request.lost_ranks()) {
-        names.push_back(r >= 0 && r < job.workers_size()
-                            ? absl::StrCat(job.workers(r), " (rank ", r, ")")
-                            : absl::StrCat("rank ", r));
-      }
-      lost = absl::StrCat("lost ", absl::StrJoin(names, ", "), " at generation ", job.generation(),
-                          "; last commit at step ", request.committed_step(), " — reported by ");
-    }
-    FailJobLocked(job.id(), absl::StrCat(lost, "worker ", it->second.info.name(), " (rank ",
+    FailJobLocked(job.id(), absl::StrCat("worker ", it->second.info.name(), " (rank ",
                                          it->second.rank, "): ", request.error()));
     return absl::OkStatus();
   }
@@ -329,60 +368,10 @@ absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
       absl::StrCat("job ", job_id, " has no exported model yet (", JobStateName(job.state()), ")"));
 }
 
-bool Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report) {
-  const std::set<int> lost(report.lost_ranks().begin(), report.lost_ranks().end());
-  std::map<int, std::string> survivors;  // by old rank
-  std::vector<std::string> lost_names;
-  for (auto& [id, w] : workers_) {
-    if (w.assigned_job != job.id()) continue;
-    if (lost.count(w.rank) > 0 || w.info.state() == v1::WORKER_STATE_LOST) {
-      lost_names.push_back(absl::StrCat(w.info.name(), " (rank ", w.rank, ")"));
-    } else {
-      survivors[w.rank] = id;
-    }
-  }
-  if (survivors.empty() || static_cast<int>(survivors.size()) < MinWorkers(job.spec()) ||
-      report.committed_step() < 0) {
-    return false;  // the job fails, naming the lost workers
-  }
-  // Fence the lost: their leases are revoked (one still alive gets
-  // NOT_FOUND at its next heartbeat, cancels its run and registers anew),
-  // so nothing places work on them, and the survivors' new generation
-  // refuses their old generation's traffic.
-  for (auto& [id, w] : workers_) {
-    if (w.assigned_job != job.id() || survivors.count(w.rank) > 0) continue;
-    w.assigned_job.clear();
-    w.rank = -1;
-    w.pending.clear();
-    w.info.clear_job_id();
-    w.info.set_state(v1::WORKER_STATE_LOST);
-    store_->PutWorker(w.info).IgnoreError();  // informational copy
-  }
-  std::vector<std::string> ids;
-  for (const auto& [rank, id] : survivors) ids.push_back(id);
-  const int64_t lost_at = job.progress().step();
-  const std::vector<std::string> names = AssignGenerationLocked(job, ids, report.committed_step());
-  ++metrics_.recoveries;
-  metrics_.steps_redone += std::max<int64_t>(0, lost_at - report.committed_step());
-  const std::string reason =
-      absl::StrCat("generation ", job.generation(), " on ", absl::StrJoin(names, ", "),
-                   " after losing ", absl::StrJoin(lost_names, ", "), " near step ", lost_at,
-                   "; resuming from the survivors' last commit (step ", report.committed_step(),
-                   " or the one before)");
-  LOG(INFO) << "job " << job.id() << ": " << reason;
-  job.set_reason(reason);
-  if (absl::Status s = store_->UpdateJob(job); !s.ok()) return false;
-  v1::JobEvent event;
-  *event.mutable_time() = NowProto();
-  event.set_state(v1::JOB_STATE_RUNNING);
-  event.set_reason(reason);
-  store_->AppendEvent(job.id(), event).IgnoreError();  // the job itself is updated
-  return true;
-}
-
 void Coordinator::Tick() {
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
+  ExpireWaitsLocked();
   ScheduleLocked();
 }
 
@@ -393,20 +382,27 @@ CoordinatorMetrics Coordinator::metrics() {
 
 void Coordinator::ExpireLeasesLocked() {
   const absl::Time now = clock_->Now();
+  std::vector<std::string> expired;
   for (auto& [id, w] : workers_) {
     if (w.info.state() == v1::WORKER_STATE_LOST || now < w.lease_expiry) continue;
     LOG(WARNING) << "worker " << w.info.name() << " (" << id << "): lease expired"
                  << (w.assigned_job.empty() ? "" : " during job ") << w.assigned_job;
-    w.info.set_state(v1::WORKER_STATE_LOST);
     ++metrics_.leases_expired;
-    store_->PutWorker(w.info).IgnoreError();  // informational copy
-    if (!w.assigned_job.empty()) {
-      const std::string job = w.assigned_job;
-      FailJobLocked(job, absl::StrCat("worker ", w.info.name(), " (rank ", w.rank,
-                                      ") lost its lease: no heartbeat for ",
-                                      absl::FormatDuration(options_.lease_ttl)));
-      w.assigned_job.clear();
+    expired.push_back(id);
+  }
+  for (const std::string& id : expired) {
+    Worker& w = workers_[id];
+    const std::string job_id = w.assigned_job;
+    const std::string why =
+        absl::StrCat(w.info.name(), " (rank ", w.rank, ") lost its lease: no heartbeat for ",
+                     absl::FormatDuration(options_.lease_ttl));
+    FenceLocked(id, "lease expired");
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
+    if (job_id.empty() || !job.ok() || IsTerminal(job->state()) ||
+        adoption_deadline_.count(job_id) > 0) {
+      continue;
     }
+    NextGenerationLocked(*job, MembersLocked(job_id), why, /*abandon_previous=*/true);
   }
 }
 
@@ -439,8 +435,11 @@ void Coordinator::CancelWorkersLocked(const std::string& job_id) {
 
 std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
                                                              const std::vector<std::string>& ids,
-                                                             int64_t start_step) {
+                                                             int64_t start_step,
+                                                             bool resume_in_memory,
+                                                             bool abandon_previous) {
   job.set_generation(job.generation() + 1);
+  ++metrics_.generations;
   job.clear_workers();
   std::vector<std::string> names;
   double total_rate = 0;
@@ -453,6 +452,8 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
   base.set_generation(job.generation());
   base.set_world_size(static_cast<int>(ids.size()));
   base.set_start_step(start_step);
+  base.set_resume_in_memory(resume_in_memory);
+  base.set_abandon_previous(abandon_previous);
   for (const std::string& id : ids) {
     const v1::WorkerInfo& info = workers_[id].info;
     base.add_peer_addresses(info.peer_address());
@@ -467,6 +468,12 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
     w.rank = static_cast<int>(r);
     w.info.set_job_id(job.id());
     w.info.set_state(v1::WORKER_STATE_BUSY);
+    // An older generation not yet delivered is replaced by this one.
+    w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
+                                   [&](const v1::Directive& p) {
+                                     return p.has_assign() && p.assign().job_id() == job.id();
+                                   }),
+                    w.pending.end());
     v1::Directive d;
     *d.mutable_assign() = base;
     d.mutable_assign()->set_rank(static_cast<int>(r));
@@ -477,7 +484,7 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
 
 void Coordinator::ScheduleLocked() {
   absl::StatusOr<std::vector<v1::JobStatus>> queued = store_->ListJobsInState(v1::JOB_STATE_QUEUED);
-  if (!queued.ok() || queued->empty()) return;
+  if (!queued.ok() || queued->empty()) return GrowJobsLocked();
   std::vector<FreeWorker> free;
   for (const auto& [id, w] : workers_) {
     if (w.info.state() != v1::WORKER_STATE_LOST && !w.draining && w.assigned_job.empty()) {
@@ -489,13 +496,14 @@ void Coordinator::ScheduleLocked() {
     if (!job.ok()) continue;
     std::vector<std::string> ids;
     for (const FreeWorker& f : p.workers) ids.push_back(f.id);
-    const std::vector<std::string> names = AssignGenerationLocked(*job, ids, 0);
+    const std::vector<std::string> names = AssignGenerationLocked(*job, ids, 0, false, false);
     Transition(
         *job, v1::JOB_STATE_RUNNING,
         absl::StrCat("started on ", names.size(), " worker", names.size() > 1 ? "s" : "", ": ",
                      absl::StrJoin(names, ", "), " (generation ", job->generation(), ")"))
         .IgnoreError();  // the job stays QUEUED in the store if this fails
   }
+  GrowJobsLocked();
 }
 
 }  // namespace nightshift::coordinator

@@ -7,35 +7,52 @@
 //
 // Worker lease protocol (workers dial out; the coordinator never dials):
 //  1. Register(name, pool, cores, memory, rate, peer address, host id,
-//     whether it drains) -> worker id,
-//     lease TTL and heartbeat interval. A name registered again replaces
-//     its old entry (a restarted daemon).
-//  2. Heartbeat(worker id, current job) renews the lease; its reply carries
-//     the directives queued for the worker: assign (job, generation, rank,
-//     world size, peer addresses, shard weights), cancel, drain. Unknown
-//     worker ids get NOT_FOUND: register again.
-//  3. A worker whose lease runs out (no heartbeat for the TTL) is LOST; the
-//     job it ran fails with a reason naming it, and the job's other workers
-//     are told to cancel.
-//  4. A worker is free again once its heartbeat no longer reports the job
+//     whether it drains, and the job it runs if any) -> a random worker
+//     id, lease TTL and heartbeat interval. A name registered again
+//     replaces its old entry (a restarted daemon, or one whose lease ran
+//     out). A worker that says it runs job J at generation g is re-adopted
+//     into J (job_adopted) when g is still J's generation and its rank is
+//     not held by another: this is how a restarted coordinator gets its
+//     running jobs back.
+//  2. Heartbeat(worker id, current job and generation) renews the lease;
+//     its reply carries the directives queued for the worker: assign (job,
+//     generation, rank, world size, peers, shard weights), cancel, drain,
+//     yield. Unknown worker ids get NOT_FOUND: register again.
+//  3. A worker is free again once its heartbeat no longer reports the job
 //     it was given (it finished, failed or cancelled it).
 // Scheduling runs on every heartbeat and Tick(): PlanPlacements over the
-// queued jobs and free workers; each start bumps the job's generation.
-// Training results: rank 0 reports progress (ReportProgress), uploads
-// checkpoints and the final model, then reports `finished`; any rank
-// reporting an error fails the job with the worker's name in the reason.
-// Generations (elastic recovery):
-//  1. A rank whose group lost peers reports them (lost_ranks) with its
-//     last committed step: the survivors' report.
-//  2. The first such report of the current generation fences the lost
-//     workers (their leases are revoked: a live one gets NOT_FOUND, stops
-//     and registers anew) and, if
-//     at least min_workers survive, forms generation + 1 of the survivors
-//     in their old rank order, with start_step = the committed step; the
-//     job stays RUNNING and its history records who was lost, where, and
-//     from which step it resumes. Reports of the old generation are
-//     ignored from then on. Too few survivors: the job fails, naming the
-//     lost workers.
+// queued jobs and free workers (each start bumps the job's generation),
+// then joins (below). Training results: rank 0 reports progress, uploads
+// checkpoints and the final model, then reports `finished`; a rank
+// reporting an error that is not a survivors' report fails the job with
+// the worker's name in the reason.
+//
+// Generations (elastic membership). A started job (RUNNING or WAITING)
+// has members: the workers assigned to it, by rank. Every change of
+// members forms the next generation (NextGenerationLocked): the members
+// kept, in their old rank order, then free workers up to max_workers;
+// the assignments say resume_in_memory, so members stop the old
+// generation at a commit point and all resume from one commit held in
+// memory (joiners receive it from a member over the Peer service).
+// What changes the members:
+//  - a survivors' report (ReportProgress with lost_ranks) of the current
+//    generation: the lost ranks are fenced (lease revoked: a live one gets
+//    NOT_FOUND, is refused re-adoption, and stops) and the rest go on;
+//  - a member's lease running out: fenced the same way; the others are
+//    told to abandon the old generation (it cannot reach a commit);
+//  - DrainWorker on a member of a job with other members: it is told to
+//    drain (it yields at the next commit point and leaves), the others go
+//    on without it — nothing is redone;
+//  - a free worker while a RUNNING job has fewer than max_workers and its
+//    current generation is settled (every member has heartbeated it): it
+//    joins;
+//  - after a restart, a job's members that do not re-register within a
+//    lease TTL: fenced (with none back, the job is queued again).
+// Too few members (below min_workers, at least one): the job is WAITING —
+// the members are told to yield and hold the model — until enough free
+// workers join, or it fails at its wait deadline naming every worker it
+// lost. No member left: the job fails, naming them. Reports of an older
+// generation are ignored.
 //
 // Thread-safe: one mutex over the in-memory state; the store is the
 // source of truth for jobs.
@@ -47,6 +64,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
@@ -69,14 +87,16 @@ struct CoordinatorMetrics {
   int64_t jobs_cancelled = 0;
   int64_t heartbeats = 0;
   int64_t leases_expired = 0;
+  int64_t generations = 0;   // generations formed (starts and changes)
   int64_t recoveries = 0;    // generations formed after a lost worker
   int64_t steps_redone = 0;  // steps trained again from a commit point
 };
 
 class Coordinator {
  public:
-  // Jobs RUNNING in the store (the coordinator stopped under them) go back
-  // to QUEUED: their workers are gone with the old process's leases.
+  // Jobs started in the store (the coordinator stopped under them) stay
+  // started: their workers go on training and re-register with them
+  // within a lease TTL (see Register); those that do not are fenced.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(JobStore* store, Clock* clock,
                                                              CoordinatorOptions options);
 
@@ -86,10 +106,11 @@ class Coordinator {
   absl::StatusOr<v1::JobStatus> CancelJob(const std::string& id, const std::string& reason);
   absl::StatusOr<v1::GetJobHistoryResponse> GetJobHistory(const std::string& id);
   std::vector<v1::WorkerInfo> ListWorkers();
-  // Stops giving jobs to worker `worker_id`; its next heartbeat tells it to
-  // drain (it finishes the job it runs and takes no other). NOT_FOUND for
-  // an unknown worker.
-  absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id);
+  // Stops giving jobs to the worker (by id or name); its next heartbeat
+  // tells it to drain. With other members in its job, the job goes on
+  // without it from the next commit point; alone, it finishes its job.
+  // NOT_FOUND for an unknown worker.
+  absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker);
 
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
@@ -111,6 +132,7 @@ class Coordinator {
     absl::Time lease_expiry;
     std::string assigned_job;  // given to it and not yet released
     int rank = -1;
+    int64_t generation_seen = 0;  // of assigned_job, in its last heartbeat
     bool draining = false;
     std::vector<v1::Directive> pending;
   };
@@ -120,19 +142,46 @@ class Coordinator {
 
   absl::Status Transition(v1::JobStatus& job, v1::JobState state, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records `reason` in the job's history without changing its state.
+  void NoteLocked(v1::JobStatus& job, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job's next generation on workers `ids` (rank order) from
-  // `start_step`: bumps the generation, queues the assignments; returns
-  // the workers' names.
+  // `start_step`: bumps the generation, queues the assignments (replacing
+  // any not yet delivered); returns the workers' names.
   std::vector<std::string> AssignGenerationLocked(v1::JobStatus& job,
                                                   const std::vector<std::string>& ids,
-                                                  int64_t start_step)
+                                                  int64_t start_step, bool resume_in_memory,
+                                                  bool abandon_previous)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Generations step 2: on a survivors' report, fences the lost workers
-  // and forms the next generation of the survivors, resuming from their
-  // committed step. False (nothing changed) when too few survive.
-  bool RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report)
+  // Generations (see above), in generations.cc.
+  // The ids of the job's members, by rank.
+  std::vector<std::string> MembersLocked(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Free workers `job` may take, fastest first.
+  std::vector<std::string> FreeWorkersForLocked(const v1::JobStatus& job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes worker `id` out of its job: lease revoked (LOST), undelivered
+  // assignments dropped; remembered among the job's lost workers.
+  void FenceLocked(const std::string& id, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The members `keep` (rank order) plus free workers form the job's next
+  // generation, or the job waits, or fails with no member left. `why` goes
+  // into the history; `resume_step` (-1: unknown, about the last
+  // progress) is the step the members are known to resume from.
+  void NextGenerationLocked(v1::JobStatus& job, const std::vector<std::string>& keep,
+                            const std::string& why, bool abandon_previous, int64_t resume_step = -1)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A survivors' report: fences the lost ranks, and the rest go on.
+  void RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Free workers join RUNNING jobs below max_workers and WAITING ones.
+  void GrowJobsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // WAITING jobs past their deadline fail; re-adoptions past theirs fence
+  // the members that did not come back.
+  void ExpireWaitsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Register's re-adoption of a worker into the job it says it runs.
+  bool AdoptLocked(const std::string& id, const v1::RegisterRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells every worker of `job_id` to stop it.
   void CancelWorkersLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -145,7 +194,12 @@ class Coordinator {
   CoordinatorOptions options_;
   absl::Mutex mu_;
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by id
-  int64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);                    // worker ids
+  // By job: every worker it lost, for the reason of a failure.
+  std::map<std::string, std::vector<std::string>> lost_workers_ ABSL_GUARDED_BY(mu_);
+  // Started jobs found in the store at start: until when their members may
+  // re-register.
+  std::map<std::string, absl::Time> adoption_deadline_ ABSL_GUARDED_BY(mu_);
   CoordinatorMetrics metrics_ ABSL_GUARDED_BY(mu_);
 };
 

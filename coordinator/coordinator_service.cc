@@ -149,6 +149,12 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
   return Reply(ctx, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::DrainWorker(grpc::CallbackServerContext* ctx,
+                                                          const v1::DrainWorkerRequest* request,
+                                                          v1::WorkerInfo* response) {
+  return Reply(ctx, c_->DrainWorker(request->worker()), response);
+}
+
 grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::DownloadModel(
     grpc::CallbackServerContext*, const v1::DownloadModelRequest* request) {
   return new ModelWriter(c_->ModelPath(request->job_id()));

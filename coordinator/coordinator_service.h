@@ -33,6 +33,9 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* ctx,
                                         const v1::ListWorkersRequest* request,
                                         v1::ListWorkersResponse* response) override;
+  grpc::ServerUnaryReactor* DrainWorker(grpc::CallbackServerContext* ctx,
+                                        const v1::DrainWorkerRequest* request,
+                                        v1::WorkerInfo* response) override;
   grpc::ServerWriteReactor<v1::FileChunk>* DownloadModel(
       grpc::CallbackServerContext* ctx, const v1::DownloadModelRequest* request) override;
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,

@@ -64,10 +64,12 @@ class CoordinatorTest : public testing::Test {
     if (pool == v1::WORKER_POOL_DATACENTER) r.set_peer_address(name + ":1");
     return coordinator_->Register(r)->worker_id();
   }
-  v1::HeartbeatResponse Beat(const std::string& worker, const std::string& job = "") {
+  v1::HeartbeatResponse Beat(const std::string& worker, const std::string& job = "",
+                             int64_t generation = 0) {
     v1::HeartbeatRequest h;
     h.set_worker_id(worker);
     h.set_job_id(job);
+    h.set_generation(generation);
     auto r = coordinator_->Heartbeat(h);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : v1::HeartbeatResponse();
@@ -177,27 +179,126 @@ TEST_F(CoordinatorTest, CancelTellsWorkersAndFreesThem) {
   EXPECT_EQ(coordinator_->GetJob("next")->state(), v1::JOB_STATE_RUNNING);
 }
 
-TEST_F(CoordinatorTest, ALostWorkerFailsItsJobNamingIt) {
-  Submit("j");
-  const std::string a = Register("a"), b = Register("b");
+TEST_F(CoordinatorTest, ALostLeaseFencesTheWorkerAndTheJobWaitsThenFailsNamingIt) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(2);
+  submit.mutable_spec()->set_wait_for_workers_seconds(30);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 200), b = Register("b", 100);
   Beat(a);
   Beat(b);
   clock_.Advance(absl::Seconds(3));
-  Beat(a, "j");
+  Beat(a, "j", 1);
   clock_.Advance(absl::Seconds(3));  // b silent for 6 s > 5 s TTL
-  auto ra = Beat(a, "j");
+  auto ra = Beat(a, "j", 1);
   auto job = coordinator_->GetJob("j");
-  EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
-  EXPECT_THAT(job->reason(), HasSubstr("worker b (rank 1) lost its lease"));
+  EXPECT_EQ(job->state(), v1::JOB_STATE_WAITING);
+  EXPECT_THAT(job->reason(), HasSubstr("b (rank 1) lost its lease"));
+  EXPECT_THAT(job->reason(), HasSubstr("waiting for workers: 1 of at least 2"));
+  EXPECT_TRUE(job->has_wait_deadline());
   ASSERT_EQ(ra.directives_size(), 1);
-  EXPECT_EQ(ra.directives(0).cancel_job_id(), "j");
+  EXPECT_EQ(ra.directives(0).yield_job_id(), "j") << "the member holds the model";
   v1::HeartbeatRequest h;
   h.set_worker_id(b);
   EXPECT_EQ(coordinator_->Heartbeat(h).status().code(), absl::StatusCode::kNotFound);
-  // The job can be submitted again under a new id.
-  Submit("j-again", 1);
+  // Nobody joins: after 30 s the job fails, naming the lost worker.
+  for (int i = 0; i < 14; ++i) {
+    clock_.Advance(absl::Seconds(2));
+    Beat(a, "j", 1);
+    ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_WAITING) << i;
+  }
+  clock_.Advance(absl::Seconds(3));
+  ra = Beat(a, "j", 1);
+  job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job->reason(), HasSubstr("no worker joined within 30 s"));
+  EXPECT_THAT(job->reason(), HasSubstr("lost: b (lease expired)"));
+  ASSERT_EQ(ra.directives_size(), 1);
+  EXPECT_EQ(ra.directives(0).cancel_job_id(), "j");
+}
+
+TEST_F(CoordinatorTest, AWaitingJobGoesOnWhenAWorkerJoins) {
+  Submit("j", 2);
+  const std::string a = Register("a", 200), b = Register("b", 100);
   Beat(a);
-  EXPECT_EQ(coordinator_->GetJob("j-again")->state(), v1::JOB_STATE_RUNNING);
+  Beat(b);
+  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 40)).ok());
+  ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_WAITING);
+  const std::string c = Register("c", 100);
+  const v1::HeartbeatResponse rc = Beat(c);  // c is free: the job takes it
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->generation(), 2);
+  EXPECT_THAT(job->workers(), testing::ElementsAre("a", "c"));
+  EXPECT_FALSE(job->has_wait_deadline());
+  ASSERT_EQ(rc.directives_size(), 1);
+  EXPECT_EQ(rc.directives(0).assign().rank(), 1);
+  EXPECT_TRUE(rc.directives(0).assign().resume_in_memory()) << "c gets the model from a";
+  const v1::HeartbeatResponse ra = Beat(a, "j", 1);
+  ASSERT_GE(ra.directives_size(), 1);
+  EXPECT_EQ(ra.directives(ra.directives_size() - 1).assign().generation(), 2);
+}
+
+TEST_F(CoordinatorTest, AFreeWorkerJoinsARunningJobOnceItsGenerationIsSettled) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_max_workers(2);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 200);
+  Beat(a);  // starts j on a alone
+  ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
+  const std::string b = Register("b", 100);
+  Beat(b);  // a has not yet said it runs generation 1: no change
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 1);
+  const v1::HeartbeatResponse ra = Beat(a, "j", 1);
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->generation(), 2);
+  EXPECT_THAT(job->workers(), testing::ElementsAre("a", "b"));
+  EXPECT_THAT(job->reason(), HasSubstr("joining: b"));
+  ASSERT_EQ(ra.directives_size(), 1);
+  EXPECT_TRUE(ra.directives(0).assign().resume_in_memory());
+  EXPECT_FALSE(ra.directives(0).assign().abandon_previous()) << "a yields at a commit";
+  EXPECT_EQ(Beat(b).directives(0).assign().rank(), 1);
+  // Full: a third worker stays free.
+  const std::string c = Register("c", 100);
+  Beat(a, "j", 2);
+  Beat(b, "j", 2);
+  Beat(c);
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
+}
+
+TEST_F(CoordinatorTest, ADrainedMemberLeavesAndTheJobGoesOnWithoutIt) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_max_workers(2);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 200), b = Register("b", 100);
+  Beat(a);
+  Beat(b, "j", 1);
+  auto drained = coordinator_->DrainWorker("b");  // by name
+  ASSERT_TRUE(drained.ok()) << drained.status();
+  EXPECT_EQ(drained->state(), v1::WORKER_STATE_DRAINING);
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->generation(), 2);
+  EXPECT_THAT(job->workers(), testing::ElementsAre("a"));
+  EXPECT_THAT(job->reason(), HasSubstr("b (rank 1) drained"));
+  const v1::HeartbeatResponse rb = Beat(b, "j", 1);
+  ASSERT_EQ(rb.directives_size(), 1);
+  EXPECT_TRUE(rb.directives(0).drain());
+  const v1::HeartbeatResponse ra = Beat(a, "j", 1);
+  ASSERT_EQ(ra.directives_size(), 1);
+  EXPECT_EQ(ra.directives(0).assign().world_size(), 1);
+  EXPECT_FALSE(ra.directives(0).assign().abandon_previous());
+  // b takes no other job, and does not rejoin this one.
+  Beat(a, "j", 2);
+  Submit("other", 1);
+  Beat(b);
+  EXPECT_EQ(coordinator_->GetJob("other")->state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
+  EXPECT_EQ(coordinator_->DrainWorker("nobody").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(CoordinatorTest, AWorkerErrorFailsTheJobWithItsMessage) {
@@ -223,10 +324,9 @@ TEST_F(CoordinatorTest, ASurvivorsReportNamesTheLostWorkerAndTheCommittedStep) {
   ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
   ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 1150)).ok());
   auto job = coordinator_->GetJob("j");
-  EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
-  EXPECT_THAT(job->reason(), HasSubstr("lost b (rank 1) at generation 1"));
-  EXPECT_THAT(job->reason(), HasSubstr("last commit at step 1150"));
-  EXPECT_THAT(job->reason(), HasSubstr("reported by worker a (rank 0)"));
+  EXPECT_EQ(job->state(), v1::JOB_STATE_WAITING);
+  EXPECT_THAT(job->reason(), HasSubstr("losing b (rank 1)"));
+  EXPECT_THAT(job->reason(), HasSubstr("last commit: step 1150"));
 }
 
 TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) {
@@ -238,19 +338,19 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
   const std::string a = Register("a", 300), b = Register("b", 200), c = Register("c", 100);
   Beat(a);  // places the job on all three, fastest first: a, b, c = ranks 0, 1, 2
   ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
-  Beat(b, "j");
-  Beat(c, "j");
+  Beat(b, "j", 1);
+  Beat(c, "j", 1);
   ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(c, 1, 40)).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(job->generation(), 2);
   EXPECT_THAT(job->workers(), testing::ElementsAre("a", "c"));
   EXPECT_THAT(job->reason(), HasSubstr("after losing b (rank 1)"));
-  EXPECT_THAT(job->reason(), HasSubstr("last commit (step 40"));
+  EXPECT_THAT(job->reason(), HasSubstr("last commit (step 40 or the one before)"));
   // The survivors get generation 2 in their old order, from step 40; the
   // lost worker is fenced.
   for (const auto& [worker, rank] : {std::pair{a, 0}, std::pair{c, 1}}) {
-    const v1::HeartbeatResponse r = Beat(worker, "j");
+    const v1::HeartbeatResponse r = Beat(worker, "j", 1);
     ASSERT_EQ(r.directives_size(), 1) << worker;
     const v1::Assignment& next = r.directives(0).assign();
     EXPECT_EQ(next.generation(), 2);
@@ -281,7 +381,7 @@ TEST_F(CoordinatorTest, EdgeWorkersNeverJoinAllreduceJobs) {
   EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_QUEUED);
 }
 
-TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndItsHistory) {
+TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndReAdoptsTheRunningOnes) {
   Submit("queued-one", 3);
   Submit("running-one", 1);
   const std::string a = Register("a");
@@ -291,9 +391,80 @@ TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndItsHistory) {
   auto jobs = coordinator_->ListJobs();
   ASSERT_EQ(jobs->size(), 2u);
   EXPECT_EQ((*jobs)[0].state(), v1::JOB_STATE_QUEUED);
-  EXPECT_EQ((*jobs)[1].state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ((*jobs)[1].state(), v1::JOB_STATE_RUNNING) << "its worker trains on";
   EXPECT_THAT((*jobs)[1].reason(), HasSubstr("coordinator restarted"));
-  EXPECT_EQ(coordinator_->GetJobHistory("running-one")->events_size(), 3);
+  // The worker's old id is unknown here; it registers again with its job.
+  v1::HeartbeatRequest h;
+  h.set_worker_id(a);
+  EXPECT_EQ(coordinator_->Heartbeat(h).status().code(), absl::StatusCode::kNotFound);
+  v1::RegisterRequest again;
+  again.set_name("a");
+  again.set_pool(v1::WORKER_POOL_DATACENTER);
+  again.set_peer_address("a:1");
+  again.set_job_id("running-one");
+  again.set_generation(1);
+  again.set_rank(0);
+  auto r = coordinator_->Register(again);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->job_adopted());
+  EXPECT_NE(r->worker_id(), a) << "worker ids are not reused";
+  auto job = coordinator_->GetJob("running-one");
+  EXPECT_EQ(job->generation(), 1);
+  EXPECT_THAT(job->reason(), HasSubstr("re-adopted after the coordinator restarted"));
+  // Submitted, started, the restart and the re-adoption.
+  EXPECT_EQ(coordinator_->GetJobHistory("running-one")->events_size(), 4);
+  clock_.Advance(absl::Seconds(3));
+  Beat(r->worker_id(), "running-one", 1);
+  clock_.Advance(absl::Seconds(3));  // past the re-adoption deadline
+  Beat(r->worker_id(), "running-one", 1);
+  EXPECT_EQ(coordinator_->GetJob("running-one")->state(), v1::JOB_STATE_RUNNING);
+}
+
+TEST_F(CoordinatorTest, ARestartedCoordinatorQueuesAJobNoWorkerCameBackTo) {
+  Submit("j", 1);
+  Beat(Register("a"));
+  Restart();
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
+  clock_.Advance(absl::Seconds(6));
+  coordinator_->Tick();
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(job->reason(), HasSubstr("none of its workers came back"));
+}
+
+TEST_F(CoordinatorTest, AFencedWorkerIsNotReAdopted) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_max_workers(2);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 200), b = Register("b", 100);
+  Beat(a);
+  Beat(b, "j", 1);
+  clock_.Advance(absl::Seconds(3));
+  Beat(a, "j", 1);
+  clock_.Advance(absl::Seconds(3));  // b stalls past its lease
+  const v1::HeartbeatResponse ra = Beat(a, "j", 1);
+  ASSERT_EQ(ra.directives_size(), 1);
+  EXPECT_TRUE(ra.directives(0).assign().abandon_previous()) << "generation 1 cannot commit";
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
+  // b wakes up (SIGCONT) and registers again, still in generation 1.
+  v1::RegisterRequest again;
+  again.set_name("b");
+  again.set_pool(v1::WORKER_POOL_DATACENTER);
+  again.set_peer_address("b:1");
+  again.set_job_id("j");
+  again.set_generation(1);
+  again.set_rank(1);
+  auto r = coordinator_->Register(again);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->job_adopted()) << "b must stop generation 1";
+  EXPECT_THAT(coordinator_->GetJob("j")->workers(), testing::ElementsAre("a"));
+  // Once a runs generation 2, b (free again) joins it as generation 3.
+  Beat(a, "j", 2);
+  Beat(r->worker_id());
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 3);
+  EXPECT_THAT(coordinator_->GetJob("j")->workers(), testing::ElementsAre("a", "b"));
 }
 
 }  // namespace

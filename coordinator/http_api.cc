@@ -70,6 +70,8 @@ std::string HttpApi::Metrics(Coordinator* c) {
   counter("nightshift_jobs_cancelled_total", "Jobs that ended CANCELLED.", m.jobs_cancelled);
   counter("nightshift_heartbeats_total", "Worker heartbeats received.", m.heartbeats);
   counter("nightshift_leases_expired_total", "Worker leases that ran out.", m.leases_expired);
+  counter("nightshift_job_generations_total",
+          "Job generations formed: starts and every change of members.", m.generations);
   counter("nightshift_job_recoveries_total", "Generations formed after a lost worker.",
           m.recoveries);
   counter("nightshift_job_steps_redone_total", "Steps trained again from a commit point.",

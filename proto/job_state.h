@@ -13,9 +13,9 @@
 namespace nightshift {
 
 // Every state a job can be in, in lifecycle order.
-inline constexpr v1::JobState kJobStates[] = {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING,
-                                              v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,
-                                              v1::JOB_STATE_CANCELLED};
+inline constexpr v1::JobState kJobStates[] = {
+    v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING,   v1::JOB_STATE_WAITING,
+    v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED};
 
 // "RUNNING" for JOB_STATE_RUNNING: the enum value's name without its prefix.
 inline std::string JobStateName(v1::JobState state) {
@@ -31,6 +31,7 @@ inline std::string JobStateLabel(v1::JobState state) {
 
 // SUCCEEDED, FAILED and CANCELLED are final: nothing changes after them.
 inline bool IsTerminal(v1::JobState state) {
+  // (RUNNING and WAITING are both "started": the job holds workers.)
   return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
          state == v1::JOB_STATE_CANCELLED;
 }

@@ -28,6 +28,14 @@ inline int MaxWorkers(const v1::JobSpec& spec) {
   return std::max(MinWorkers(spec), spec.max_workers());
 }
 
+// wait_for_workers_seconds: 0 means 120 s — long enough for a reclaimed
+// machine's replacement or a restarted daemon to register.
+inline constexpr int kDefaultWaitForWorkersSeconds = 120;
+inline int WaitForWorkersSeconds(const v1::JobSpec& spec) {
+  return spec.wait_for_workers_seconds() > 0 ? spec.wait_for_workers_seconds()
+                                             : kDefaultWaitForWorkersSeconds;
+}
+
 // Whether a worker of `pool` may run `spec`: no pools listed means the
 // data-center pool only; edge workers only for diloco jobs.
 inline bool PoolAllowed(const v1::JobSpec& spec, v1::WorkerPool pool) {

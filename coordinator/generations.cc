@@ -1,0 +1,247 @@
+// The coordinator's elastic membership: who a started job's members are,
+// and every change of them — losses, drains, joins, waits and the
+// re-adoption of running jobs after a restart. The protocol is written
+// down in coordinator.h ("Generations"); these are its steps.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "coordinator/coordinator.h"
+#include "glog/logging.h"
+#include "google/protobuf/util/time_util.h"
+#include "proto/job_state.h"
+#include "spec/defaults.h"
+
+namespace nightshift::coordinator {
+namespace {
+
+bool Started(const v1::JobStatus& job) {
+  return job.state() == v1::JOB_STATE_RUNNING || job.state() == v1::JOB_STATE_WAITING;
+}
+
+}  // namespace
+
+std::vector<std::string> Coordinator::MembersLocked(const std::string& job_id) {
+  std::map<int, std::string> by_rank;
+  if (job_id.empty()) return {};
+  for (const auto& [id, w] : workers_) {
+    if (w.assigned_job == job_id && w.info.state() != v1::WORKER_STATE_LOST) by_rank[w.rank] = id;
+  }
+  std::vector<std::string> ids;
+  for (const auto& [rank, id] : by_rank) ids.push_back(id);
+  return ids;
+}
+
+std::vector<std::string> Coordinator::FreeWorkersForLocked(const v1::JobStatus& job) {
+  std::vector<std::pair<double, std::string>> free;
+  for (const auto& [id, w] : workers_) {
+    if (w.info.state() == v1::WORKER_STATE_LOST || w.draining || !w.assigned_job.empty() ||
+        !PoolAllowed(job.spec(), w.info.pool())) {
+      continue;
+    }
+    free.push_back({-w.info.samples_per_second(), id});
+  }
+  std::sort(free.begin(), free.end());
+  std::vector<std::string> ids;
+  for (const auto& [rate, id] : free) ids.push_back(id);
+  return ids;
+}
+
+void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
+  Worker& w = workers_[id];
+  if (!w.assigned_job.empty()) {
+    LOG(WARNING) << "job " << w.assigned_job << ": fencing " << w.info.name() << " (rank " << w.rank
+                 << "): " << why;
+    lost_workers_[w.assigned_job].push_back(absl::StrCat(w.info.name(), " (", why, ")"));
+  }
+  w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
+                                 [](const v1::Directive& d) { return d.has_assign(); }),
+                  w.pending.end());
+  w.assigned_job.clear();
+  w.rank = -1;
+  w.info.clear_job_id();
+  w.info.set_state(v1::WORKER_STATE_LOST);
+  store_->PutWorker(w.info).IgnoreError();  // informational copy
+}
+
+void Coordinator::NextGenerationLocked(v1::JobStatus& job, const std::vector<std::string>& keep,
+                                       const std::string& why, bool abandon_previous,
+                                       int64_t resume_step) {
+  std::vector<std::string> members = keep;
+  std::vector<std::string> joined;
+  for (const std::string& id : FreeWorkersForLocked(job)) {
+    if (static_cast<int>(members.size()) >= MaxWorkers(job.spec())) break;
+    members.push_back(id);
+    joined.push_back(workers_[id].info.name());
+  }
+  const std::string joiners =
+      joined.empty() ? "" : absl::StrCat("; joining: ", absl::StrJoin(joined, ", "));
+  if (members.empty()) {
+    FailJobLocked(job.id(), absl::StrCat(why, "; no worker holds the model any more (lost: ",
+                                         absl::StrJoin(lost_workers_[job.id()], ", "), ")"));
+    return;
+  }
+  if (static_cast<int>(members.size()) < MinWorkers(job.spec())) {
+    // Too few: the members hold the model until workers join.
+    const absl::Time deadline = clock_->Now() + absl::Seconds(WaitForWorkersSeconds(job.spec()));
+    if (job.state() != v1::JOB_STATE_WAITING) {
+      *job.mutable_wait_deadline() =
+          google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(deadline));
+    }
+    for (const std::string& id : keep) {
+      v1::Directive d;
+      d.set_yield_job_id(job.id());
+      workers_[id].pending.push_back(d);
+    }
+    const std::string reason = absl::StrCat(
+        why, "; waiting for workers: ", members.size(), " of at least ", MinWorkers(job.spec()),
+        ", until ", absl::FormatTime("%H:%M:%S", deadline, absl::UTCTimeZone()), " UTC");
+    if (job.state() == v1::JOB_STATE_WAITING) {
+      NoteLocked(job, reason);
+    } else {
+      Transition(job, v1::JOB_STATE_WAITING, reason).IgnoreError();  // its members still wait
+    }
+    return;
+  }
+  const int64_t step = resume_step >= 0 ? resume_step : job.progress().step();
+  const std::vector<std::string> names =
+      AssignGenerationLocked(job, members, step, /*resume_in_memory=*/true, abandon_previous);
+  const std::string reason =
+      absl::StrCat("generation ", job.generation(), " on ", absl::StrJoin(names, ", "), " after ",
+                   why, joiners, "; from the members' last commit (step ", step,
+                   resume_step >= 0 ? " or the one before)" : " or before)");
+  job.clear_wait_deadline();
+  if (job.state() == v1::JOB_STATE_WAITING) {
+    Transition(job, v1::JOB_STATE_RUNNING, reason).IgnoreError();  // assignments are queued
+  } else {
+    NoteLocked(job, reason);
+  }
+}
+
+void Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report) {
+  const std::set<int> lost(report.lost_ranks().begin(), report.lost_ranks().end());
+  std::vector<std::string> lost_names;
+  for (const std::string& id : MembersLocked(job.id())) {
+    const Worker& w = workers_[id];
+    if (lost.count(w.rank) == 0) continue;
+    lost_names.push_back(absl::StrCat(w.info.name(), " (rank ", w.rank, ")"));
+    FenceLocked(id, absl::StrCat("its peers lost it at generation ", job.generation()));
+  }
+  const int64_t lost_at = job.progress().step();
+  if (report.committed_step() >= 0) {
+    ++metrics_.recoveries;
+    metrics_.steps_redone += std::max<int64_t>(0, lost_at - report.committed_step());
+  }
+  NextGenerationLocked(
+      job, MembersLocked(job.id()),
+      absl::StrCat("losing ", absl::StrJoin(lost_names, ", "),
+                   " (the survivors' last commit: step ", report.committed_step(), ")"),
+      /*abandon_previous=*/false, report.committed_step());
+}
+
+void Coordinator::GrowJobsLocked() {
+  for (v1::JobState state : {v1::JOB_STATE_RUNNING, v1::JOB_STATE_WAITING}) {
+    absl::StatusOr<std::vector<v1::JobStatus>> jobs = store_->ListJobsInState(state);
+    if (!jobs.ok()) continue;
+    for (v1::JobStatus& job : *jobs) {
+      if (adoption_deadline_.count(job.id()) > 0) continue;
+      const std::vector<std::string> members = MembersLocked(job.id());
+      const std::vector<std::string> free = FreeWorkersForLocked(job);
+      if (members.empty() || free.empty()) continue;
+      if (state == v1::JOB_STATE_WAITING) {
+        if (static_cast<int>(members.size() + free.size()) < MinWorkers(job.spec())) continue;
+      } else {
+        if (static_cast<int>(members.size()) >= MaxWorkers(job.spec())) continue;
+        // Only from a settled generation: every member has started it.
+        const bool settled = std::all_of(members.begin(), members.end(), [&](const auto& id) {
+          return workers_[id].generation_seen == job.generation();
+        });
+        if (!settled) continue;
+      }
+      NextGenerationLocked(job, members, "workers joined", /*abandon_previous=*/false);
+    }
+  }
+}
+
+void Coordinator::ExpireWaitsLocked() {
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<std::vector<v1::JobStatus>> waiting =
+      store_->ListJobsInState(v1::JOB_STATE_WAITING);
+  for (v1::JobStatus& job : waiting.ok() ? *waiting : std::vector<v1::JobStatus>()) {
+    if (adoption_deadline_.count(job.id()) > 0) continue;
+    const absl::Time deadline = absl::FromUnixNanos(
+        google::protobuf::util::TimeUtil::TimestampToNanoseconds(job.wait_deadline()));
+    if (now < deadline) continue;
+    FailJobLocked(job.id(), absl::StrCat("too few workers: no worker joined within ",
+                                         WaitForWorkersSeconds(job.spec()),
+                                         " s of falling below min_workers ", MinWorkers(job.spec()),
+                                         "; lost: ", absl::StrJoin(lost_workers_[job.id()], ", ")));
+  }
+  for (auto it = adoption_deadline_.begin(); it != adoption_deadline_.end();) {
+    if (now < it->second) {
+      ++it;
+      continue;
+    }
+    const std::string job_id = it->first;
+    it = adoption_deadline_.erase(it);
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
+    if (!job.ok() || !Started(*job)) continue;
+    const std::vector<std::string> members = MembersLocked(job_id);
+    if (members.empty()) {
+      job->clear_workers();
+      Transition(*job, v1::JOB_STATE_QUEUED,
+                 "none of its workers came back after the coordinator restarted; it starts again")
+          .IgnoreError();  // stays started in the store; retried at the next restart
+      continue;
+    }
+    if (static_cast<int>(members.size()) == job->workers_size()) continue;  // all back
+    std::vector<std::string> missing;
+    for (const std::string& name : job->workers()) {
+      const bool back = std::any_of(members.begin(), members.end(), [&](const auto& id) {
+        return workers_[id].info.name() == name;
+      });
+      if (!back) missing.push_back(name);
+    }
+    for (const std::string& name : missing) {
+      lost_workers_[job_id].push_back(absl::StrCat(name, " (did not come back)"));
+    }
+    NextGenerationLocked(*job, members,
+                         absl::StrCat(absl::StrJoin(missing, ", "),
+                                      " did not re-register after the coordinator restarted"),
+                         /*abandon_previous=*/true);
+  }
+}
+
+bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& request) {
+  // Only a restarted coordinator's jobs: a worker fenced by this one
+  // (its lease ran out, its peers lost it) stays out.
+  if (adoption_deadline_.count(request.job_id()) == 0) return false;
+  absl::StatusOr<v1::JobStatus> job = store_->GetJob(request.job_id());
+  if (!job.ok() || !Started(*job) || job->generation() != request.generation() ||
+      request.rank() < 0 || request.rank() >= job->workers_size() ||
+      job->workers(request.rank()) != request.name()) {
+    return false;  // fenced out, or the job ended
+  }
+  for (const std::string& member : MembersLocked(job->id())) {
+    if (workers_[member].rank == request.rank()) return false;  // its place is taken
+  }
+  Worker& w = workers_[id];
+  w.assigned_job = job->id();
+  w.rank = request.rank();
+  w.generation_seen = request.generation();
+  w.info.set_job_id(job->id());
+  w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_BUSY);
+  const std::vector<std::string> members = MembersLocked(job->id());
+  if (static_cast<int>(members.size()) == job->workers_size()) {
+    adoption_deadline_.erase(job->id());
+    NoteLocked(*job, absl::StrCat("re-adopted after the coordinator restarted: all ",
+                                  members.size(), " workers of generation ", job->generation(),
+                                  " came back, at step ", job->progress().step()));
+  }
+  return true;
+}
+
+}  // namespace nightshift::coordinator
