@@ -186,6 +186,9 @@ absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worke
     return w.info;  // alone (or not yet re-adopted): it finishes its job first
   }
   // It yields with its group at the next commit point and leaves.
+  v1::Directive leave;
+  leave.set_yield_job_id(job_id);
+  w.pending.push_back(leave);
   const std::string name = w.info.name();
   const int rank = w.rank;
   w.assigned_job.clear();

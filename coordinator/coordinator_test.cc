@@ -286,8 +286,9 @@ TEST_F(CoordinatorTest, ADrainedMemberLeavesAndTheJobGoesOnWithoutIt) {
   EXPECT_THAT(job->workers(), testing::ElementsAre("a"));
   EXPECT_THAT(job->reason(), HasSubstr("b (rank 1) drained"));
   const v1::HeartbeatResponse rb = Beat(b, "j", 1);
-  ASSERT_EQ(rb.directives_size(), 1);
+  ASSERT_EQ(rb.directives_size(), 2);
   EXPECT_TRUE(rb.directives(0).drain());
+  EXPECT_EQ(rb.directives(1).yield_job_id(), "j") << "b leaves at the group's next commit";
   const v1::HeartbeatResponse ra = Beat(a, "j", 1);
   ASSERT_EQ(ra.directives_size(), 1);
   EXPECT_EQ(ra.directives(0).assign().world_size(), 1);

@@ -47,6 +47,15 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return FromGrpc(stub_->ReportProgress(Context(kReportDeadline).get(), request, &response));
   }
 
+  absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override {
+    v1::DrainWorkerRequest request;
+    request.set_worker(worker_id);
+    v1::WorkerInfo response;
+    const grpc::Status s =
+        stub_->DrainWorker(Context(kControlCallDeadline).get(), request, &response);
+    return Result(s, std::move(response));
+  }
+
   absl::Status UploadCheckpoint(const std::string& worker_id, const std::string& job_id,
                                 int64_t step, bool final, const std::string& path) override {
     std::ifstream in(path, std::ios::binary);

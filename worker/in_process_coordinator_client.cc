@@ -33,6 +33,13 @@ absl::Status InProcessCoordinatorClient::ReportProgress(const v1::ReportProgress
   return c->ReportProgress(request);
 }
 
+absl::StatusOr<v1::WorkerInfo> InProcessCoordinatorClient::DrainWorker(
+    const std::string& worker_id) {
+  absl::ReaderMutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+  return c->DrainWorker(worker_id);
+}
+
 absl::Status InProcessCoordinatorClient::UploadCheckpoint(const std::string& worker_id,
                                                           const std::string& job_id, int64_t step,
                                                           bool final, const std::string& path) {

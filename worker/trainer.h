@@ -163,10 +163,9 @@ class Trainer {
   // ranks holding one (a loss during a commit can leave them one apart;
   // each keeps the one before its newest), broadcast by the lowest rank
   // holding it. A trainer that never ran (a joiner: create it without
-  // data_parallel) holds none and receives it. FAILED_PRECONDITION when no rank holds one. Collective
-  // over `group`. Call it while the previous group's communicator still
-  // exists: the model's buffers may be that group's shared memory, and
-  // move out of it first.
+  // data_parallel) holds none and receives it. FAILED_PRECONDITION when no rank holds one.
+  // Collective over `group`. Call it while the previous group's communicator still exists: the
+  // model's buffers may be that group's shared memory, and move out of it first.
   absl::Status Regroup(DataParallel group);
   const CommitPoint& last_commit() const { return commit_; }
 

@@ -21,9 +21,12 @@ namespace {
 // on every rank and a database write on the coordinator, and one every few
 // steps costs a synchronous job on a busy machine ~10% of its throughput.
 constexpr absl::Duration kProgressPeriod = absl::Milliseconds(500);
-// How long survivors of a lost peer wait for the coordinator's next
-// generation: it answers their report at once, or within a heartbeat.
-constexpr absl::Duration kNextGenerationWait = absl::Seconds(10);
+// How much longer than the job's wait_for_workers_seconds members wait
+// for its next generation: the coordinator answers a survivors' report at
+// once, or within a heartbeat, and cancels the job when the wait ends.
+constexpr absl::Duration kNextGenerationMargin = absl::Seconds(30);
+// Progress reports queued while the coordinator is unreachable.
+constexpr size_t kMaxQueuedReports = 1000;
 // The shortest heartbeat interval a coordinator may ask for.
 constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(100);
 
@@ -89,6 +92,15 @@ absl::Status WorkerDaemon::Run() {
   SetComputeThreads(options_.threads);
   while (!stop_.HasBeenNotified()) {
     RETURN_IF_ERROR(Tick());
+    {
+      absl::MutexLock lock(&leave_mu_);
+      if (leave_deadline_.has_value() &&
+          (current_job().empty() || absl::Now() >= *leave_deadline_)) {
+        LOG(INFO) << "worker " << options_.name << ": leaving"
+                  << (current_job().empty() ? "" : " (the grace period is over)");
+        return absl::OkStatus();
+      }
+    }
     const absl::Time due =
         clock_->Now() + (unreachable_ ? options_.retry_interval : heartbeat_interval_);
     absl::MutexLock lock(&wake_mu_);
@@ -97,6 +109,22 @@ absl::Status WorkerDaemon::Run() {
     wake_ = false;
   }
   return absl::OkStatus();
+}
+
+void WorkerDaemon::Leave(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&leave_mu_);
+    if (leave_deadline_.has_value()) return;
+    leave_deadline_ = absl::Now() + grace;
+  }
+  LOG(INFO) << "worker " << options_.name << ": leaving within " << absl::FormatDuration(grace);
+  Wake();
+}
+
+std::string WorkerDaemon::JobWorkerId(const std::string& job_id,
+                                      const std::string& fallback) const {
+  absl::MutexLock lock(&mu_);
+  return current_.id == job_id && !current_.worker_id.empty() ? current_.worker_id : fallback;
 }
 
 // 1. Registration.
@@ -116,6 +144,14 @@ absl::Status WorkerDaemon::RegisterOnce() {
     request.set_peer_address(transports_->peer_address());
     request.set_host_id(transports_->host_id());
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (current_.cancel != nullptr && !current_.cancel->load()) {  // step 2: mid-job
+      request.set_job_id(current_.id);
+      request.set_generation(current_.generation);
+      request.set_rank(current_.rank);
+    }
+  }
   absl::StatusOr<v1::RegisterResponse> response = coordinator_->Register(request);
   if (!response.ok()) {
     if (!IsUnreachable(response.status())) return response.status();  // refused: no retry
@@ -130,9 +166,21 @@ absl::Status WorkerDaemon::RegisterOnce() {
   {
     absl::MutexLock lock(&mu_);
     worker_id_ = response->worker_id();
+    if (!request.job_id().empty() && current_.id == request.job_id()) {
+      if (response->job_adopted()) {
+        current_.worker_id = worker_id_;
+      } else {
+        CancelLocked("cancelled: fenced out of the job (a later generation runs without us)");
+      }
+    }
   }
   LOG(INFO) << "worker " << options_.name << ": registered as " << response->worker_id() << " ("
-            << static_cast<int>(rate_) << " samples/s)";
+            << static_cast<int>(rate_) << " samples/s)"
+            << (request.job_id().empty()
+                    ? ""
+                    : absl::StrCat(response->job_adopted() ? ", goes on with job " : ", left job ",
+                                   request.job_id()));
+  drain_sent_ = draining_;
   return absl::OkStatus();
 }
 
@@ -144,22 +192,23 @@ absl::Status WorkerDaemon::Tick() {
     request.set_job_id(current_.id);
     request.set_generation(current_.generation);
   }
-  if (request.worker_id().empty()) {
-    // Not while a cancelled job winds down: the next assignment must not
-    // find the job thread still busy.
-    if (!request.job_id().empty()) return absl::OkStatus();
-    return RegisterOnce();
+  if (request.worker_id().empty()) return RegisterOnce();
+  {
+    absl::MutexLock lock(&leave_mu_);
+    if (leave_deadline_.has_value()) draining_ = true;
+  }
+  if (draining_ && !drain_sent_) {  // step 7
+    absl::StatusOr<v1::WorkerInfo> drained = coordinator_->DrainWorker(request.worker_id());
+    if (drained.ok()) drain_sent_ = true;
   }
   // 2.
   absl::StatusOr<v1::HeartbeatResponse> response = coordinator_->Heartbeat(request);
   if (response.status().code() == absl::StatusCode::kNotFound) {
     LOG(WARNING) << "worker " << options_.name << ": lease lost (" << response.status().message()
                  << "); registering again";
-    CancelCurrentJob("cancelled: this worker's lease was lost");
     {
       absl::MutexLock lock(&mu_);
       worker_id_.clear();
-      if (!current_.id.empty()) return absl::OkStatus();  // registers once the job has stopped
     }
     return RegisterOnce();
   }
@@ -180,9 +229,21 @@ void WorkerDaemon::Apply(const v1::Directive& d) {
     {
       absl::MutexLock lock(&mu_);
       if (current_.id == d.assign().job_id() && d.assign().generation() > current_.generation) {
-        // The next generation of the job running here: its thread regroups.
+        // The next generation of the job running here: its thread yields
+        // at the next commit point (step 6) and regroups.
+        LOG(INFO) << "job " << current_.id << ": generation " << d.assign().generation()
+                  << " comes; rank " << current_.rank << " -> " << d.assign().rank()
+                  << (d.assign().abandon_previous() ? ", abandoning generation " : ", yielding ")
+                  << current_.generation;
         current_.generation = d.assign().generation();
+        current_.rank = d.assign().rank();
         current_.next_generation = d.assign();
+        if (current_.yield != nullptr) current_.yield->store(true);
+        if (d.assign().abandon_previous() && current_.communicator != nullptr) {
+          current_.communicator->Interrupt(
+              absl::AbortedError(absl::StrCat("generation ", d.assign().generation(), " of job ",
+                                              current_.id, " was formed without a fenced member")));
+        }
         return;
       }
     }
@@ -198,6 +259,10 @@ void WorkerDaemon::Apply(const v1::Directive& d) {
   } else if (d.drain()) {
     LOG(INFO) << "worker " << options_.name << ": draining";
     draining_ = true;
+    drain_sent_ = true;
+  } else if (!d.yield_job_id().empty()) {
+    absl::MutexLock lock(&mu_);
+    if (current_.id == d.yield_job_id() && current_.yield != nullptr) current_.yield->store(true);
   }
 }
 
@@ -222,7 +287,13 @@ void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
   std::string worker_id;
   {
     absl::MutexLock lock(&mu_);
-    current_ = {assignment.job_id(), assignment.generation(), cancelled};
+    current_ = Job{};
+    current_.id = assignment.job_id();
+    current_.generation = assignment.generation();
+    current_.rank = assignment.rank();
+    current_.worker_id = worker_id_;
+    current_.cancel = cancelled;
+    current_.yield = std::make_shared<std::atomic<bool>>(false);
     worker_id = worker_id_;
   }
   LOG(INFO) << "job " << assignment.job_id() << " generation " << assignment.generation()
@@ -235,6 +306,9 @@ void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
 void WorkerDaemon::ReportLater(v1::ReportProgressRequest request) {
   absl::MutexLock lock(&report_mu_);
   reports_.push_back(std::move(request));
+  if (reports_.size() > kMaxQueuedReports) {
+    reports_.pop_front();  // the coordinator is away: the oldest progress goes
+  }
   if (reporting_) return;  // the reporter thread will pick it up
   reporting_ = true;
   if (reporter_.joinable()) reporter_.join();  // it has returned: reporting_ was false
@@ -268,28 +342,46 @@ void WorkerDaemon::WaitForQueuedReports() {
   if (reporter.joinable()) reporter.join();
 }
 
-void WorkerDaemon::Report(const v1::ReportProgressRequest& request) {
-  if (absl::Status s = coordinator_->ReportProgress(request); !s.ok()) {
-    LOG(WARNING) << "job " << request.job_id() << " generation " << request.generation()
-                 << ": report failed: " << s;
+void WorkerDaemon::Report(v1::ReportProgressRequest request, const std::atomic<bool>* cancelled) {
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    request.set_worker_id(JobWorkerId(request.job_id(), request.worker_id()));
+    const absl::Status s = coordinator_->ReportProgress(request);
+    if (s.ok()) return;
+    if (!IsUnreachable(s) || stop_.HasBeenNotified() ||
+        (cancelled != nullptr && cancelled->load())) {
+      LOG(WARNING) << "job " << request.job_id() << " generation " << request.generation()
+                   << ": report failed: " << s;
+      return;
+    }
+    // Step 3: the coordinator is away; the job goes on, the report waits.
+    stop_.WaitForNotificationWithTimeout(backoff);
+    backoff = std::min(2 * backoff, absl::Seconds(2));
   }
 }
 
+bool WorkerDaemon::HasNextGeneration() {
+  absl::MutexLock lock(&mu_);
+  return current_.next_generation.has_value();
+}
+
 absl::StatusOr<v1::Assignment> WorkerDaemon::AwaitNextGeneration(
-    const v1::Assignment& failed, const std::atomic<bool>* cancelled) {
+    const v1::Assignment& previous, const std::atomic<bool>* cancelled) {
+  const absl::Duration wait =
+      absl::Seconds(WaitForWorkersSeconds(previous.spec())) + kNextGenerationMargin;
   absl::MutexLock lock(&mu_);
   auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return cancelled->load() || current_.next_generation.has_value();
   };
-  mu_.AwaitWithDeadline(absl::Condition(&ready), absl::Now() + kNextGenerationWait);
+  mu_.AwaitWithDeadline(absl::Condition(&ready), absl::Now() + wait);
   if (cancelled->load()) return absl::CancelledError("cancelled while waiting to regroup");
   if (!current_.next_generation.has_value()) {
-    return absl::DeadlineExceededError(absl::StrCat("no generation after ", failed.generation(),
-                                                    " came within ",
-                                                    absl::FormatDuration(kNextGenerationWait)));
+    return absl::DeadlineExceededError(absl::StrCat("no generation after ", previous.generation(),
+                                                    " came within ", absl::FormatDuration(wait)));
   }
   v1::Assignment next = *std::move(current_.next_generation);
   current_.next_generation.reset();
+  if (current_.yield != nullptr) current_.yield->store(false);
   return next;
 }
 
@@ -330,14 +422,25 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
     return absl::OkStatus();
   };
   RETURN_IF_ERROR(register_for_cancels(comm.get()));
+  std::shared_ptr<std::atomic<bool>> yield;
+  {
+    absl::MutexLock lock(&mu_);
+    yield = current_.yield;
+  }
   TrainerOptions options;
   options.out_dir =
       absl::StrCat(options_.scratch_dir, "/", a.job_id(), "-g", a.generation(), "-r", a.rank());
   options.cancelled = cancelled;
+  options.yield_requested = yield.get();
   options.simulated_slowdown = options_.simulated_slowdown;
   options.compute_threads = options_.threads;
   options.progress_period = kProgressPeriod;
-  options.data_parallel = DataParallel{comm.get(), weights_of(a), RebalanceIntervalSteps(a.spec())};
+  auto group_of = [&](const v1::Assignment& g, collective::Communicator* c) {
+    return DataParallel{c, weights_of(g), RebalanceIntervalSteps(g.spec())};
+  };
+  // A joiner's trainer starts alone; Regroup binds it and gives it the model.
+  const bool joiner = a.resume_in_memory();
+  if (!joiner) options.data_parallel = group_of(a, comm.get());
   auto report = [&](const v1::Progress& p) {
     v1::ReportProgressRequest r;
     r.set_worker_id(worker_id);
@@ -349,7 +452,8 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
   options.on_progress = report;
   options.on_evaluation = report;
   options.on_checkpoint = [&](int64_t step, const std::string& path) {
-    absl::Status s = coordinator_->UploadCheckpoint(worker_id, a.job_id(), step, false, path);
+    absl::Status s = coordinator_->UploadCheckpoint(JobWorkerId(a.job_id(), worker_id), a.job_id(),
+                                                    step, false, path);
     if (!s.ok()) {
       LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank "
                    << a.rank() << " step " << step << ": checkpoint upload failed: " << s;
@@ -360,41 +464,59 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
     return absl::Status(trainer.status().code(),
                         absl::StrCat(options_.name, ": ", trainer.status().message()));
   }
+  auto regroup = [&](collective::Communicator* c) -> absl::Status {
+    RETURN_IF_ERROR((*trainer)->Regroup(group_of(a, c)));
+    LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+              << ": resuming at step " << (*trainer)->last_commit().step << " on " << a.world_size()
+              << " ranks" << (joiner && c == comm.get() ? " (joined)" : "");
+    return absl::OkStatus();
+  };
+  if (joiner) RETURN_IF_ERROR(regroup(comm.get()));
   const absl::Time start = absl::Now();
   absl::StatusOr<TrainResult> run;
-  // 6. Generations: a run that lost peers reports them, and the job goes
-  // on in this process if the coordinator forms the next generation.
+  // 6. Generations: the job goes on in this process through every change
+  // of members the coordinator makes.
+  bool survivors_reported = false;
   while (true) {
+    survivors_reported = false;
     run = (*trainer)->Run();
-    if (run.ok() || cancelled->load() || comm->lost_ranks().empty()) break;
-    v1::ReportProgressRequest survivors;
-    survivors.set_worker_id(worker_id);
-    survivors.set_job_id(a.job_id());
-    survivors.set_generation(a.generation());
-    survivors.set_error(std::string(run.status().message()));
-    for (int r : comm->lost_ranks()) survivors.add_lost_ranks(r);
-    survivors.set_committed_step((*trainer)->last_commit().step);
-    LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
-                 << ": lost peers, last commit at step " << (*trainer)->last_commit().step << ": "
-                 << run.status();
-    WaitForQueuedReports();
-    Report(survivors);
-    Wake();  // the next generation comes in the reply to the next heartbeat
+    if (cancelled->load()) return absl::CancelledError("cancelled");
+    if (run.ok() && !run->yielded) break;  // the end
+    if (run.ok()) {
+      LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
+                << ": yielded at step " << run->steps;
+      if (draining_ && !HasNextGeneration()) {
+        *reported = true;  // nothing to report: the job goes on without us
+        return absl::OkStatus();
+      }
+    } else if (!HasNextGeneration()) {
+      if (comm->lost_ranks().empty()) break;  // a failure of the job itself
+      v1::ReportProgressRequest survivors;
+      survivors.set_worker_id(worker_id);
+      survivors.set_job_id(a.job_id());
+      survivors.set_generation(a.generation());
+      survivors.set_error(std::string(run.status().message()));
+      for (int r : comm->lost_ranks()) survivors.add_lost_ranks(r);
+      survivors.set_committed_step((*trainer)->last_commit().step);
+      LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank "
+                   << a.rank() << ": lost peers, last commit at step "
+                   << (*trainer)->last_commit().step << ": " << run.status();
+      WaitForQueuedReports();
+      Report(survivors, cancelled);
+      survivors_reported = true;
+      Wake();  // the next generation comes in the reply to the next heartbeat
+    }
     absl::StatusOr<v1::Assignment> next = AwaitNextGeneration(a, cancelled);
     if (!next.ok()) {
-      *reported = true;  // the survivors' report said why
+      *reported = survivors_reported;  // it said why
       return next.status();
     }
     a = *std::move(next);  // from here on, failures are the new generation's
     failure->set_generation(a.generation());
     ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> next_comm, join(a));
     RETURN_IF_ERROR(register_for_cancels(next_comm.get()));
-    RETURN_IF_ERROR((*trainer)->Regroup(
-        DataParallel{next_comm.get(), weights_of(a), RebalanceIntervalSteps(a.spec())}));
-    LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
-              << ": resuming at step " << (*trainer)->last_commit().step << " on " << a.world_size()
-              << " ranks";
-    comm = std::move(next_comm);  // the failed group goes only now
+    RETURN_IF_ERROR(regroup(next_comm.get()));
+    comm = std::move(next_comm);  // the previous group goes only now
   }
   if (!run.ok()) {
     for (int r : comm->lost_ranks()) failure->add_lost_ranks(r);
@@ -408,10 +530,19 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
             << absl::FormatDuration(result.commit_time) << " of " << absl::FormatDuration(run_time)
             << " (" << 100 * absl::FDivDuration(result.commit_time, run_time) << "%)";
   if (a.rank() != 0) return absl::OkStatus();
-  if (absl::Status s = coordinator_->UploadCheckpoint(worker_id, a.job_id(), result.steps, true,
-                                                      result.model_path);
-      !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("model upload failed: ", s.message()));
+  // The model waits for a coordinator that is away (step 3).
+  absl::Status uploaded;
+  for (absl::Duration backoff = absl::Milliseconds(100);;
+       backoff = std::min(2 * backoff, absl::Seconds(2))) {
+    uploaded = coordinator_->UploadCheckpoint(JobWorkerId(a.job_id(), worker_id), a.job_id(),
+                                              result.steps, true, result.model_path);
+    if (uploaded.ok() || !IsUnreachable(uploaded) || cancelled->load() || stop_.HasBeenNotified()) {
+      break;
+    }
+    stop_.WaitForNotificationWithTimeout(backoff);
+  }
+  if (!uploaded.ok()) {
+    return absl::Status(uploaded.code(), absl::StrCat("model upload failed: ", uploaded.message()));
   }
   v1::ReportProgressRequest done;
   done.set_worker_id(worker_id);
@@ -419,7 +550,7 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
   done.set_generation(a.generation());
   done.set_finished(true);
   WaitForQueuedReports();  // the last progress lands before `finished`
-  Report(done);
+  Report(done, cancelled);
   return absl::OkStatus();
 }
 

@@ -13,36 +13,45 @@
 //     the heartbeat interval.
 //  2. Registered: Heartbeat with the job running here (id and generation).
 //     NOT_FOUND means the lease is lost (it ran out, or the coordinator
-//     restarted and forgot us): the running job is cancelled — the
-//     coordinator has already given its place away — and the daemon
-//     registers again (saying whether it drains) as soon as that job has
-//     stopped: in the same round, or a later one. So a new assignment
-//     never waits for an old job to wind down.
+//     restarted and forgot us): the daemon registers again at once, naming
+//     the job it runs (id, generation, rank). The job goes on if the
+//     coordinator re-adopts it (a restarted coordinator does); otherwise
+//     it was fenced out, and the job is cancelled here.
 //  3. Unreachable (UNAVAILABLE, DEADLINE_EXCEEDED): nothing changes; the
-//     next round, after retry_interval, tries again. A running job goes on.
-//     Any other error from Register is a refusal: Tick returns it and Run
-//     ends.
+//     next round, after retry_interval, tries again. A running job goes
+//     on — the ring does not need the coordinator — and its reports wait
+//     in a bounded queue (kMaxQueuedReports; the oldest progress goes
+//     first), retried until they land. Any other error from Register is a
+//     refusal: Tick returns it and Run ends.
 //  4. Directives in the heartbeat reply: `assign` starts the job on the job
 //     thread, and the job is current before the next heartbeat, so the
 //     coordinator never sees this worker idle while it starts; `cancel`
-//     sets the job's cancel flag (the trainer stops before its next step);
-//     `drain` stops taking jobs (later assignments are ignored). A cancel
-//     also interrupts the job's communicator, so a rank blocked in a
-//     collective — on a peer whose assignment the cancel overtook — stops
-//     at once rather than at the collective timeout.
+//     sets the job's cancel flag (the trainer stops before its next step)
+//     and interrupts its communicator, so a rank blocked in a collective
+//     stops at once; `drain` stops taking jobs; `yield` asks the job's
+//     trainer to stop at its next commit point (Trainer step 9) and hold
+//     the model.
 //  5. A job: transport (GroupTransports) -> Communicator -> Trainer
 //     (data-parallel). Rank 0 reports progress and evaluations, uploads
 //     each checkpoint and, at the end, the model, then reports `finished`.
 //     Any failure is reported as the job's error; a cancelled job reports
 //     nothing.
-//  6. Generations: a run whose group lost peers (the communicator's
-//     census names them) reports them at once with its last committed
-//     step (the survivors' report), keeps its trainer, and waits for the
-//     job's next generation: an `assign` of the same job with a higher
-//     generation and start_step = that commit. It then joins the new
-//     group and resumes from the commit in memory (Trainer::Regroup). No
-//     next generation within kNextGenerationWait, or a cancel, ends it. Reports and uploads carry
-//     the worker id the job was assigned under, so a re-registration mid-job never relabels them.
+//  6. Generations: an `assign` of the running job with a higher generation
+//     is its next generation: the trainer yields at its next commit point
+//     (or at once, with abandon_previous: a fenced peer means that
+//     generation cannot commit again), joins the new group, and resumes
+//     from a commit held in memory (Trainer::Regroup). A first assignment
+//     with resume_in_memory makes this worker a joiner: its trainer
+//     receives the model from the group in Regroup. A run whose group lost
+//     peers (the communicator's census names them) reports them at once
+//     with its last committed step (the survivors' report) and waits for
+//     the next generation. A yielded run waits for it too — unless this
+//     worker drains: then it leaves the job, quietly. The wait is bounded
+//     by the spec's wait_for_workers_seconds plus kNextGenerationMargin;
+//     the coordinator cancels sooner if the job fails.
+//  7. Leaving (SIGTERM): Leave() drains this worker through the
+//     coordinator; Run returns once no job runs here, or at the deadline
+//     (the job is then cancelled here).
 // One job at a time.
 //
 // Threads:
@@ -108,6 +117,9 @@ class WorkerDaemon {
     if (!stop_.HasBeenNotified()) stop_.Notify();
     Wake();
   }
+  // Step 7: drain, and stop once no job runs here or after `grace`. Any
+  // thread (again: no signal handler).
+  void Leave(absl::Duration grace);
   // Starts the next round now instead of after the heartbeat interval
   // (survivors of a lost peer: their next generation comes in its reply).
   void Wake() {
@@ -129,7 +141,10 @@ class WorkerDaemon {
   struct Job {
     std::string id;
     int64_t generation = 0;
+    int rank = -1;
+    std::string worker_id;  // the id it is held under (changes on re-adoption)
     std::shared_ptr<std::atomic<bool>> cancel;
+    std::shared_ptr<std::atomic<bool>> yield;  // Trainer step 9
     // While the job's group exists: interrupted on cancel, so that a rank
     // blocked in a collective (on a peer that never started) stops too.
     collective::Communicator* communicator = nullptr;
@@ -144,17 +159,22 @@ class WorkerDaemon {
   void StartJob(const v1::Assignment& assignment);
   void RunJob(v1::Assignment assignment, std::string worker_id,
               std::shared_ptr<std::atomic<bool>> cancelled);
-  // Waits (real time) for the job's next generation after `failed`.
-  absl::StatusOr<v1::Assignment> AwaitNextGeneration(const v1::Assignment& failed,
+  // Waits (real time) for the job's next generation after `previous`;
+  // takes it and lowers the yield flag.
+  absl::StatusOr<v1::Assignment> AwaitNextGeneration(const v1::Assignment& previous,
                                                      const std::atomic<bool>* cancelled);
+  bool HasNextGeneration();
   // On failure, fills `failure` with the survivors' report: the ranks
   // that fell silent and this rank's last committed step; sets
   // `*reported` when it has told the coordinator already.
   absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
                         const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure,
                         bool* reported);
-  // Sends at once (blocking), for the final and error reports.
-  void Report(const v1::ReportProgressRequest& request);
+  // Sends at once (blocking), for the final and error reports; retries
+  // while the coordinator is unreachable, until stop or cancel.
+  void Report(v1::ReportProgressRequest request, const std::atomic<bool>* cancelled = nullptr);
+  // The worker id job `job_id` is held under now, or `fallback`.
+  std::string JobWorkerId(const std::string& job_id, const std::string& fallback) const;
   // Queues for the reporter thread, so the training loop never waits on
   // the coordinator.
   void ReportLater(v1::ReportProgressRequest request);
@@ -173,6 +193,11 @@ class WorkerDaemon {
   bool unreachable_ = false;  // the last round could not reach the coordinator
   std::atomic<bool> draining_{false};
   std::thread job_thread_;
+  bool drain_sent_ = false;  // step 7: the coordinator knows
+
+  // Step 7 (set by Leave from any thread).
+  absl::Mutex leave_mu_;
+  std::optional<absl::Time> leave_deadline_ ABSL_GUARDED_BY(leave_mu_);
 
   mutable absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);  // empty: not registered

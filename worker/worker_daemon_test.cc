@@ -95,6 +95,9 @@ class RecordingClient final : public CoordinatorClient {
                                 int64_t step, bool final, const std::string& path) override {
     return inner_->UploadCheckpoint(worker_id, job_id, step, final, path);
   }
+  absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override {
+    return inner_->DrainWorker(worker_id);
+  }
 
   void Inject(v1::Directive d) {
     absl::MutexLock lock(&mu_);
@@ -222,16 +225,32 @@ class WorkerDaemonTest : public testing::Test {
   // between rounds each waits for its job to end, for at most 50 ms (a
   // condition wait, not a sleep). False after kJobWait.
   bool DriveUntilNoJob(const std::vector<WorkerDaemon*>& daemons) {
+    return DriveUntil(daemons, [&] {
+      bool idle = true;
+      for (WorkerDaemon* d : daemons) idle &= d->current_job().empty();
+      return idle;
+    });
+  }
+  // The same rounds until `done()` holds; false after kJobWait.
+  bool DriveUntil(const std::vector<WorkerDaemon*>& daemons, const std::function<bool()>& done) {
     const absl::Time give_up = absl::Now() + kJobWait;
     while (absl::Now() < give_up) {
-      bool idle = true;
       for (WorkerDaemon* d : daemons) {
-        idle &= d->AwaitNoJob(absl::Now() + absl::Milliseconds(50));
+        d->AwaitNoJob(absl::Now() + absl::Milliseconds(50));
         EXPECT_TRUE(d->Tick().ok());
       }
-      if (idle) return true;
+      if (done()) return true;
     }
     return false;
+  }
+  std::unique_ptr<WorkerDaemon> MakeDaemon(const std::string& name) {
+    WorkerOptions options;
+    options.name = name;
+    options.scratch_dir = dir_ + "/scratch-" + name;
+    options.compute_rate = 1000;
+    options.threads = 1;
+    options.collective_timeout = absl::Seconds(1);
+    return std::make_unique<WorkerDaemon>(options, recording_.get(), &transports_, &clock_);
   }
 
   std::string dir_;
@@ -323,18 +342,29 @@ TEST_F(WorkerDaemonTest, ARankWhosePeerFallsSilentReportsItLostWithItsCommittedS
   v1::SubmitJobRequest request;
   *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
   request.mutable_spec()->set_min_workers(2);
+  request.mutable_spec()->set_wait_for_workers_seconds(10);
   request.set_job_id("pair");
   ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
   ASSERT_TRUE(daemon.Tick().ok());
   ASSERT_EQ(daemon.current_job(), "pair");
-  // One survivor is fewer than min_workers: the job fails, and the cancel
-  // that follows reaches the daemon on a heartbeat.
+  // One survivor is fewer than min_workers: the job waits, holding the
+  // model on the survivor...
+  ASSERT_TRUE(DriveUntil({&daemon}, [&] { return Job("pair").state() == v1::JOB_STATE_WAITING; }));
+  EXPECT_THAT(Job("pair").reason(), HasSubstr("losing worker-ghost (rank"));
+  EXPECT_THAT(Job("pair").reason(), HasSubstr("last commit: step 0"));
+  EXPECT_THAT(Job("pair").reason(), HasSubstr("waiting for workers: 1 of at least 2"));
+  EXPECT_EQ(daemon.current_job(), "pair") << "the survivor holds the model";
+  // ...and, with nobody joining, fails at its deadline; the cancel that
+  // follows reaches the daemon on a heartbeat.
+  for (int i = 0; i < 6 && Job("pair").state() == v1::JOB_STATE_WAITING; ++i) {
+    clock_.Advance(absl::Seconds(2));
+    ASSERT_TRUE(daemon.Tick().ok());
+  }
   ASSERT_TRUE(DriveUntilNoJob({&daemon}));
   const v1::JobStatus job = Job("pair");
   EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
-  EXPECT_THAT(job.reason(), HasSubstr("lost worker-ghost (rank"));
-  EXPECT_THAT(job.reason(), HasSubstr("last commit at step 0"));
-  EXPECT_THAT(job.reason(), HasSubstr("reported by worker worker-short"));
+  EXPECT_THAT(job.reason(), HasSubstr("no worker joined within 10 s"));
+  EXPECT_THAT(job.reason(), HasSubstr("lost: worker-ghost"));
 }
 
 TEST_F(WorkerDaemonTest, SurvivorsOfALostPeerGoOnInTheNextGenerationAndFinishTheJob) {
@@ -342,16 +372,7 @@ TEST_F(WorkerDaemonTest, SurvivorsOfALostPeerGoOnInTheNextGenerationAndFinishThe
   // collective times out, they report the ghost lost, and the coordinator
   // forms generation 2 of the two; they resume from their commit (step 0)
   // in the same processes and finish.
-  auto make = [&](const std::string& name) {
-    WorkerOptions options;
-    options.name = name;
-    options.scratch_dir = dir_ + "/scratch-" + name;
-    options.compute_rate = 1000;
-    options.threads = 1;
-    options.collective_timeout = absl::Seconds(1);
-    return std::make_unique<WorkerDaemon>(options, recording_.get(), &transports_, &clock_);
-  };
-  auto first = make("first"), second = make("second");
+  auto first = MakeDaemon("first"), second = MakeDaemon("second");
   RegisterGhost(10);  // the slowest: the last rank
   ASSERT_TRUE(first->Tick().ok());
   ASSERT_TRUE(second->Tick().ok());
@@ -451,23 +472,85 @@ TEST_F(WorkerDaemonTest, ACoordinatorThatGoesAwayAndComesBackFindsTheJobStillRun
   EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_RUNNING);
 }
 
-TEST_F(WorkerDaemonTest, ARestartedCoordinatorGetsARegistrationAndTheJobAgain) {
+TEST_F(WorkerDaemonTest, ARestartedCoordinatorReAdoptsTheRunningJob) {
   Tick();
+  const std::string first_id = daemon_->worker_id();
   Submit(kEndlessSteps, "endless");
   Tick();
   ASSERT_EQ(daemon_->current_job(), "endless");
-  StartCoordinator();  // forgets every worker; the running job is queued again
+  StartCoordinator();  // forgets every worker; the job stays RUNNING
   client_->SetCoordinator(coordinator_.get());
-  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_QUEUED);
-  Tick();  // NOT_FOUND: cancels the old run
-  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait));
-  if (daemon_->worker_id().empty()) Tick();  // registers once that run has stopped
-  EXPECT_NE(daemon_->worker_id(), "");
-  EXPECT_EQ(WorkerNamed("worker-a").id(), daemon_->worker_id());
-  Tick();  // and is given the job again, as a new generation
-  EXPECT_EQ(daemon_->current_job(), "endless");
   EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_RUNNING);
-  EXPECT_EQ(Job("endless").generation(), 2);
+  Tick();  // NOT_FOUND: registers again at once, with its job
+  EXPECT_NE(daemon_->worker_id(), "");
+  EXPECT_NE(daemon_->worker_id(), first_id);
+  EXPECT_EQ(daemon_->current_job(), "endless") << "the run went on";
+  EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_BUSY);
+  EXPECT_EQ(WorkerNamed("worker-a").job_id(), "endless");
+  EXPECT_EQ(Job("endless").generation(), 1) << "re-adopted, not restarted";
+  EXPECT_THAT(Job("endless").reason(), HasSubstr("re-adopted"));
+  // Its reports land under its new id.
+  ASSERT_TRUE(DriveUntil({daemon_.get()}, [&] { return Job("endless").progress().step() > 0; }));
+  EXPECT_THAT(recording_->errors(), testing::IsEmpty());
+}
+
+TEST_F(WorkerDaemonTest, AFreeWorkerJoinsARunningJobAndTrainsInItsGroup) {
+  auto first = MakeDaemon("first"), second = MakeDaemon("second");
+  ASSERT_TRUE(first->Tick().ok());
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
+  request.mutable_spec()->set_min_workers(1);
+  request.mutable_spec()->set_max_workers(2);
+  request.set_job_id("grows");
+  ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
+  ASSERT_TRUE(first->Tick().ok());
+  ASSERT_EQ(first->current_job(), "grows");
+  ASSERT_TRUE(first->Tick().ok());   // says it runs generation 1: settled
+  ASSERT_TRUE(second->Tick().ok());  // registers
+  // Its next heartbeat finds it free: generation 2 on both, the joiner
+  // gets the model from `first` and rank 0 reports 2 workers.
+  ASSERT_TRUE(DriveUntil({first.get(), second.get()}, [&] {
+    return Job("grows").progress().workers() == 2;
+  })) << Job("grows").reason();
+  const v1::JobStatus job = Job("grows");
+  EXPECT_EQ(job.generation(), 2);
+  EXPECT_THAT(job.workers(), testing::ElementsAre("first", "second"));
+  EXPECT_EQ(second->current_job(), "grows");
+  EXPECT_THAT(recording_->errors(), testing::IsEmpty());
+  // (A rank whose cancel comes after its peer's may report the peer's
+  // abort; the job has ended, and the coordinator ignores it.)
+  ASSERT_TRUE(coordinator_->CancelJob("grows", "test").ok());
+  ASSERT_TRUE(DriveUntilNoJob({first.get(), second.get()}));
+}
+
+TEST_F(WorkerDaemonTest, AWorkerThatLeavesDrainsAndTheJobGoesOnWithoutIt) {
+  auto first = MakeDaemon("first"), second = MakeDaemon("second");
+  ASSERT_TRUE(first->Tick().ok());
+  ASSERT_TRUE(second->Tick().ok());
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = SyntheticSpec(kEndlessSteps);
+  request.mutable_spec()->set_min_workers(1);
+  request.mutable_spec()->set_max_workers(2);
+  request.set_job_id("shrinks");
+  ASSERT_TRUE(coordinator_->SubmitJob(request).ok());
+  ASSERT_TRUE(DriveUntil({first.get(), second.get()},
+                         [&] { return Job("shrinks").progress().workers() == 2; }));
+  second->Leave(absl::Minutes(5));  // as on SIGTERM
+  // It drains through the coordinator, yields with the group at the next
+  // commit point and leaves; `first` goes on alone in generation 2.
+  ASSERT_TRUE(DriveUntil({first.get(), second.get()}, [&] {
+    return second->current_job().empty() && Job("shrinks").progress().workers() == 1;
+  }));
+  const v1::JobStatus job = Job("shrinks");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job.generation(), 2);
+  EXPECT_THAT(job.workers(), testing::ElementsAre("first"));
+  EXPECT_THAT(job.reason(), HasSubstr("second (rank 1) drained"));
+  EXPECT_TRUE(second->draining());
+  EXPECT_EQ(WorkerNamed("second").state(), v1::WORKER_STATE_DRAINING);
+  EXPECT_EQ(coordinator_->metrics().steps_redone, 0) << "a drain loses no step";
+  ASSERT_TRUE(coordinator_->CancelJob("shrinks", "test").ok());
+  ASSERT_TRUE(DriveUntilNoJob({first.get()}));
   EXPECT_THAT(recording_->errors(), testing::IsEmpty());
 }
 

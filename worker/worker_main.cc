@@ -25,6 +25,9 @@ ABSL_FLAG(int, threads, 0, "compute threads (0: one per core)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Peer service address (data-center workers)");
 ABSL_FLAG(std::string, name, "", "worker name (default: host name and pid)");
 ABSL_FLAG(std::string, scratch_dir, "/tmp/nightshift-worker", "folder for job checkpoints");
+ABSL_FLAG(absl::Duration, leave_grace, absl::Seconds(60),
+          "on SIGTERM/SIGINT: drain, and stop once this worker has left its job or after this "
+          "long (0: stop at once; a second signal always does)");
 ABSL_FLAG(double, simulated_slowdown, 1,
           "for benchmarks only: stretch compute by this factor, to stand for a slower machine");
 
@@ -65,9 +68,19 @@ int Main(int argc, char** argv) {
   // Before any thread starts, so that every thread inherits the mask.
   WorkerDaemon* daemon_to_stop = nullptr;
   absl::Mutex stop_mu;
+  // The first signal leaves gracefully: the job goes on without this
+  // worker from its next commit point. A second one stops at once.
+  bool leaving = false;
+  const absl::Duration grace = absl::GetFlag(FLAGS_leave_grace);
   auto signals = StopOnSignals::Install([&] {
     absl::MutexLock lock(&stop_mu);
-    if (daemon_to_stop != nullptr) daemon_to_stop->Stop();
+    if (daemon_to_stop == nullptr) return;
+    if (leaving || grace <= absl::ZeroDuration()) {
+      daemon_to_stop->Stop();
+    } else {
+      leaving = true;
+      daemon_to_stop->Leave(grace);
+    }
   });
   if (!signals.ok()) return Fail(signals.status());
   std::unique_ptr<GroupTransports> transports;
