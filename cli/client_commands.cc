@@ -89,6 +89,10 @@ class Client {
     std::printf("job:        %s (%s)\n", j.id().c_str(), j.spec().name().c_str());
     std::printf("state:      %s — %s\n", JobStateName(j.state()).c_str(), j.reason().c_str());
     std::printf("generation: %lld\n", static_cast<long long>(j.generation()));
+    if (j.state() == v1::JOB_STATE_WAITING) {
+      std::printf("waiting:    for workers until %s\n",
+                  TimeUtil::ToString(j.wait_deadline()).c_str());
+    }
     std::printf("workers:    %s\n", absl::StrJoin(j.workers(), ", ").c_str());
     std::printf("progress:   %s\n", FormatProgressLine(j.progress()).c_str());
     std::printf("test:       accuracy %.2f%%, loss %.4f\n", 100 * j.progress().test_accuracy(),
@@ -109,11 +113,16 @@ class Client {
     if (args.size() != 1) return Usage("watch ID");
     const bool tty = isatty(fileno(stderr));
     int64_t last_step = -1;
+    std::string last_reason;
     while (true) {
       v1::JobStatus j;
       grpc::Status s = stub_->GetJob(Context().get(), Id(args[0]), &j);
       if (!s.ok()) return Fail(s);
       const bool done = IsTerminal(j.state());
+      if (j.state() == v1::JOB_STATE_WAITING && j.reason() != last_reason) {
+        last_reason = j.reason();
+        std::fprintf(stderr, "%sWAITING — %s\n", tty ? "\r\033[K" : "", j.reason().c_str());
+      }
       if (j.state() == v1::JOB_STATE_RUNNING && j.progress().total_steps() > 0 &&
           j.progress().step() != last_step) {
         last_step = j.progress().step();
@@ -145,14 +154,30 @@ class Client {
     return 0;
   }
 
+  int Drain(const std::vector<std::string>& args) {
+    if (args.size() != 1) return Usage("drain WORKER  (its id or name)");
+    v1::DrainWorkerRequest request;
+    request.set_worker(args[0]);
+    v1::WorkerInfo w;
+    grpc::Status s = stub_->DrainWorker(Context().get(), request, &w);
+    if (!s.ok()) return Fail(s);
+    const std::string finishing =
+        w.job_id().empty()
+            ? ""
+            : absl::StrCat(", finishing job ", w.job_id(), " (no other worker to go on with)");
+    std::printf("%s (%s): %s%s\n", w.name().c_str(), w.id().c_str(),
+                v1::WorkerState_Name(w.state()).substr(13).c_str(), finishing.c_str());
+    return 0;
+  }
+
   int Workers() {
     v1::ListWorkersResponse workers;
     grpc::Status s = stub_->ListWorkers(Context().get(), {}, &workers);
     if (!s.ok()) return Fail(s);
-    std::printf("%-6s %-20s %-11s %-9s %-12s %-22s %s\n", "ID", "NAME", "POOL", "STATE",
+    std::printf("%-18s %-20s %-11s %-9s %-12s %-22s %s\n", "ID", "NAME", "POOL", "STATE",
                 "SAMPLES/S", "PEER", "JOB");
     for (const auto& w : workers.workers()) {
-      std::printf("%-6s %-20s %-11s %-9s %-12.0f %-22s %s\n", w.id().c_str(), w.name().c_str(),
+      std::printf("%-18s %-20s %-11s %-9s %-12.0f %-22s %s\n", w.id().c_str(), w.name().c_str(),
                   v1::WorkerPool_Name(w.pool()).substr(12).c_str(),
                   v1::WorkerState_Name(w.state()).substr(13).c_str(), w.samples_per_second(),
                   w.peer_address().c_str(), w.job_id().c_str());
@@ -206,7 +231,7 @@ class Client {
 
 bool IsClientCommand(const std::string& c) {
   return c == "submit" || c == "list" || c == "status" || c == "watch" || c == "cancel" ||
-         c == "workers" || c == "export";
+         c == "workers" || c == "drain" || c == "export";
 }
 
 int RunClientCommand(const std::string& command, const std::vector<std::string>& args,
@@ -218,6 +243,7 @@ int RunClientCommand(const std::string& command, const std::vector<std::string>&
   if (command == "watch") return client.Watch(args);
   if (command == "cancel") return client.Cancel(args);
   if (command == "workers") return client.Workers();
+  if (command == "drain") return client.Drain(args);
   if (command == "export") return client.Export(args);
   return 2;
 }

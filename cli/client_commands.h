@@ -1,5 +1,5 @@
 // The `nightshift` commands that talk to a coordinator: submit, list,
-// status, watch, cancel, workers, export. Each prints to stdout, errors to
+// status, watch, cancel, workers, drain, export. Each prints to stdout, errors to
 // stderr as "nightshift: CODE: message", and returns the exit code
 // (0 ok, 1 the API refused or the job did not succeed, 2 bad usage).
 #ifndef NIGHTSHIFT_CLI_CLIENT_COMMANDS_H_

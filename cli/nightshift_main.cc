@@ -1,5 +1,5 @@
 // The `nightshift` command: client of a coordinator (submit, list, status,
-// watch, cancel, workers, export; see cli/client_commands.h) and a local
+// watch, cancel, workers, drain, export; see cli/client_commands.h) and a local
 // trainer:
 //
 //   nightshift train --local JOB_SPEC [--out=DIR] [--resume=CHECKPOINT]
@@ -50,6 +50,8 @@ constexpr char kUsage[] =
     "  watch ID                              live progress until the job ends (exit 0: succeeded)\n"
     "  cancel ID                             stop a job\n"
     "  workers                               registered workers\n"
+    "  drain WORKER                          the worker (id or name) leaves its job at the\n"
+    "                                        next commit point and takes no new one\n"
     "  export ID OUT.safetensors             fetch a finished job's model\n"
     "  train --local JOB_SPEC                train in this process (--out, --resume, --threads)\n";
 

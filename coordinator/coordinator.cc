@@ -301,11 +301,18 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
     return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(), " is not registered"));
   }
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(request.job_id()));
-  if (IsTerminal(job.state()) || request.generation() != job.generation()) {
-    return absl::OkStatus();  // a late report of a job that ended or restarted
+  if (IsTerminal(job.state())) return absl::OkStatus();  // a late report of a job that ended
+  if (request.generation() != job.generation()) {
+    // Errors of an older generation are what the newer one recovers from;
+    // its progress, or its rank 0 finishing the job just as the next
+    // generation formed, still counts if that worker is a member.
+    const bool member = it->second.assigned_job == job.id();
+    if (!member || request.generation() > job.generation() || !request.error().empty()) {
+      return absl::OkStatus();
+    }
   }
   if (!request.error().empty() && request.lost_ranks_size() > 0 &&
-      job.state() == v1::JOB_STATE_RUNNING) {
+      (job.state() == v1::JOB_STATE_RUNNING || job.state() == v1::JOB_STATE_WAITING)) {
     RegroupLocked(job, request);
     return absl::OkStatus();
   }
@@ -324,6 +331,7 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
         Transition(job, v1::JOB_STATE_SUCCEEDED,
                    absl::StrFormat("finished %d steps, test accuracy %.2f%%", job.progress().step(),
                                    100 * job.progress().test_accuracy())));
+    CancelWorkersLocked(job.id());  // a next generation that was forming ends here
   }
   return absl::OkStatus();
 }
@@ -405,7 +413,9 @@ void Coordinator::ExpireLeasesLocked() {
         adoption_deadline_.count(job_id) > 0) {
       continue;
     }
+    const int64_t generation = job->generation();
     NextGenerationLocked(*job, MembersLocked(job_id), why, /*abandon_previous=*/true);
+    if (job->generation() > generation) ++metrics_.recoveries;
   }
 }
 

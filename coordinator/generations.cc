@@ -130,16 +130,19 @@ void Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequ
     lost_names.push_back(absl::StrCat(w.info.name(), " (rank ", w.rank, ")"));
     FenceLocked(id, absl::StrCat("its peers lost it at generation ", job.generation()));
   }
+  // Another survivor's report of the same loss, while the job waits.
+  if (lost_names.empty() && job.state() == v1::JOB_STATE_WAITING) return;
   const int64_t lost_at = job.progress().step();
   if (report.committed_step() >= 0) {
-    ++metrics_.recoveries;
     metrics_.steps_redone += std::max<int64_t>(0, lost_at - report.committed_step());
   }
+  const int64_t generation = job.generation();
   NextGenerationLocked(
       job, MembersLocked(job.id()),
       absl::StrCat("losing ", absl::StrJoin(lost_names, ", "),
                    " (the survivors' last commit: step ", report.committed_step(), ")"),
       /*abandon_previous=*/false, report.committed_step());
+  if (job.generation() > generation) ++metrics_.recoveries;
 }
 
 void Coordinator::GrowJobsLocked() {

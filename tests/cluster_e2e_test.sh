@@ -6,9 +6,9 @@
 #  3. bad input: invalid spec, unknown id, cancelling a finished job;
 #  4. two jobs at once on disjoint workers, cancel frees the workers;
 #  5. a data set missing on the workers fails the job naming worker and path;
-#  6. a worker killed mid-job fails a job that needs it, with a reason; a
-#     resubmit works; 6b. a job that may shrink survives the kill, in
-#     generation 2, close to a clean run's model;
+#  6. a worker killed mid-job: a job that needs it waits for workers
+#     (WAITING), then fails naming it; a resubmit works; 6b. a job that may
+#     shrink survives the kill, in generation 2, with a clean run's model;
 #  7. the coordinator restarted keeps every job and its history.
 set -euo pipefail
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -117,8 +117,8 @@ grep -q "FAILED" "$T/out.txt" || fail "nodata did not fail"
 grep -q "worker dc-[0-9]" "$T/out.txt" || { cat "$T/out.txt"; fail "no worker named"; }
 grep -q "$T/no-such-data/train-images-idx3-ubyte.gz: cannot open" "$T/out.txt" || fail "no path named"
 
-echo "== 6. a worker killed mid-job"
-spec_with 3 3 100000 >"$T/long3.textproto"
+echo "== 6. a worker killed mid-job: below min_workers the job waits, then fails naming it"
+(spec_with 3 3 100000; echo "wait_for_workers_seconds: 4") >"$T/long3.textproto"
 "$NS" submit "$T/long3.textproto" --id=victim --coordinator="$C" >/dev/null
 for _ in $(seq 1 100); do
   step=$(curl -sf "$H/v1/jobs/victim" | json 'int(d.get("progress", {}).get("step", 0))')
@@ -126,11 +126,20 @@ for _ in $(seq 1 100); do
 done
 kill -9 "$(cat "$NIGHTSHIFT_CLUSTER_DIR/dc-1.pid")"
 start=$(date +%s)
+for _ in $(seq 1 100); do
+  state=$(curl -sf "$H/v1/jobs/victim" | json 'd["state"]')
+  [ "$state" != JOB_STATE_RUNNING ] && break; sleep 0.05
+done
+[ "$state" = JOB_STATE_WAITING ] || fail "victim is $state, not waiting for workers"
+curl -sf "$H/v1/jobs/victim" | json 'd["reason"]' | grep -q "waiting for workers: 2 of at least 3" \
+  || fail "the waiting job's reason does not say so"
+"$NS" status victim --coordinator="$C" | grep -q "state:      WAITING" || fail "the CLI does not show WAITING"
 "$NS" watch victim --coordinator="$C" >"$T/out.txt" 2>/dev/null && fail "the job survived a dead worker"
 took=$(( $(date +%s) - start ))
 grep -q "FAILED" "$T/out.txt" || fail "victim did not fail"
+grep -q "lost: dc-1" "$T/out.txt" || { cat "$T/out.txt"; fail "the failure does not name dc-1"; }
 echo "victim: $(tail -n 1 "$T/out.txt") (after ${took} s)"
-[ "$took" -le 10 ] || fail "took ${took} s to fail, lease TTL is 6 s"
+[ "$took" -le 10 ] || fail "took ${took} s to fail, the wait is 4 s"
 spec_with 2 2 40 >"$T/again.textproto"
 "$NS" submit "$T/again.textproto" --id=again --watch --coordinator="$C" >/dev/null 2>&1 || fail "resubmit after the failure"
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Elastic membership on a real local cluster (coordinator and worker
+# processes on free loopback ports), each job's exported model compared
+# with a clean run's at the 3-vs-1 tolerance (1e-4):
+#  1. joiners: a job started on one worker takes two more as they register
+#     (the model comes from a live member) and its throughput rises; then
+#     `nightshift drain` and SIGTERM take two away at commit points: no
+#     step redone;
+#  2. a worker stopped (SIGSTOP) past its lease is fenced, the job goes on
+#     without it; woken (SIGCONT) it is refused re-adoption, registers
+#     anew and joins again;
+#  3. the coordinator SIGKILLed mid-job: the worker trains on, and the
+#     coordinator restarted on the same --state_dir re-adopts the job (same
+#     generation, history shows the outage).
+set -euo pipefail
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+export NIGHTSHIFT_COORDINATOR_BIN=$(abs "$1") NIGHTSHIFT_WORKER_BIN=$(abs "$2") NIGHTSHIFT_CLI_BIN=$(abs "$3")
+CLUSTER=$(abs "$4")
+SPEC=$(abs "$5")
+READER=$(abs "$6")
+T="${TEST_TMPDIR:-$(mktemp -d)}"
+export NIGHTSHIFT_CLUSTER_DIR="$T/cluster"
+D="$NIGHTSHIFT_CLUSTER_DIR"
+NS="$NIGHTSHIFT_CLI_BIN"
+fail() { echo "FAIL: $*" >&2; tail -n 15 "$D"/*.log >&2 || true; exit 1; }
+trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
+
+"$CLUSTER" up --datacenter 1 --threads 1
+C=$(cat "$D/coordinator")
+H=$(cat "$D/http")
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+job() { curl -sf "$H/v1/jobs/$1" | json "$2"; }
+metric() { curl -sf "$H/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+# until SECONDS CONDITION...: polls the condition every 50 ms.
+until_true() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  while ! "$@" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+start_worker() {  # start_worker NAME: one more data-center worker, as `up` starts them
+  "$NIGHTSHIFT_WORKER_BIN" --coordinator="$C" --pool=datacenter --threads=1 --listen=127.0.0.1:0 \
+    --name="$1" --scratch_dir="$D/scratch" >"$D/$1.log" 2>&1 &
+  echo $! >"$D/$1.pid"
+}
+pid() { cat "$D/$1.pid"; }
+workers_are() { [ "$(job "$1" 'int(d.get("progress", {}).get("workers", 0))')" = "$2" ] && \
+                [ "$(job "$1" 'len(d.get("workers", []))')" = "$2" ]; }
+step_at_least() { [ "$(job "$1" 'int(d.get("progress", {}).get("step", 0))')" -ge "$2" ]; }
+state_is() { [ "$(job "$1" 'd["state"]')" = "$2" ]; }
+# Mean samples/s of the job's progress reports with N workers (the first
+# of them, half in the old generation, left out).
+throughput() {
+  curl -sf "$H/v1/jobs/$1/history" | /usr/bin/python3 -c "
+import json, statistics, sys
+d = json.load(sys.stdin)
+r = [p['samplesPerSecond'] for p in d['progress'] if p.get('workers') == $2 and p.get('samplesPerSecond')]
+print(round(statistics.mean(r[1:] or r)) if r else 0)"
+}
+compare_models() {  # compare_models A B TOL
+  /usr/bin/python3 - "$READER" "$1" "$2" "$3" <<'PY'
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("reader", sys.argv[1])
+reader = importlib.util.module_from_spec(spec); spec.loader.exec_module(reader)
+a, _ = reader.read(sys.argv[2]); b, _ = reader.read(sys.argv[3])
+assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+worst = 0
+for name in a:
+    x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+    worst = max(worst, np.max(np.abs(x - y) / np.maximum(1.0, np.abs(y))))
+print(f"{sys.argv[2].split('/')[-1]} vs {sys.argv[3].split('/')[-1]}: max relative difference {worst:.2e}")
+assert worst <= float(sys.argv[4])
+PY
+}
+# The job of every section: long enough (batches of 1000, 4096 hidden units:
+# ~20 ms steps on one core) for the events to land mid-run; each section's clean run is the same spec on one worker.
+elastic_spec() {  # elastic_spec MIN MAX STEPS
+  sed -e "s/^min_workers: .*/min_workers: $1/" -e "s/^max_workers: .*/max_workers: $2/" \
+      -e "s/^epochs: .*/steps: $3/" -e "s/^global_batch_size: .*/global_batch_size: 1000/" \
+      -e "s/units: 64/units: 4096/" "$SPEC"
+}
+export_and_compare() {  # export_and_compare JOB CLEAN_JOB
+  "$NS" export "$1" "$T/$1.safetensors" --coordinator="$C" >/dev/null || fail "export $1"
+  "$NS" export "$2" "$T/$2.safetensors" --coordinator="$C" >/dev/null || fail "export $2"
+  compare_models "$T/$1.safetensors" "$T/$2.safetensors" 1e-4 || fail "$1's model is not the clean run's"
+}
+
+echo "== 1. two joiners, then a drain and a SIGTERM"
+elastic_spec 1 3 1000 >"$T/grow.textproto"
+"$NS" submit "$T/grow.textproto" --id=grow --coordinator="$C" >/dev/null
+until_true 30 step_at_least grow 100 || fail "grow did not start"
+start_worker dc-1
+until_true 30 workers_are grow 2 || fail "dc-1 did not join: $(job grow 'd["reason"]')"
+job grow 'd["reason"]' | grep -q "joining: dc-1" || fail "the history does not name the joiner"
+until_true 30 step_at_least grow $(( $(job grow 'int(d["progress"]["step"])') + 150 )) || fail "grow stalled on 2"
+one=$(throughput grow 1); two=$(throughput grow 2)
+echo "grow: ${one} samples/s on 1 worker, ${two} on 2 (two cores)"
+[ "$two" -gt "$one" ] || fail "the joiner did not speed the job up ($one -> $two samples/s)"
+start_worker dc-2
+until_true 30 workers_are grow 3 || fail "dc-2 did not join: $(job grow 'd["reason"]')"
+"$NS" drain dc-1 --coordinator="$C" | grep -q DRAINING || fail "nightshift drain"
+until_true 30 workers_are grow 2 || fail "dc-1 did not leave: $(job grow 'd["reason"]')"
+kill -TERM "$(pid dc-2)"
+until_true 30 workers_are grow 1 || fail "dc-2 did not leave on SIGTERM"
+until_true 30 bash -c "! kill -0 $(pid dc-2)" || fail "dc-2 did not exit after leaving"
+"$NS" watch grow --coordinator="$C" >/dev/null 2>&1 || fail "grow did not succeed: $(job grow 'd["reason"]')"
+[ "$(job grow 'd["generation"]')" = 5 ] || fail "grow ended in generation $(job grow 'd["generation"]'), want 5"
+[ "$(metric nightshift_job_steps_redone_total)" = 0 ] || fail "joins and drains redid steps"
+curl -sf "$H/v1/workers" | json '[w["state"] for w in d["workers"] if w["name"]=="dc-1"][0]' | grep -q DRAINING \
+  || fail "dc-1 is not draining"
+elastic_spec 1 1 1000 >"$T/clean.textproto"
+"$NS" submit "$T/clean.textproto" --id=clean --watch --coordinator="$C" >/dev/null 2>&1 || fail "clean"
+export_and_compare grow clean
+
+echo "== 2. a worker stopped past its lease is fenced, and rejoins when it wakes"
+start_worker dc-3
+until_true 30 bash -c "curl -sf '$H/v1/workers' | grep -q dc-3" || fail "dc-3 did not register"
+elastic_spec 1 2 1000 >"$T/stall.textproto"
+"$NS" submit "$T/stall.textproto" --id=stall --coordinator="$C" >/dev/null
+until_true 30 workers_are stall 2 || fail "stall did not start on 2"
+until_true 30 step_at_least stall 150 || fail "stall did not train"
+kill -STOP "$(pid dc-3)"
+until_true 30 workers_are stall 1 || { kill -CONT "$(pid dc-3)"; fail "dc-3 was not fenced"; }
+job stall 'd["reason"]' | grep -Eq "dc-3 \(rank [0-9]\) lost its lease" || fail "the reason does not name dc-3's lease"
+kill -CONT "$(pid dc-3)"
+until_true 60 workers_are stall 2 || fail "dc-3 did not rejoin: $(job stall 'd["reason"]')"
+"$NS" watch stall --coordinator="$C" >/dev/null 2>&1 || fail "stall did not succeed: $(job stall 'd["reason"]')"
+grep -q "fenced out of the job" "$D/dc-3.log" || fail "dc-3 was not told it was fenced"
+export_and_compare stall clean
+
+echo "== 3. the coordinator killed mid-job"
+kill -TERM "$(pid dc-3)"  # one worker: its ring needs no one else
+until_true 30 bash -c "! kill -0 $(pid dc-3)" || fail "dc-3 did not stop"
+"$NS" submit "$T/clean.textproto" --id=outage --coordinator="$C" >/dev/null
+until_true 30 step_at_least outage 150 || fail "outage did not train"
+kill -9 "$(pid coordinator)"
+before=$(grep -c "heartbeat failed" "$D/dc-0.log" || true)
+until_true 30 bash -c "[ \$(grep -c 'heartbeat failed' '$D/dc-0.log') -ge $((before + 3)) ]" \
+  || fail "the worker did not notice the outage"
+"$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#http://}" --state_dir="$D/state" \
+  >>"$D/coordinator.log" 2>&1 &
+echo $! >"$D/coordinator.pid"
+until_true 30 curl -sf "$H/healthz" || fail "the coordinator did not come back"
+"$NS" watch outage --coordinator="$C" >/dev/null 2>&1 || fail "outage did not succeed: $(job outage 'd["reason"]')"
+[ "$(job outage 'd["generation"]')" = 1 ] || fail "outage was restarted, not re-adopted"
+curl -sf "$H/v1/jobs/outage/history" | json '[e["reason"] for e in d["events"]]' | grep -q "re-adopted" \
+  || fail "the history does not show the re-adoption"
+export_and_compare outage clean
+echo PASS
