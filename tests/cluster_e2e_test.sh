@@ -8,7 +8,8 @@
 #  5. a data set missing on the workers fails the job naming worker and path;
 #  6. a worker killed mid-job: a job that needs it waits for workers
 #     (WAITING), then fails naming it; a resubmit works; 6b. a job that may
-#     shrink survives the kill, in generation 2, with a clean run's model;
+#     shrink survives the kill, in generation 2, with a clean run's model
+#     (1e-4);
 #  7. the coordinator restarted keeps every job and its history.
 set -euo pipefail
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -150,14 +151,17 @@ for _ in $(seq 1 100); do  # both free (their heartbeats released the last job)
   idle=$(curl -sf "$H/v1/workers" | json 'sum(w["state"]=="WORKER_STATE_IDLE" and w["pool"]=="WORKER_POOL_DATACENTER" for w in d["workers"])')
   [ "$idle" = 2 ] && break; sleep 0.1
 done
-# Batches of 250: slow enough steps that the kill lands mid-run.
-shrink_spec() { spec_with 1 "$1" 4000 | sed -e "s/^global_batch_size: .*/global_batch_size: 250/"; }
+# Batches of 1000 and 4096 hidden units: slow enough steps (~20 ms) that
+# the kill lands mid-run.
+shrink_spec() {
+  spec_with 1 "$1" 1000 | sed -e "s/^global_batch_size: .*/global_batch_size: 1000/" -e "s/units: 64/units: 4096/"
+}
 shrink_spec 2 >"$T/shrink.textproto"
 "$NS" submit "$T/shrink.textproto" --id=shrink --coordinator="$C" >/dev/null
 for _ in $(seq 1 300); do
   workers=$(curl -sf "$H/v1/jobs/shrink" | json 'len(d.get("workers", []))')
   step=$(curl -sf "$H/v1/jobs/shrink" | json 'int(d.get("progress", {}).get("step", 0))')
-  [ "$workers" = 2 ] && [ "$step" -ge 100 ] && break; sleep 0.02
+  [ "$workers" = 2 ] && [ "$step" -ge 50 ] && break; sleep 0.02
 done
 [ "$workers" = 2 ] || fail "job shrink did not start on 2 workers"
 kill -9 "$(cat "$NIGHTSHIFT_CLUSTER_DIR/dc-2.pid")"
@@ -166,15 +170,12 @@ curl -sf "$H/v1/jobs/shrink/history" | json '[e["reason"] for e in d["events"]]'
   || fail "the history does not record the lost worker"
 curl -sf "$H/v1/jobs/shrink" | json 'd["generation"]' | grep -q '^2$' || fail "shrink is not in generation 2"
 curl -sf "$H/metrics" | grep -q '^nightshift_job_recoveries_total 1$' || fail "/metrics recoveries"
-# Against a clean run: the issue's target is the 3-vs-1 tolerance (1e-4);
-# measured 7e-5 to 5.7e-4 here (issue 9's note), so this holds the run to
-# "no corrupted state" (1e-2: a resume from a wrong step or a half-updated
-# model is far off) and prints the figure.
+# Against a clean run, at the 3-vs-1 tolerance.
 shrink_spec 1 >"$T/clean.textproto"
 "$NS" submit "$T/clean.textproto" --id=clean --watch --coordinator="$C" >/dev/null 2>&1 || fail "job clean"
 "$NS" export shrink "$T/shrink.safetensors" --coordinator="$C" >/dev/null || fail "export shrink"
 "$NS" export clean "$T/clean.safetensors" --coordinator="$C" >/dev/null || fail "export clean"
-compare_models "$T/shrink.safetensors" "$T/clean.safetensors" 1e-2 \
+compare_models "$T/shrink.safetensors" "$T/clean.safetensors" 1e-4 \
   || fail "the survived run's model is far from the clean run's"
 
 echo "== 7. the coordinator restarted keeps every job and its history"
