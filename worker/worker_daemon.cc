@@ -471,7 +471,8 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
               << " ranks" << (joiner && c == comm.get() ? " (joined)" : "");
     return absl::OkStatus();
   };
-  if (joiner) RETURN_IF_ERROR(regroup(comm.get()));
+  // A regroup that fails on a lost peer is handled as a run that does.
+  absl::Status regrouped = joiner ? regroup(comm.get()) : absl::OkStatus();
   const absl::Time start = absl::Now();
   absl::StatusOr<TrainResult> run;
   // 6. Generations: the job goes on in this process through every change
@@ -479,7 +480,7 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
   bool survivors_reported = false;
   while (true) {
     survivors_reported = false;
-    run = (*trainer)->Run();
+    run = regrouped.ok() ? (*trainer)->Run() : absl::StatusOr<TrainResult>(regrouped);
     if (cancelled->load()) return absl::CancelledError("cancelled");
     if (run.ok() && !run->yielded) break;  // the end
     if (run.ok()) {
@@ -515,7 +516,7 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
     failure->set_generation(a.generation());
     ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> next_comm, join(a));
     RETURN_IF_ERROR(register_for_cancels(next_comm.get()));
-    RETURN_IF_ERROR(regroup(next_comm.get()));
+    regrouped = regroup(next_comm.get());
     comm = std::move(next_comm);  // the previous group goes only now
   }
   if (!run.ok()) {
