@@ -139,7 +139,7 @@ void Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequ
   const int64_t generation = job.generation();
   NextGenerationLocked(
       job, MembersLocked(job.id()),
-      absl::StrCat("losing ", absl::StrJoin(lost_names, ", "),
+      absl::StrCat("losing ", absl::StrJoin(lost_names, ", "), " near step ", lost_at,
                    " (the survivors' last commit: step ", report.committed_step(), ")"),
       /*abandon_previous=*/false, report.committed_step());
   if (job.generation() > generation) ++metrics_.recoveries;
@@ -159,9 +159,10 @@ void Coordinator::GrowJobsLocked() {
       } else {
         if (static_cast<int>(members.size()) >= MaxWorkers(job.spec())) continue;
         // Only from a settled generation: every member has started it.
-        const bool settled = std::all_of(members.begin(), members.end(), [&](const auto& id) {
-          return workers_[id].generation_seen == job.generation();
-        });
+        bool settled = true;
+        for (const std::string& id : members) {
+          settled &= workers_[id].generation_seen == job.generation();
+        }
         if (!settled) continue;
       }
       NextGenerationLocked(job, members, "workers joined", /*abandon_previous=*/false);
@@ -203,9 +204,8 @@ void Coordinator::ExpireWaitsLocked() {
     if (static_cast<int>(members.size()) == job->workers_size()) continue;  // all back
     std::vector<std::string> missing;
     for (const std::string& name : job->workers()) {
-      const bool back = std::any_of(members.begin(), members.end(), [&](const auto& id) {
-        return workers_[id].info.name() == name;
-      });
+      bool back = false;
+      for (const std::string& id : members) back |= workers_[id].info.name() == name;
       if (!back) missing.push_back(name);
     }
     for (const std::string& name : missing) {

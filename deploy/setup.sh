@@ -21,6 +21,8 @@ PACKAGES=(
   dataset-fashion-mnist
   # Benchmark peers: PyTorch on OpenBLAS (OpenMP build), Python gRPC.
   python3-torch python3-numpy libopenblas0-openmp python3-grpcio
+  # Benchmark pictures (bench/*.png).
+  python3-matplotlib
 )
 
 missing=()

@@ -13,9 +13,9 @@
 namespace nightshift {
 
 // Every state a job can be in, in lifecycle order.
-inline constexpr v1::JobState kJobStates[] = {
-    v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING,   v1::JOB_STATE_WAITING,
-    v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED};
+inline constexpr v1::JobState kJobStates[] = {v1::JOB_STATE_QUEUED,  v1::JOB_STATE_RUNNING,
+                                              v1::JOB_STATE_WAITING, v1::JOB_STATE_SUCCEEDED,
+                                              v1::JOB_STATE_FAILED,  v1::JOB_STATE_CANCELLED};
 
 // "RUNNING" for JOB_STATE_RUNNING: the enum value's name without its prefix.
 inline std::string JobStateName(v1::JobState state) {
