@@ -282,6 +282,18 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   }
   if (!w.assigned_job.empty() && request.job_id() == w.assigned_job) {
     w.generation_seen = request.generation();
+    // A joiner ready: once all are, the members get their assignments.
+    auto awaiting = awaiting_ready_.find(w.assigned_job);
+    if (request.job_ready() && awaiting != awaiting_ready_.end() &&
+        awaiting->second.erase(request.worker_id()) > 0 && awaiting->second.empty()) {
+      const std::string job_id = w.assigned_job;
+      awaiting_ready_.erase(awaiting);
+      for (const std::string& id : MembersLocked(job_id)) {
+        Worker& member = workers_[id];
+        for (v1::Directive& d : member.held) member.pending.push_back(std::move(d));
+        member.held.clear();
+      }
+    }
   }
   w.info.set_job_id(w.assigned_job);
   w.info.set_state(w.draining               ? v1::WORKER_STATE_DRAINING
@@ -453,6 +465,7 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
                                                              bool abandon_previous) {
   job.set_generation(job.generation() + 1);
   ++metrics_.generations;
+  awaiting_ready_.erase(job.id());  // a join under way is superseded
   job.clear_workers();
   std::vector<std::string> names;
   double total_rate = 0;
@@ -482,6 +495,7 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
     w.info.set_job_id(job.id());
     w.info.set_state(v1::WORKER_STATE_BUSY);
     // An older generation not yet delivered is replaced by this one.
+    w.held.clear();
     w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
                                    [&](const v1::Directive& p) {
                                      return p.has_assign() && p.assign().job_id() == job.id();

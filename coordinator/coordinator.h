@@ -45,7 +45,9 @@
 //    on without it — nothing is redone;
 //  - a free worker while a RUNNING job has fewer than max_workers and its
 //    current generation is settled (every member has heartbeated it): it
-//    joins;
+//    joins. The members' assignments are held until every joiner says
+//    job_ready (its data set is loaded), so they train on meanwhile, and
+//    stop only to hand over the model;
 //  - after a restart, a job's members that do not re-register within a
 //    lease TTL: fenced (with none back, the job is queued again).
 // Too few members (below min_workers, at least one): the job is WAITING —
@@ -61,6 +63,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -135,6 +138,8 @@ class Coordinator {
     int64_t generation_seen = 0;  // of assigned_job, in its last heartbeat
     bool draining = false;
     std::vector<v1::Directive> pending;
+    // A join's assignment to a member, until the joiners are ready.
+    std::vector<v1::Directive> held;
   };
 
   Coordinator(JobStore* store, Clock* clock, CoordinatorOptions options)
@@ -168,10 +173,12 @@ class Coordinator {
   // The members `keep` (rank order) plus free workers form the job's next
   // generation, or the job waits, or fails with no member left. `why` goes
   // into the history; `resume_step` (-1: unknown, about the last
-  // progress) is the step the members are known to resume from.
+  // progress) is the step the members are known to resume from. With
+  // `add_free`, free workers join (up to max_workers); otherwise only as
+  // many as min_workers needs (GrowJobsLocked adds more, after).
   void NextGenerationLocked(v1::JobStatus& job, const std::vector<std::string>& keep,
-                            const std::string& why, bool abandon_previous, int64_t resume_step = -1)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                            const std::string& why, bool abandon_previous, int64_t resume_step = -1,
+                            bool add_free = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A survivors' report: fences the lost ranks, and the rest go on.
   void RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequest& report)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -200,6 +207,9 @@ class Coordinator {
   // Started jobs found in the store at start: until when their members may
   // re-register.
   std::map<std::string, absl::Time> adoption_deadline_ ABSL_GUARDED_BY(mu_);
+  // Joins under way: by job, the joiners not yet ready (their heartbeat's
+  // job_ready); the members' assignments are held until none is left.
+  std::map<std::string, std::set<std::string>> awaiting_ready_ ABSL_GUARDED_BY(mu_);
   CoordinatorMetrics metrics_ ABSL_GUARDED_BY(mu_);
 };
 

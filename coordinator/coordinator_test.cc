@@ -252,15 +252,27 @@ TEST_F(CoordinatorTest, AFreeWorkerJoinsARunningJobOnceItsGenerationIsSettled) {
   const std::string b = Register("b", 100);
   Beat(b);  // a has not yet said it runs generation 1: no change
   EXPECT_EQ(coordinator_->GetJob("j")->generation(), 1);
-  const v1::HeartbeatResponse ra = Beat(a, "j", 1);
+  EXPECT_EQ(Beat(a, "j", 1).directives_size(), 0);
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->generation(), 2);
   EXPECT_THAT(job->workers(), testing::ElementsAre("a", "b"));
   EXPECT_THAT(job->reason(), HasSubstr("joining: b"));
+  EXPECT_EQ(Beat(b).directives(0).assign().rank(), 1);
+  // a trains on until b has loaded its data set...
+  EXPECT_EQ(Beat(a, "j", 1).directives_size(), 0) << "a stops before the joiner is ready";
+  Beat(b, "j", 2);
+  EXPECT_EQ(Beat(a, "j", 1).directives_size(), 0);
+  v1::HeartbeatRequest ready;
+  ready.set_worker_id(b);
+  ready.set_job_id("j");
+  ready.set_generation(2);
+  ready.set_job_ready(true);
+  ASSERT_TRUE(coordinator_->Heartbeat(ready).ok());
+  // ...and only then gets generation 2, to yield at its next commit.
+  const v1::HeartbeatResponse ra = Beat(a, "j", 1);
   ASSERT_EQ(ra.directives_size(), 1);
   EXPECT_TRUE(ra.directives(0).assign().resume_in_memory());
   EXPECT_FALSE(ra.directives(0).assign().abandon_previous()) << "a yields at a commit";
-  EXPECT_EQ(Beat(b).directives(0).assign().rank(), 1);
   // Full: a third worker stays free.
   const std::string c = Register("c", 100);
   Beat(a, "j", 2);

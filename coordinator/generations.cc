@@ -60,6 +60,7 @@ void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
   w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
                                  [](const v1::Directive& d) { return d.has_assign(); }),
                   w.pending.end());
+  w.held.clear();
   w.assigned_job.clear();
   w.rank = -1;
   w.info.clear_job_id();
@@ -69,13 +70,15 @@ void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
 
 void Coordinator::NextGenerationLocked(v1::JobStatus& job, const std::vector<std::string>& keep,
                                        const std::string& why, bool abandon_previous,
-                                       int64_t resume_step) {
+                                       int64_t resume_step, bool add_free) {
   std::vector<std::string> members = keep;
-  std::vector<std::string> joined;
+  std::vector<std::string> joined, joined_ids;
+  const int wanted = add_free ? MaxWorkers(job.spec()) : MinWorkers(job.spec());
   for (const std::string& id : FreeWorkersForLocked(job)) {
-    if (static_cast<int>(members.size()) >= MaxWorkers(job.spec())) break;
+    if (static_cast<int>(members.size()) >= wanted) break;
     members.push_back(id);
     joined.push_back(workers_[id].info.name());
+    joined_ids.push_back(id);
   }
   const std::string joiners =
       joined.empty() ? "" : absl::StrCat("; joining: ", absl::StrJoin(joined, ", "));
@@ -107,8 +110,20 @@ void Coordinator::NextGenerationLocked(v1::JobStatus& job, const std::vector<std
     return;
   }
   const int64_t step = resume_step >= 0 ? resume_step : job.progress().step();
+  const bool members_train = job.state() == v1::JOB_STATE_RUNNING && !abandon_previous;
   const std::vector<std::string> names =
       AssignGenerationLocked(job, members, step, /*resume_in_memory=*/true, abandon_previous);
+  if (members_train && !joined_ids.empty()) {
+    // They train on until the joiners are ready (see Heartbeat).
+    awaiting_ready_[job.id()] = std::set<std::string>(joined_ids.begin(), joined_ids.end());
+    for (const std::string& id : keep) {
+      Worker& w = workers_[id];
+      auto assign = std::stable_partition(w.pending.begin(), w.pending.end(),
+                                          [](const v1::Directive& d) { return !d.has_assign(); });
+      w.held.assign(std::make_move_iterator(assign), std::make_move_iterator(w.pending.end()));
+      w.pending.erase(assign, w.pending.end());
+    }
+  }
   const std::string reason =
       absl::StrCat("generation ", job.generation(), " on ", absl::StrJoin(names, ", "), " after ",
                    why, joiners, "; from the members' last commit (step ", step,
@@ -165,7 +180,8 @@ void Coordinator::GrowJobsLocked() {
         }
         if (!settled) continue;
       }
-      NextGenerationLocked(job, members, "workers joined", /*abandon_previous=*/false);
+      NextGenerationLocked(job, members, "workers joined", /*abandon_previous=*/false,
+                           /*resume_step=*/-1, /*add_free=*/true);
     }
   }
 }

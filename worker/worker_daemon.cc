@@ -191,6 +191,7 @@ absl::Status WorkerDaemon::Tick() {
     request.set_worker_id(worker_id_);
     request.set_job_id(current_.id);
     request.set_generation(current_.generation);
+    request.set_job_ready(current_.ready);
   }
   if (request.worker_id().empty()) return RegisterOnce();
   {
@@ -464,6 +465,11 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
     return absl::Status(trainer.status().code(),
                         absl::StrCat(options_.name, ": ", trainer.status().message()));
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (current_.cancel.get() == cancelled) current_.ready = true;
+  }
+  Wake();  // a joiner's members wait for this
   auto regroup = [&](collective::Communicator* c) -> absl::Status {
     RETURN_IF_ERROR((*trainer)->Regroup(group_of(a, c)));
     LOG(INFO) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
@@ -491,7 +497,15 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
         return absl::OkStatus();
       }
     } else if (!HasNextGeneration()) {
-      if (comm->lost_ranks().empty()) break;  // a failure of the job itself
+      // A group failure (a peer died, stalled or gave up — say, fenced and
+      // cancelled) is reported and waited out: the coordinator either forms
+      // the next generation or, if nothing explains it, fails the job. Any
+      // other failure is the job's own.
+      const absl::StatusCode code = run.status().code();
+      if (code != absl::StatusCode::kUnavailable && code != absl::StatusCode::kDeadlineExceeded &&
+          code != absl::StatusCode::kAborted) {
+        break;
+      }
       v1::ReportProgressRequest survivors;
       survivors.set_worker_id(worker_id);
       survivors.set_job_id(a.job_id());
@@ -500,8 +514,10 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
       for (int r : comm->lost_ranks()) survivors.add_lost_ranks(r);
       survivors.set_committed_step((*trainer)->last_commit().step);
       LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank "
-                   << a.rank() << ": lost peers, last commit at step "
-                   << (*trainer)->last_commit().step << ": " << run.status();
+                   << a.rank() << ": group failed"
+                   << (comm->lost_ranks().empty() ? "" : " (lost peers)")
+                   << ", last commit at step " << (*trainer)->last_commit().step << ": "
+                   << run.status();
       WaitForQueuedReports();
       Report(survivors, cancelled);
       survivors_reported = true;

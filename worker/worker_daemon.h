@@ -42,10 +42,12 @@
 //     generation cannot commit again), joins the new group, and resumes
 //     from a commit held in memory (Trainer::Regroup). A first assignment
 //     with resume_in_memory makes this worker a joiner: its trainer
-//     receives the model from the group in Regroup. A run whose group lost
-//     peers (the communicator's census names them) reports them at once
-//     with its last committed step (the survivors' report) and waits for
-//     the next generation. A yielded run waits for it too — unless this
+//     receives the model from the group in Regroup. A run whose group
+//     failed (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED: a peer died, stalled
+//     or gave up) reports it at once with the peers the census found
+//     silent and its last committed step (the survivors' report), and
+//     waits for the next generation; the coordinator fails the job instead
+//     when nothing explains the failure. A yielded run waits for it too — unless this
 //     worker drains: then it leaves the job, quietly. The wait is bounded
 //     by the spec's wait_for_workers_seconds plus kNextGenerationMargin;
 //     the coordinator cancels sooner if the job fails.
@@ -145,6 +147,7 @@ class WorkerDaemon {
     std::string worker_id;  // the id it is held under (changes on re-adoption)
     std::shared_ptr<std::atomic<bool>> cancel;
     std::shared_ptr<std::atomic<bool>> yield;  // Trainer step 9
+    bool ready = false;                        // its trainer is built (HeartbeatRequest.job_ready)
     // While the job's group exists: interrupted on cancel, so that a rank
     // blocked in a collective (on a peer that never started) stops too.
     collective::Communicator* communicator = nullptr;
