@@ -25,6 +25,9 @@ constexpr absl::Duration kProgressPeriod = absl::Milliseconds(500);
 // for its next generation: the coordinator answers a survivors' report at
 // once, or within a heartbeat, and cancels the job when the wait ends.
 constexpr absl::Duration kNextGenerationMargin = absl::Seconds(30);
+// How long a report of the running job is retried while the coordinator
+// does not know this worker (it restarted; the worker registers again).
+constexpr absl::Duration kReregistrationWait = absl::Seconds(10);
 // Progress reports queued while the coordinator is unreachable.
 constexpr size_t kMaxQueuedReports = 1000;
 // The shortest heartbeat interval a coordinator may ask for.
@@ -345,12 +348,16 @@ void WorkerDaemon::WaitForQueuedReports() {
 
 void WorkerDaemon::Report(v1::ReportProgressRequest request, const std::atomic<bool>* cancelled) {
   absl::Duration backoff = absl::Milliseconds(100);
+  // A coordinator back from a restart knows this worker only once the
+  // control thread has registered again (a round or two).
+  const absl::Time unknown_until = absl::Now() + kReregistrationWait;
   while (true) {
     request.set_worker_id(JobWorkerId(request.job_id(), request.worker_id()));
     const absl::Status s = coordinator_->ReportProgress(request);
     if (s.ok()) return;
-    if (!IsUnreachable(s) || stop_.HasBeenNotified() ||
-        (cancelled != nullptr && cancelled->load())) {
+    const bool retry = IsUnreachable(s) || (absl::IsNotFound(s) && absl::Now() < unknown_until &&
+                                            JobWorkerId(request.job_id(), "") != "");
+    if (!retry || stop_.HasBeenNotified() || (cancelled != nullptr && cancelled->load())) {
       LOG(WARNING) << "job " << request.job_id() << " generation " << request.generation()
                    << ": report failed: " << s;
       return;
