@@ -381,6 +381,14 @@ absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::strin
   return info;
 }
 
+absl::StatusOr<std::string> Coordinator::CheckpointPath(const std::string& job_id, int64_t step) {
+  ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(job_id));
+  for (const v1::CheckpointInfo& c : job.checkpoints()) {
+    if (c.step() == step && !IsModelFile(c.path())) return c.path();
+  }
+  return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoint at step ", step));
+}
+
 absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(job_id));
   for (int i = job.checkpoints_size() - 1; i >= 0; --i) {
@@ -479,6 +487,7 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
   base.set_world_size(static_cast<int>(ids.size()));
   base.set_start_step(start_step);
   base.set_resume_in_memory(resume_in_memory);
+  if (!resume_in_memory && start_step > 0) base.set_resume_checkpoint_step(start_step);
   base.set_abandon_previous(abandon_previous);
   for (const std::string& id : ids) {
     const v1::WorkerInfo& info = workers_[id].info;
@@ -523,11 +532,18 @@ void Coordinator::ScheduleLocked() {
     if (!job.ok()) continue;
     std::vector<std::string> ids;
     for (const FreeWorker& f : p.workers) ids.push_back(f.id);
-    const std::vector<std::string> names = AssignGenerationLocked(*job, ids, 0, false, false);
+    // Queued again (every worker and the coordinator were lost): from the
+    // latest uploaded checkpoint.
+    int64_t from = 0;
+    for (const v1::CheckpointInfo& c : job->checkpoints()) {
+      if (!IsModelFile(c.path())) from = std::max(from, c.step());
+    }
+    const std::vector<std::string> names = AssignGenerationLocked(*job, ids, from, false, false);
     Transition(
         *job, v1::JOB_STATE_RUNNING,
         absl::StrCat("started on ", names.size(), " worker", names.size() > 1 ? "s" : "", ": ",
-                     absl::StrJoin(names, ", "), " (generation ", job->generation(), ")"))
+                     absl::StrJoin(names, ", "), " (generation ", job->generation(), ")",
+                     from > 0 ? absl::StrCat(", from the checkpoint at step ", from) : ""))
         .IgnoreError();  // the job stays QUEUED in the store if this fails
   }
   GrowJobsLocked();

@@ -21,7 +21,8 @@
 //  3. A worker is free again once its heartbeat no longer reports the job
 //     it was given (it finished, failed or cancelled it).
 // Scheduling runs on every heartbeat and Tick(): PlanPlacements over the
-// queued jobs and free workers (each start bumps the job's generation),
+// queued jobs and free workers (each start bumps the job's generation; a
+// job queued again with uploaded checkpoints starts from the latest),
 // then joins (below). Training results: rank 0 reports progress, uploads
 // checkpoints and the final model, then reports `finished`; a rank
 // reporting an error that is not a survivors' report fails the job with
@@ -124,6 +125,8 @@ class Coordinator {
                                                      bool final, const std::string& bytes);
   // Path of a finished job's model on this machine.
   absl::StatusOr<std::string> ModelPath(const std::string& job_id);
+  // Path of the job's uploaded checkpoint before `step`.
+  absl::StatusOr<std::string> CheckpointPath(const std::string& job_id, int64_t step);
 
   // Expires leases and schedules; called periodically and on heartbeats.
   void Tick();

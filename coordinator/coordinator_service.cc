@@ -157,7 +157,9 @@ grpc::ServerUnaryReactor* CoordinatorService::DrainWorker(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::DownloadModel(
     grpc::CallbackServerContext*, const v1::DownloadModelRequest* request) {
-  return new ModelWriter(c_->ModelPath(request->job_id()));
+  return new ModelWriter(request->checkpoint_step() > 0
+                             ? c_->CheckpointPath(request->job_id(), request->checkpoint_step())
+                             : c_->ModelPath(request->job_id()));
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* ctx,

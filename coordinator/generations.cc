@@ -213,7 +213,8 @@ void Coordinator::ExpireWaitsLocked() {
     if (members.empty()) {
       job->clear_workers();
       Transition(*job, v1::JOB_STATE_QUEUED,
-                 "none of its workers came back after the coordinator restarted; it starts again")
+                 "none of its workers came back after the coordinator restarted; it starts again, "
+                 "from its latest uploaded checkpoint if it has one")
           .IgnoreError();  // stays started in the store; retried at the next restart
       continue;
     }

@@ -36,6 +36,13 @@ inline int WaitForWorkersSeconds(const v1::JobSpec& spec) {
                                              : kDefaultWaitForWorkersSeconds;
 }
 
+// checkpoint_period_seconds: 0 means 600 s.
+inline constexpr int kDefaultCheckpointPeriodSeconds = 600;
+inline int CheckpointPeriodSeconds(const v1::JobSpec& spec) {
+  return spec.checkpoint_period_seconds() > 0 ? spec.checkpoint_period_seconds()
+                                              : kDefaultCheckpointPeriodSeconds;
+}
+
 // Whether a worker of `pool` may run `spec`: no pools listed means the
 // data-center pool only; edge workers only for diloco jobs.
 inline bool PoolAllowed(const v1::JobSpec& spec, v1::WorkerPool pool) {

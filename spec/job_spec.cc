@@ -206,6 +206,9 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
     }
   }
   if (spec.min_workers() < 0) return FieldError("min_workers", "must be >= 0");
+  if (spec.checkpoint_period_seconds() < 0) {
+    return FieldError("checkpoint_period_seconds", "must be >= 0");
+  }
   if (spec.wait_for_workers_seconds() < 0) {
     return FieldError("wait_for_workers_seconds", "must be >= 0");
   }

@@ -11,7 +11,9 @@
 #     anew and joins again;
 #  3. the coordinator SIGKILLed mid-job: the worker trains on, and the
 #     coordinator restarted on the same --state_dir re-adopts the job (same
-#     generation, history shows the outage).
+#     generation, history shows the outage);
+#  4. the coordinator and every worker SIGKILLed: the job starts again on
+#     a new worker from its last time-based checkpoint upload.
 set -euo pipefail
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 export NIGHTSHIFT_COORDINATOR_BIN=$(abs "$1") NIGHTSHIFT_WORKER_BIN=$(abs "$2") NIGHTSHIFT_CLI_BIN=$(abs "$3")
@@ -84,4 +86,21 @@ kill_and_restart_coordinator dc-0
 curl -sf "$H/v1/jobs/outage/history" | json '[e["reason"] for e in d["events"]]' | grep -q "re-adopted" \
   || fail "the history does not show the re-adoption"
 export_and_compare outage clean
+
+echo "== 4. every worker and the coordinator lost: the job resumes from its last uploaded checkpoint"
+(elastic_spec 1 1 1000; echo "checkpoint_period_seconds: 1") >"$T/phoenix.textproto"
+"$NS" submit "$T/phoenix.textproto" --id=phoenix --coordinator="$C" >/dev/null
+until_true 60 bash -c "[ \$(curl -sf '$H/v1/jobs/phoenix' | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin).get(\"checkpoints\", [])))') -ge 2 ]" \
+  || fail "phoenix uploaded no time-based checkpoints"
+kill -9 "$(pid dc-0)" "$(pid coordinator)"
+"$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#http://}" --state_dir="$D/state" \
+  >>"$D/coordinator.log" 2>&1 &
+echo $! >"$D/coordinator.pid"
+until_true 30 curl -sf "$H/healthz" || fail "the coordinator did not come back"
+start_worker dc-5
+"$NS" watch phoenix --coordinator="$C" >/dev/null 2>&1 || fail "phoenix did not succeed: $(job phoenix 'd["reason"]')"
+curl -sf "$H/v1/jobs/phoenix/history" | json '[e["reason"] for e in d["events"]]' \
+  | grep -Eq "started on 1 worker: dc-5 \(generation 2\), from the checkpoint at step [1-9]" \
+  || fail "phoenix did not resume from a checkpoint: $(curl -sf "$H/v1/jobs/phoenix/history")"
+export_and_compare phoenix clean
 echo PASS

@@ -33,6 +33,9 @@ class CoordinatorClient {
   // (or, with `final`, its exported model), on behalf of `worker_id`.
   virtual absl::Status UploadCheckpoint(const std::string& worker_id, const std::string& job_id,
                                         int64_t step, bool final, const std::string& path) = 0;
+  // Writes job `job_id`'s uploaded checkpoint before `step` to `path`.
+  virtual absl::Status DownloadCheckpoint(const std::string& job_id, int64_t step,
+                                          const std::string& path) = 0;
   // Asks the coordinator to drain worker `worker_id` (the daemon's own, on
   // SIGTERM): it leaves its job at the next commit point.
   virtual absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) = 0;

@@ -1,11 +1,13 @@
 #include "worker/grpc_coordinator_client.h"
 
+#include <cstdio>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/grpc_channel.h"
 #include "base/grpc_status.h"
+#include "base/status_macros.h"
 #include "grpcpp/client_context.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
 
@@ -45,6 +47,24 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   absl::Status ReportProgress(const v1::ReportProgressRequest& request) override {
     v1::ReportProgressResponse response;
     return FromGrpc(stub_->ReportProgress(Context(kReportDeadline).get(), request, &response));
+  }
+
+  absl::Status DownloadCheckpoint(const std::string& job_id, int64_t step,
+                                  const std::string& path) override {
+    v1::DownloadModelRequest request;
+    request.set_job_id(job_id);
+    request.set_checkpoint_step(step);
+    auto ctx = Context(kUploadDeadline);
+    auto reader = stub_->DownloadModel(ctx.get(), request);
+    std::ofstream out(path + ".part", std::ios::binary | std::ios::trunc);
+    v1::FileChunk chunk;
+    while (reader->Read(&chunk)) out.write(chunk.data().data(), chunk.data().size());
+    RETURN_IF_ERROR(FromGrpc(reader->Finish()));
+    out.close();
+    if (!out || std::rename((path + ".part").c_str(), path.c_str()) != 0) {
+      return absl::DataLossError(absl::StrCat(path, ": cannot write"));
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override {

@@ -33,6 +33,21 @@ absl::Status InProcessCoordinatorClient::ReportProgress(const v1::ReportProgress
   return c->ReportProgress(request);
 }
 
+absl::Status InProcessCoordinatorClient::DownloadCheckpoint(const std::string& job_id, int64_t step,
+                                                            const std::string& path) {
+  std::string from;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+    ASSIGN_OR_RETURN(from, c->CheckpointPath(job_id, step));
+  }
+  std::ifstream in(from, std::ios::binary);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << in.rdbuf();
+  if (!in || !out) return absl::DataLossError(absl::StrCat(from, " -> ", path, ": copy failed"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::WorkerInfo> InProcessCoordinatorClient::DrainWorker(
     const std::string& worker_id) {
   absl::ReaderMutexLock lock(&mu_);

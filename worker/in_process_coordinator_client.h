@@ -33,6 +33,8 @@ class InProcessCoordinatorClient final : public CoordinatorClient {
   absl::Status UploadCheckpoint(const std::string& worker_id, const std::string& job_id,
                                 int64_t step, bool final, const std::string& path) override;
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override;
+  absl::Status DownloadCheckpoint(const std::string& job_id, int64_t step,
+                                  const std::string& path) override;
 
  private:
   // The coordinator, or UNAVAILABLE. Calls run under a reader lock, so a

@@ -330,7 +330,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   int64_t computed_samples = 0;
   Evaluation eval{0, 0};
   bool evaluated_at_end = false;
-  int64_t checkpointed_step = -1;  // the last step Checkpoint() saved
+  int64_t checkpointed_step = -1;       // the last step Checkpoint() saved
+  double seconds_since_checkpoint = 0;  // the ranks' mean, all-reduced: equal on all
 
   // 8. Only a group member can lose peers and regroup.
   const bool commits = options_.data_parallel.has_value();
@@ -409,7 +410,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       window[0] = window[1] = window[2] = window[3] = window[4] = 0;
       window_start = now;
       if (commits && !last) RETURN_IF_ERROR(commit(step + 1));  // 8.
-      if (commits && !last && yield) {                          // 9.
+      seconds_since_checkpoint += seconds;
+      if (commits && !last && options_.checkpoint_period > absl::ZeroDuration() &&
+          seconds_since_checkpoint >= absl::ToDoubleSeconds(options_.checkpoint_period)) {
+        ASSIGN_OR_RETURN(const std::string path, Checkpoint(step + 1));
+        checkpointed_step = step + 1;
+        seconds_since_checkpoint = 0;
+        if (!path.empty() && options_.on_checkpoint) options_.on_checkpoint(step + 1, path);
+      }
+      if (commits && !last && yield) {  // 9.
         TrainResult yielded;
         yielded.steps = step + 1;
         yielded.yielded = true;
@@ -432,10 +441,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       // Evaluation time is not training time: move the window's start on.
       window_start += clock_->Now() - eval_start;
     }
-    if (spec_.checkpoint_interval_steps() > 0 &&
+    if (spec_.checkpoint_interval_steps() > 0 && checkpointed_step != step + 1 &&
         (step + 1) % spec_.checkpoint_interval_steps() == 0) {
       ASSIGN_OR_RETURN(const std::string path, Checkpoint(step + 1));
       checkpointed_step = step + 1;
+      seconds_since_checkpoint = 0;
       if (!path.empty() && options_.on_checkpoint) options_.on_checkpoint(step + 1, path);
     }
   }

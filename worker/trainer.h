@@ -112,6 +112,10 @@ struct TrainerOptions {
   std::optional<DataParallel> data_parallel;
   // Called on rank 0 after each rebalance, with the weights now in force.
   std::function<void(int64_t step, const std::vector<double>& weights)> on_rebalance;
+  // In a group: also checkpoint at the first commit point after this much
+  // training time (step 8; every rank sums the same all-reduced window
+  // times, so all agree). Zero: only checkpoint_interval_steps.
+  absl::Duration checkpoint_period = absl::ZeroDuration();
   // Called on rank 0 after each checkpoint file is written (not the final
   // model.safetensors, which Run returns).
   std::function<void(int64_t step, const std::string& path)> on_checkpoint;

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "base/filesystem.h"
 #include "base/status_macros.h"
 #include "collective/communicator.h"
 #include "glog/logging.h"
@@ -443,6 +444,17 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
   options.simulated_slowdown = options_.simulated_slowdown;
   options.compute_threads = options_.threads;
   options.progress_period = kProgressPeriod;
+  options.checkpoint_period = absl::Seconds(CheckpointPeriodSeconds(a.spec()));
+  if (!a.resume_in_memory() && a.resume_checkpoint_step() > 0) {  // queued again
+    options.resume_path =
+        absl::StrCat(options.out_dir, "-resume-", a.resume_checkpoint_step(), ".safetensors");
+    RETURN_IF_ERROR(MakeDirectories(options_.scratch_dir));
+    if (absl::Status s = coordinator_->DownloadCheckpoint(a.job_id(), a.resume_checkpoint_step(),
+                                                          options.resume_path);
+        !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("checkpoint download failed: ", s.message()));
+    }
+  }
   auto group_of = [&](const v1::Assignment& g, collective::Communicator* c) {
     return DataParallel{c, weights_of(g), RebalanceIntervalSteps(g.spec())};
   };

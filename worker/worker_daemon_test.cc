@@ -95,6 +95,10 @@ class RecordingClient final : public CoordinatorClient {
                                 int64_t step, bool final, const std::string& path) override {
     return inner_->UploadCheckpoint(worker_id, job_id, step, final, path);
   }
+  absl::Status DownloadCheckpoint(const std::string& job_id, int64_t step,
+                                  const std::string& path) override {
+    return inner_->DownloadCheckpoint(job_id, step, path);
+  }
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override {
     return inner_->DrainWorker(worker_id);
   }
