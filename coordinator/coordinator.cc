@@ -62,7 +62,13 @@ absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
   job.set_state(state);
   job.set_reason(reason);
   if (state == v1::JOB_STATE_RUNNING) *job.mutable_start_time() = NowProto();
-  if (IsTerminal(state)) *job.mutable_end_time() = NowProto();
+  if (IsTerminal(state)) {
+    *job.mutable_end_time() = NowProto();
+    awaiting_ready_.erase(job.id());  // a join under way ends with the job
+    for (auto& [id, w] : workers_) {
+      if (w.assigned_job == job.id()) w.held.clear();
+    }
+  }
   RETURN_IF_ERROR(store_->UpdateJob(job));
   v1::JobEvent event;
   *event.mutable_time() = NowProto();
@@ -191,6 +197,7 @@ absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worke
   w.pending.push_back(leave);
   const std::string name = w.info.name();
   const int rank = w.rank;
+  w.left_job = job_id;
   w.assigned_job.clear();
   w.rank = -1;
   w.info.clear_job_id();
@@ -277,8 +284,21 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   const bool assignment_pending = std::any_of(
       w.pending.begin(), w.pending.end(), [](const v1::Directive& d) { return d.has_assign(); });
   if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
+    const std::string released = w.assigned_job;
     w.assigned_job.clear();
     w.rank = -1;
+    // Every member gone quietly (say, all finished a generation that a
+    // drain had just replaced, and no `finished` came): never a silent stall.
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(released);
+    const bool finishing = std::any_of(workers_.begin(), workers_.end(), [&](const auto& e) {
+      return e.second.left_job == released && e.second.info.state() != v1::WORKER_STATE_LOST;
+    });
+    if (job.ok() && !IsTerminal(job->state()) && job->state() != v1::JOB_STATE_QUEUED &&
+        MembersLocked(released).empty() && adoption_deadline_.count(released) == 0 && !finishing) {
+      FailJobLocked(released,
+                    absl::StrCat("every worker left the job; the last was ", w.info.name(),
+                                 " (lost: ", absl::StrJoin(lost_workers_[released], ", "), ")"));
+    }
   }
   if (!w.assigned_job.empty() && request.job_id() == w.assigned_job) {
     w.generation_seen = request.generation();
@@ -318,9 +338,24 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
     // Errors of an older generation are what the newer one recovers from;
     // its progress, or its rank 0 finishing the job just as the next
     // generation formed, still counts if that worker is a member.
-    const bool member = it->second.assigned_job == job.id();
+    const bool member = it->second.assigned_job == job.id() || it->second.left_job == job.id();
     if (!member || request.generation() > job.generation() || !request.error().empty()) {
       return absl::OkStatus();
+    }
+  }
+  if (!request.error().empty()) {
+    Worker& w = it->second;
+    if (w.assigned_job != job.id()) return absl::OkStatus();  // fenced or left: not ours
+    auto joining = awaiting_ready_.find(job.id());
+    if (joining != awaiting_ready_.end() && joining->second.count(w.info.id()) > 0) {
+      // A joiner that failed before it was ready: the members go on.
+      const std::string why = absl::StrCat(w.info.name(), " failed to join: ", request.error());
+      FenceLocked(w.info.id(), "failed to join");
+      NextGenerationLocked(job, MembersLocked(job.id()), why, /*abandon_previous=*/false);
+      return absl::OkStatus();
+    }
+    if (job.state() == v1::JOB_STATE_WAITING && request.lost_ranks_size() == 0) {
+      return absl::OkStatus();  // the members hold the model; joins or the deadline decide
     }
   }
   if (!request.error().empty() && request.lost_ranks_size() > 0 &&
@@ -354,7 +389,8 @@ absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::strin
                                                                 const std::string& bytes) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.assigned_job != job_id) {
+  if (it == workers_.end() ||
+      (it->second.assigned_job != job_id && !(final && it->second.left_job == job_id))) {
     return absl::FailedPreconditionError(
         absl::StrCat("worker ", worker_id, " is not running job ", job_id));
   }

@@ -2,8 +2,10 @@
 // the HTTP status API, with no RPC types in it (the service and the HTTP
 // server translate), so it is tested in-process with an injected clock.
 //
-// Job lifecycle: QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED; every
-// change is time-stamped in the job's history with a reason.
+// Job lifecycle: QUEUED -> RUNNING <-> WAITING -> SUCCEEDED | FAILED |
+// CANCELLED (and RUNNING -> QUEUED when a restarted coordinator gets none
+// of its workers back); every change is time-stamped in the job's history
+// with a reason.
 //
 // Worker lease protocol (workers dial out; the coordinator never dials):
 //  1. Register(name, pool, cores, memory, rate, peer address, host id,
@@ -54,8 +56,12 @@
 // Too few members (below min_workers, at least one): the job is WAITING —
 // the members are told to yield and hold the model — until enough free
 // workers join, or it fails at its wait deadline naming every worker it
-// lost. No member left: the job fails, naming them. Reports of an older
-// generation are ignored.
+// lost. No member left: the job fails, naming them. Errors of an older
+// generation, of non-members, and of members while the job waits are
+// ignored (the next generation or the deadline decides); progress and
+// `finished` of an older generation count from a member (or the worker
+// that drained from it: the job may have ended as it left). A joiner that
+// fails before it is ready is fenced and the members go on without it.
 //
 // Thread-safe: one mutex over the in-memory state; the store is the
 // source of truth for jobs.
@@ -143,6 +149,9 @@ class Coordinator {
     std::vector<v1::Directive> pending;
     // A join's assignment to a member, until the joiners are ready.
     std::vector<v1::Directive> held;
+    // The job it drained from: it may still finish it (rank 0's final
+    // upload and report, when the drain came at the last steps).
+    std::string left_job;
   };
 
   Coordinator(JobStore* store, Clock* clock, CoordinatorOptions options)

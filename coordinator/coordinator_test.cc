@@ -387,6 +387,58 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
               HasSubstr("generation 2 on a, c"));
 }
 
+TEST_F(CoordinatorTest, ARank0DrainedAtTheLastStepsStillFinishesTheJob) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_max_workers(2);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 200), b = Register("b", 100);
+  Beat(a);
+  Beat(b, "j", 1);
+  ASSERT_TRUE(coordinator_->DrainWorker(a).ok());  // rank 0
+  ASSERT_EQ(coordinator_->GetJob("j")->generation(), 2);
+  // The group had already trained its last step: every rank finishes
+  // generation 1, and a (rank 0) uploads the model and says so.
+  Beat(b);  // b's run ended: released
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING) << "a is finishing";
+  ASSERT_TRUE(coordinator_->StoreCheckpoint(a, "j", 20, /*final=*/true, "model").ok());
+  v1::ReportProgressRequest done;
+  done.set_worker_id(a);
+  done.set_job_id("j");
+  done.set_generation(1);
+  done.set_finished(true);
+  ASSERT_TRUE(coordinator_->ReportProgress(done).ok());
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(CoordinatorTest, AJoinerThatFailsBeforeItIsReadyIsFencedAndTheJobGoesOn) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_max_workers(2);
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a", 200);
+  Beat(a);
+  Beat(a, "j", 1);
+  const std::string b = Register("b", 100);
+  Beat(b);  // joins: generation 2, a's assignment held
+  ASSERT_EQ(coordinator_->GetJob("j")->generation(), 2);
+  v1::ReportProgressRequest err;
+  err.set_worker_id(b);
+  err.set_job_id("j");
+  err.set_generation(2);
+  err.set_error("/data: cannot open file");
+  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING) << job->reason();
+  EXPECT_THAT(job->reason(), HasSubstr("b failed to join"));
+  EXPECT_THAT(job->workers(), testing::ElementsAre("a"));
+  // And an error from a worker no longer in the job changes nothing.
+  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
+}
+
 TEST_F(CoordinatorTest, EdgeWorkersNeverJoinAllreduceJobs) {
   Submit("j", 1);
   const std::string car = Register("car", 1000, v1::WORKER_POOL_EDGE);

@@ -71,6 +71,7 @@ WorkerDaemon::WorkerDaemon(WorkerOptions options, CoordinatorClient* coordinator
       clock_(clock) {}
 
 WorkerDaemon::~WorkerDaemon() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();  // no report waits for a coordinator now
   CancelCurrentJob("cancelled: the worker is stopping");
   if (job_thread_.joinable()) job_thread_.join();
   WaitForQueuedReports();
@@ -102,6 +103,7 @@ absl::Status WorkerDaemon::Run() {
           (current_job().empty() || absl::Now() >= *leave_deadline_)) {
         LOG(INFO) << "worker " << options_.name << ": leaving"
                   << (current_job().empty() ? "" : " (the grace period is over)");
+        if (!stop_.HasBeenNotified()) stop_.Notify();  // ends report retries too
         return absl::OkStatus();
       }
     }
@@ -233,7 +235,8 @@ void WorkerDaemon::Apply(const v1::Directive& d) {
   if (d.has_assign()) {
     {
       absl::MutexLock lock(&mu_);
-      if (current_.id == d.assign().job_id() && d.assign().generation() > current_.generation) {
+      if (current_.id == d.assign().job_id() && d.assign().generation() > current_.generation &&
+          current_.cancel != nullptr && !current_.cancel->load()) {
         // The next generation of the job running here: its thread yields
         // at the next commit point (step 6) and regroups.
         LOG(INFO) << "job " << current_.id << ": generation " << d.assign().generation()

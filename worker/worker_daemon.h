@@ -64,7 +64,8 @@
 //    current job (for cancels to interrupt) and, at its end, clears it;
 //  - the reporter thread (ReportLater) sends queued reports.
 // Fields more than one of them touch are ABSL_GUARDED_BY mu_ (worker id,
-// current job) or report_mu_ (the report queue). Lock order: never both.
+// current job) or report_mu_ (the report queue). Lock order: leave_mu_
+// before mu_; never mu_ and report_mu_ together.
 // Stop() may be called from any thread (not from a signal handler:
 // base/stop_signals.h turns signals into a call from a thread).
 #ifndef NIGHTSHIFT_WORKER_WORKER_DAEMON_H_
