@@ -87,9 +87,10 @@ class CoordinatorTest : public testing::Test {
     r.set_committed_step(committed);
     return r;
   }
-  v1::JobStatus Submit(const std::string& id, int min_workers = 2) {
+  v1::JobStatus Submit(const std::string& id, int min_workers = 2, int max_workers = 0) {
     v1::SubmitJobRequest s;
     *s.mutable_spec() = Spec(min_workers);
+    s.mutable_spec()->set_max_workers(max_workers);
     s.set_job_id(id);
     auto r = coordinator_->SubmitJob(s);
     EXPECT_TRUE(r.ok()) << r.status();
@@ -241,11 +242,7 @@ TEST_F(CoordinatorTest, AWaitingJobGoesOnWhenAWorkerJoins) {
 }
 
 TEST_F(CoordinatorTest, AFreeWorkerJoinsARunningJobOnceItsGenerationIsSettled) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_max_workers(2);
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 2);
   const std::string a = Register("a", 200);
   Beat(a);  // starts j on a alone
   ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
@@ -282,11 +279,7 @@ TEST_F(CoordinatorTest, AFreeWorkerJoinsARunningJobOnceItsGenerationIsSettled) {
 }
 
 TEST_F(CoordinatorTest, ADrainedMemberLeavesAndTheJobGoesOnWithoutIt) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_max_workers(2);
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 2);
   const std::string a = Register("a", 200), b = Register("b", 100);
   Beat(a);
   Beat(b, "j", 1);
@@ -343,11 +336,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportNamesTheLostWorkerAndTheCommittedStep) {
 }
 
 TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_max_workers(3);
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 3);
   const std::string a = Register("a", 300), b = Register("b", 200), c = Register("c", 100);
   Beat(a);  // places the job on all three, fastest first: a, b, c = ranks 0, 1, 2
   ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
@@ -388,11 +377,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
 }
 
 TEST_F(CoordinatorTest, ARank0DrainedAtTheLastStepsStillFinishesTheJob) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_max_workers(2);
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 2);
   const std::string a = Register("a", 200), b = Register("b", 100);
   Beat(a);
   Beat(b, "j", 1);
@@ -413,11 +398,7 @@ TEST_F(CoordinatorTest, ARank0DrainedAtTheLastStepsStillFinishesTheJob) {
 }
 
 TEST_F(CoordinatorTest, AJoinerThatFailsBeforeItIsReadyIsFencedAndTheJobGoesOn) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_max_workers(2);
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 2);
   const std::string a = Register("a", 200);
   Beat(a);
   Beat(a, "j", 1);
@@ -498,11 +479,7 @@ TEST_F(CoordinatorTest, ARestartedCoordinatorQueuesAJobNoWorkerCameBackTo) {
 }
 
 TEST_F(CoordinatorTest, AFencedWorkerIsNotReAdopted) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_max_workers(2);
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 2);
   const std::string a = Register("a", 200), b = Register("b", 100);
   Beat(a);
   Beat(b, "j", 1);
