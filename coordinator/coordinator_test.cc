@@ -236,6 +236,16 @@ TEST_F(CoordinatorTest, AWaitingJobGoesOnWhenAWorkerJoins) {
   ASSERT_EQ(rc.directives_size(), 1);
   EXPECT_EQ(rc.directives(0).assign().rank(), 1);
   EXPECT_TRUE(rc.directives(0).assign().resume_in_memory()) << "c gets the model from a";
+  const v1::HeartbeatResponse waiting = Beat(a, "j", 1);
+  for (const v1::Directive& d : waiting.directives()) {
+    EXPECT_FALSE(d.has_assign()) << "a waits for c to load its data";
+  }
+  v1::HeartbeatRequest ready;
+  ready.set_worker_id(c);
+  ready.set_job_id("j");
+  ready.set_generation(2);
+  ready.set_job_ready(true);
+  ASSERT_TRUE(coordinator_->Heartbeat(ready).ok());
   const v1::HeartbeatResponse ra = Beat(a, "j", 1);
   ASSERT_GE(ra.directives_size(), 1);
   EXPECT_EQ(ra.directives(ra.directives_size() - 1).assign().generation(), 2);
@@ -464,6 +474,38 @@ TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndReAdoptsTheRunningOnes) {
   clock_.Advance(absl::Seconds(3));  // past the re-adoption deadline
   Beat(r->worker_id(), "running-one", 1);
   EXPECT_EQ(coordinator_->GetJob("running-one")->state(), v1::JOB_STATE_RUNNING);
+}
+
+TEST_F(CoordinatorTest, ARestartDuringAJoinRegroupsEveryoneInOneNewGeneration) {
+  Submit("j", 1, 2);
+  const std::string a = Register("a", 200);
+  Beat(a);
+  Beat(a, "j", 1);
+  const std::string b = Register("b", 100);
+  Beat(b);  // joins: generation 2; a still runs generation 1 (held)
+  ASSERT_EQ(coordinator_->GetJob("j")->generation(), 2);
+  Restart();
+  auto again = [&](const std::string& name, int64_t generation, int rank) {
+    v1::RegisterRequest r;
+    r.set_name(name);
+    r.set_pool(v1::WORKER_POOL_DATACENTER);
+    r.set_peer_address(name + ":1");
+    r.set_job_id("j");
+    r.set_generation(generation);
+    r.set_rank(rank);
+    return *coordinator_->Register(r);
+  };
+  const v1::RegisterResponse ra = again("a", 1, 0);
+  EXPECT_TRUE(ra.job_adopted()) << "a runs the generation before the stored one";
+  EXPECT_TRUE(again("b", 2, 1).job_adopted());
+  auto job = coordinator_->GetJob("j");
+  EXPECT_EQ(job->generation(), 3);
+  EXPECT_THAT(job->workers(), testing::ElementsAre("a", "b"));
+  EXPECT_THAT(job->reason(), HasSubstr("a join interrupted by the coordinator restart"));
+  const v1::HeartbeatResponse next = Beat(ra.worker_id(), "j", 1);
+  ASSERT_EQ(next.directives_size(), 1);
+  EXPECT_EQ(next.directives(0).assign().generation(), 3);
+  EXPECT_TRUE(next.directives(0).assign().abandon_previous());
 }
 
 TEST_F(CoordinatorTest, ARestartedCoordinatorQueuesAJobNoWorkerCameBackTo) {

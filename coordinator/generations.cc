@@ -110,10 +110,11 @@ void Coordinator::NextGenerationLocked(v1::JobStatus& job, const std::vector<std
     return;
   }
   const int64_t step = resume_step >= 0 ? resume_step : job.progress().step();
-  const bool members_train = job.state() == v1::JOB_STATE_RUNNING && !abandon_previous;
+  // Members wait for joiners to be ready unless they must stop at once.
+  const bool hold_for_joiners = !abandon_previous;
   const std::vector<std::string> names =
       AssignGenerationLocked(job, members, step, /*resume_in_memory=*/true, abandon_previous);
-  if (members_train && !joined_ids.empty()) {
+  if (hold_for_joiners && !joined_ids.empty()) {
     // They train on until the joiners are ready (see Heartbeat).
     awaiting_ready_[job.id()] = std::set<std::string>(joined_ids.begin(), joined_ids.end());
     for (const std::string& id : keep) {
@@ -240,9 +241,13 @@ bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& 
   // (its lease ran out, its peers lost it) stays out.
   if (adoption_deadline_.count(request.job_id()) == 0) return false;
   absl::StatusOr<v1::JobStatus> job = store_->GetJob(request.job_id());
-  if (!job.ok() || !Started(*job) || job->generation() != request.generation() ||
-      request.rank() < 0 || request.rank() >= job->workers_size() ||
-      job->workers(request.rank()) != request.name()) {
+  if (!job.ok()) return false;
+  // A member may still run the generation before the stored one: a join's
+  // assignments were held for it when the old coordinator stopped.
+  const bool generation_known =
+      request.generation() == job->generation() || request.generation() == job->generation() - 1;
+  if (!Started(*job) || !generation_known || request.rank() < 0 ||
+      request.rank() >= job->workers_size() || job->workers(request.rank()) != request.name()) {
     return false;  // fenced out, or the job ended
   }
   for (const std::string& member : MembersLocked(job->id())) {
@@ -260,6 +265,14 @@ bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& 
     NoteLocked(*job, absl::StrCat("re-adopted after the coordinator restarted: all ",
                                   members.size(), " workers of generation ", job->generation(),
                                   " came back, at step ", job->progress().step()));
+    bool mixed = false;
+    for (const std::string& member : members) {
+      mixed |= workers_[member].generation_seen != job->generation();
+    }
+    if (mixed) {  // a join was under way: all regroup in one new generation
+      NextGenerationLocked(*job, members, "a join interrupted by the coordinator restart",
+                           /*abandon_previous=*/true);
+    }
   }
   return true;
 }
