@@ -12,10 +12,13 @@
 //     whether it drains, and the job it runs if any) -> a random worker
 //     id, lease TTL and heartbeat interval. A name registered again
 //     replaces its old entry (a restarted daemon, or one whose lease ran
-//     out). A worker that says it runs job J at generation g is re-adopted
-//     into J (job_adopted) when g is still J's generation and its rank is
-//     not held by another: this is how a restarted coordinator gets its
-//     running jobs back.
+//     out). A restarted coordinator gets its running jobs back this way:
+//     within a lease TTL of its start, a worker that says it runs job J at
+//     generation g and rank r is re-adopted into J (job_adopted) when g is
+//     J's stored generation (or the one before: a join's assignments were
+//     held), r is its rank there, and no other holds it. When all are
+//     back with mixed generations, they regroup in a new one. A worker
+//     fenced by this coordinator is never re-adopted.
 //  2. Heartbeat(worker id, current job and generation) renews the lease;
 //     its reply carries the directives queued for the worker: assign (job,
 //     generation, rank, world size, peers, shard weights), cancel, drain,
