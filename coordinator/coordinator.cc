@@ -269,7 +269,6 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   absl::MutexLock lock(&mu_);
   ++metrics_.heartbeats;
   ExpireLeasesLocked();
-  ExpireWaitsLocked();
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST) {
     return absl::NotFoundError(
@@ -389,8 +388,10 @@ absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::strin
                                                                 const std::string& bytes) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
-  if (it == workers_.end() ||
-      (it->second.assigned_job != job_id && !(final && it->second.left_job == job_id))) {
+  if (it == workers_.end()) {  // (a restarted coordinator, before it registers again)
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is not registered"));
+  }
+  if (it->second.assigned_job != job_id && !(final && it->second.left_job == job_id)) {
     return absl::FailedPreconditionError(
         absl::StrCat("worker ", worker_id, " is not running job ", job_id));
   }

@@ -207,9 +207,11 @@ TEST_F(CoordinatorTest, ALostLeaseFencesTheWorkerAndTheJobWaitsThenFailsNamingIt
   for (int i = 0; i < 14; ++i) {
     clock_.Advance(absl::Seconds(2));
     Beat(a, "j", 1);
+    coordinator_->Tick();
     ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_WAITING) << i;
   }
   clock_.Advance(absl::Seconds(3));
+  coordinator_->Tick();  // waits expire on the coordinator's periodic tick
   ra = Beat(a, "j", 1);
   job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);

@@ -72,16 +72,16 @@ void Coordinator::NextGenerationLocked(v1::JobStatus& job, const std::vector<std
                                        const std::string& why, bool abandon_previous,
                                        int64_t resume_step, bool add_free) {
   std::vector<std::string> members = keep;
-  std::vector<std::string> joined, joined_ids;
+  std::vector<std::string> joined_ids, joined_names;
   const int wanted = add_free ? MaxWorkers(job.spec()) : MinWorkers(job.spec());
   for (const std::string& id : FreeWorkersForLocked(job)) {
     if (static_cast<int>(members.size()) >= wanted) break;
     members.push_back(id);
-    joined.push_back(workers_[id].info.name());
     joined_ids.push_back(id);
+    joined_names.push_back(workers_[id].info.name());
   }
   const std::string joiners =
-      joined.empty() ? "" : absl::StrCat("; joining: ", absl::StrJoin(joined, ", "));
+      joined_ids.empty() ? "" : absl::StrCat("; joining: ", absl::StrJoin(joined_names, ", "));
   if (members.empty()) {
     FailJobLocked(job.id(), absl::StrCat(why, "; no worker holds the model any more (lost: ",
                                          absl::StrJoin(lost_workers_[job.id()], ", "), ")"));
@@ -162,6 +162,12 @@ void Coordinator::RegroupLocked(v1::JobStatus& job, const v1::ReportProgressRequ
 }
 
 void Coordinator::GrowJobsLocked() {
+  // On every heartbeat: look at the store only when some worker is free.
+  const bool any_free = std::any_of(workers_.begin(), workers_.end(), [](const auto& e) {
+    const Worker& w = e.second;
+    return w.info.state() != v1::WORKER_STATE_LOST && !w.draining && w.assigned_job.empty();
+  });
+  if (!any_free) return;
   for (v1::JobState state : {v1::JOB_STATE_RUNNING, v1::JOB_STATE_WAITING}) {
     absl::StatusOr<std::vector<v1::JobStatus>> jobs = store_->ListJobsInState(state);
     if (!jobs.ok()) continue;

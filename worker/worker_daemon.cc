@@ -350,25 +350,36 @@ void WorkerDaemon::WaitForQueuedReports() {
   if (reporter.joinable()) reporter.join();
 }
 
-void WorkerDaemon::Report(v1::ReportProgressRequest request, const std::atomic<bool>* cancelled) {
+absl::Status WorkerDaemon::CallUntilItLands(const std::function<absl::Status()>& call,
+                                            const std::atomic<bool>* cancelled,
+                                            absl::Time unknown_until) {
   absl::Duration backoff = absl::Milliseconds(100);
-  // A coordinator back from a restart knows this worker only once the
-  // control thread has registered again (a round or two).
-  const absl::Time unknown_until = absl::Now() + kReregistrationWait;
   while (true) {
-    request.set_worker_id(JobWorkerId(request.job_id(), request.worker_id()));
-    const absl::Status s = coordinator_->ReportProgress(request);
-    if (s.ok()) return;
-    const bool retry = IsUnreachable(s) || (absl::IsNotFound(s) && absl::Now() < unknown_until &&
-                                            JobWorkerId(request.job_id(), "") != "");
-    if (!retry || stop_.HasBeenNotified() || (cancelled != nullptr && cancelled->load())) {
-      LOG(WARNING) << "job " << request.job_id() << " generation " << request.generation()
-                   << ": report failed: " << s;
-      return;
+    const absl::Status s = call();
+    const bool retry = IsUnreachable(s) || (absl::IsNotFound(s) && absl::Now() < unknown_until);
+    if (s.ok() || !retry || stop_.HasBeenNotified() ||
+        (cancelled != nullptr && cancelled->load())) {
+      return s;
     }
-    // Step 3: the coordinator is away; the job goes on, the report waits.
     stop_.WaitForNotificationWithTimeout(backoff);
     backoff = std::min(2 * backoff, absl::Seconds(2));
+  }
+}
+
+void WorkerDaemon::Report(v1::ReportProgressRequest request, const std::atomic<bool>* cancelled) {
+  // A coordinator back from a restart knows this worker only once the
+  // control thread has registered again (a round or two); only a report of
+  // the job running here waits for that.
+  const bool running_here = !JobWorkerId(request.job_id(), "").empty();
+  const absl::Status s = CallUntilItLands(
+      [&] {
+        request.set_worker_id(JobWorkerId(request.job_id(), request.worker_id()));
+        return coordinator_->ReportProgress(request);
+      },
+      cancelled, running_here ? absl::Now() + kReregistrationWait : absl::InfinitePast());
+  if (!s.ok()) {
+    LOG(WARNING) << "job " << request.job_id() << " generation " << request.generation()
+                 << ": report failed: " << s;
   }
 }
 
@@ -505,9 +516,8 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
   absl::StatusOr<TrainResult> run;
   // 6. Generations: the job goes on in this process through every change
   // of members the coordinator makes.
-  bool survivors_reported = false;
   while (true) {
-    survivors_reported = false;
+    bool survivors_reported = false;
     run = regrouped.ok() ? (*trainer)->Run() : absl::StatusOr<TrainResult>(regrouped);
     if (cancelled->load()) return absl::CancelledError("cancelled");
     if (run.ok() && !run->yielded) break;  // the end
@@ -570,16 +580,12 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
             << " (" << 100 * absl::FDivDuration(result.commit_time, run_time) << "%)";
   if (a.rank() != 0) return absl::OkStatus();
   // The model waits for a coordinator that is away (step 3).
-  absl::Status uploaded;
-  for (absl::Duration backoff = absl::Milliseconds(100);;
-       backoff = std::min(2 * backoff, absl::Seconds(2))) {
-    uploaded = coordinator_->UploadCheckpoint(JobWorkerId(a.job_id(), worker_id), a.job_id(),
+  const absl::Status uploaded = CallUntilItLands(
+      [&] {
+        return coordinator_->UploadCheckpoint(JobWorkerId(a.job_id(), worker_id), a.job_id(),
                                               result.steps, true, result.model_path);
-    if (uploaded.ok() || !IsUnreachable(uploaded) || cancelled->load() || stop_.HasBeenNotified()) {
-      break;
-    }
-    stop_.WaitForNotificationWithTimeout(backoff);
-  }
+      },
+      cancelled, absl::Now() + kReregistrationWait);
   if (!uploaded.ok()) {
     return absl::Status(uploaded.code(), absl::StrCat("model upload failed: ", uploaded.message()));
   }

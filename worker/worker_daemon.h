@@ -73,6 +73,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -174,8 +175,14 @@ class WorkerDaemon {
   absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
                         const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure,
                         bool* reported);
+  // Step 3: calls `call` until it lands, with backoff (0.1 s doubling to
+  // 2 s) while the coordinator is unreachable — and, until `unknown_until`,
+  // while it does not know this worker yet — unless the daemon stops or
+  // `cancelled` is set. Returns the last status.
+  absl::Status CallUntilItLands(const std::function<absl::Status()>& call,
+                                const std::atomic<bool>* cancelled, absl::Time unknown_until);
   // Sends at once (blocking), for the final and error reports; retries
-  // while the coordinator is unreachable, until stop or cancel.
+  // (CallUntilItLands) while the coordinator is away, until stop or cancel.
   void Report(v1::ReportProgressRequest request, const std::atomic<bool>* cancelled = nullptr);
   // The worker id job `job_id` is held under now, or `fallback`.
   std::string JobWorkerId(const std::string& job_id, const std::string& fallback) const;

@@ -363,6 +363,7 @@ TEST_F(WorkerDaemonTest, ARankWhosePeerFallsSilentReportsItLostWithItsCommittedS
   for (int i = 0; i < 6 && Job("pair").state() == v1::JOB_STATE_WAITING; ++i) {
     clock_.Advance(absl::Seconds(2));
     ASSERT_TRUE(daemon.Tick().ok());
+    coordinator_->Tick();  // as the coordinator's periodic tick does
   }
   ASSERT_TRUE(DriveUntilNoJob({&daemon}));
   const v1::JobStatus job = Job("pair");
