@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const v1::JobSpec& spec
         absl::StrCat("dataset: labels go up to ", t->data_.train.num_classes - 1,
                      " but the model has only ", t->model_->num_classes(), " outputs"));
   }
-  if (t->sharded_step()) RETURN_IF_ERROR(t->BindStepMemory());
+  RETURN_IF_ERROR(t->BindStepMemory());  // a no-op unless the step is sharded
   absl::StatusOr<std::unique_ptr<Optimizer>> optimizer =
       MakeOptimizer(spec.optimizer(), t->model_->num_parameters());
   if (!optimizer.ok()) return optimizer.status();
