@@ -1,5 +1,6 @@
 // MakeDirectories: `mkdir -p` with an absl::Status that names the path
-// that could not be made. Existing directories are fine.
+// that could not be made. Existing directories are fine. FileExists: a
+// regular file is there.
 #ifndef NIGHTSHIFT_BASE_FILESYSTEM_H_
 #define NIGHTSHIFT_BASE_FILESYSTEM_H_
 
@@ -24,6 +25,11 @@ inline absl::Status MakeDirectories(const std::string& dir) {
     }
   }
   return absl::OkStatus();
+}
+
+inline bool FileExists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 }  // namespace nightshift

@@ -127,7 +127,7 @@ int Main(int argc, char** argv) {
     Communicator comm(MakeMpiTransport(**scope), options);
     return Run(comm, absl::GetFlag(FLAGS_native) ? "mpi_allreduce" : "nightshift_mpi_ring");
   }
-  auto server = PeerServer::Start("127.0.0.1:0");
+  auto server = PeerServer::StartInsecureForTest("127.0.0.1:0");
   if (!server.ok()) return 1;
   const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
   auto peers = FileRendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size, (*server)->address(),

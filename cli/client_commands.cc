@@ -9,13 +9,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "base/grpc_channel.h"
 #include "base/grpc_status.h"
 #include "cli/progress_line.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
 #include "proto/job_state.h"
+#include "security/channel.h"
+#include "security/token_file.h"
 #include "spec/job_spec.h"
 
 namespace nightshift {
@@ -38,8 +39,51 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
 
 class Client {
  public:
-  explicit Client(const std::string& address) {
-    stub_ = v1::Coordinator::NewStub(NewChannel(address));
+  Client(const std::string& address, const security::TransportSecurity& security,
+         const std::string& token) {
+    stub_ = v1::Coordinator::NewStub(
+        security::NewChannel(address, security, std::make_shared<security::TokenSource>(token)));
+  }
+
+  // token create --role=R [--label=L] | token list | token revoke ID
+  int Token(const std::vector<std::string>& args, const ClientFlags& flags) {
+    constexpr char kUsage[] =
+        "token create --role=viewer|worker|admin [--label=TEXT] | token list | token revoke ID";
+    if (args.empty()) return Usage(kUsage);
+    if (args[0] == "create" && args.size() == 1) {
+      v1::CreateTokenRequest request;
+      request.set_role(flags.role);
+      request.set_label(flags.label);
+      v1::CreateTokenResponse response;
+      grpc::Status s = stub_->CreateToken(Context().get(), request, &response);
+      if (!s.ok()) return Fail(s);
+      std::printf("%s\n", response.token().c_str());
+      std::fprintf(stderr, "token %s (%s): shown once; the coordinator keeps only its hash\n",
+                   response.info().id().c_str(), response.info().role().c_str());
+      return 0;
+    }
+    if (args[0] == "list" && args.size() == 1) {
+      v1::ListTokensResponse response;
+      grpc::Status s = stub_->ListTokens(Context().get(), {}, &response);
+      if (!s.ok()) return Fail(s);
+      std::printf("%-17s %-7s %-20s %-21s %s\n", "ID", "ROLE", "WORKER", "CREATED", "LABEL");
+      for (const auto& t : response.tokens()) {
+        std::printf("%-17s %-7s %-20s %-21s %s\n", t.id().c_str(), t.role().c_str(),
+                    t.subject().c_str(), TimeUtil::ToString(t.created()).substr(0, 19).c_str(),
+                    t.label().c_str());
+      }
+      return 0;
+    }
+    if (args[0] == "revoke" && args.size() == 2) {
+      v1::RevokeTokenRequest request;
+      request.set_id(args[1]);
+      v1::RevokeTokenResponse response;
+      grpc::Status s = stub_->RevokeToken(Context().get(), request, &response);
+      if (!s.ok()) return Fail(s);
+      std::printf("revoked %s\n", args[1].c_str());
+      return 0;
+    }
+    return Usage(kUsage);
   }
 
   int Submit(const std::vector<std::string>& args, const ClientFlags& flags) {
@@ -231,12 +275,25 @@ class Client {
 
 bool IsClientCommand(const std::string& c) {
   return c == "submit" || c == "list" || c == "status" || c == "watch" || c == "cancel" ||
-         c == "workers" || c == "drain" || c == "export";
+         c == "workers" || c == "drain" || c == "export" || c == "token";
 }
 
 int RunClientCommand(const std::string& command, const std::vector<std::string>& args,
                      const ClientFlags& flags) {
-  Client client(flags.coordinator);
+  absl::StatusOr<security::TransportSecurity> transport = security::TransportSecurityFromFlags(
+      flags.insecure, flags.insecure ? flags.tls : security::ResolveClientTls(flags.tls),
+      "nightshift");
+  if (!transport.ok()) {
+    std::fprintf(stderr, "nightshift: %s\n", std::string(transport.status().message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<std::string> token = security::ResolveClientToken(flags.token, flags.token_file);
+  if (!token.ok()) {
+    std::fprintf(stderr, "nightshift: %s\n", std::string(token.status().message()).c_str());
+    return 2;
+  }
+  Client client(security::ResolveCoordinator(flags.coordinator), *transport, *token);
+  if (command == "token") return client.Token(args, flags);
   if (command == "submit") return client.Submit(args, flags);
   if (command == "list") return client.List();
   if (command == "status") return client.Status(args);

@@ -33,7 +33,17 @@ ABSL_FLAG(std::string, out, "",
 ABSL_FLAG(std::string, resume, "", "train: a checkpoint to continue from");
 ABSL_FLAG(int, threads, 0, "compute threads (0: one per core)");
 ABSL_FLAG(int, progress_every, 20, "train: steps between progress reports");
-ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070", "coordinator gRPC address");
+ABSL_FLAG(std::string, coordinator, "",
+          "coordinator gRPC address (default: the config directory's, else 127.0.0.1:7070)");
+ABSL_FLAG(std::string, token, "",
+          "bearer token (else --token_file, $NIGHTSHIFT_TOKEN, CONFIG/token)");
+ABSL_FLAG(std::string, token_file, "", "file holding the bearer token");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA file (else CONFIG/ca.pem)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (else CONFIG/client.pem)");
+ABSL_FLAG(std::string, tls_key, "", "PEM client key (else CONFIG/client.key)");
+ABSL_FLAG(bool, insecure, false, "dial without TLS (a coordinator started with --insecure)");
+ABSL_FLAG(std::string, role, "", "token create: viewer, worker (a join token) or admin");
+ABSL_FLAG(std::string, label, "", "token create: a note kept with the token");
 ABSL_FLAG(std::string, id, "", "submit: a job id of your choosing (a retried submit reuses it)");
 ABSL_FLAG(bool, watch, false, "submit: follow the job until it ends");
 
@@ -43,7 +53,9 @@ namespace {
 constexpr char kUsage[] =
     "nightshift COMMAND [flags]\n"
     "\n"
-    "Commands (all but train take --coordinator=HOST:PORT, default 127.0.0.1:7070):\n"
+    "Commands (all but train talk to a coordinator: --coordinator=HOST:PORT, a token and TLS\n"
+    "files, each from its flag, else the environment, else the config directory\n"
+    "$NIGHTSHIFT_CONFIG_DIR or ~/.config/nightshift, which deploy/local_cluster.sh up writes):\n"
     "  submit JOB_SPEC [--id=ID] [--watch]   submit a job; prints its id\n"
     "  list                                  all jobs\n"
     "  status ID                             one job, its checkpoints and history\n"
@@ -53,6 +65,8 @@ constexpr char kUsage[] =
     "  drain WORKER                          the worker (id or name) leaves its job at the\n"
     "                                        next commit point and takes no new one\n"
     "  export ID OUT.safetensors             fetch a finished job's model\n"
+    "  token create --role=ROLE [--label=L]  a new token (admin); printed once\n"
+    "  token list | token revoke ID          tokens by id, role and worker (admin)\n"
     "  train --local JOB_SPEC                train in this process (--out, --resume, --threads)\n";
 
 std::string DefaultOutDir(const std::string& spec_path) {
@@ -128,9 +142,18 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args(positional.begin() + 2, positional.end());
   if (command == "train") return Train(args);
   if (IsClientCommand(command)) {
-    return RunClientCommand(
-        command, args,
-        {absl::GetFlag(FLAGS_coordinator), absl::GetFlag(FLAGS_id), absl::GetFlag(FLAGS_watch)});
+    ClientFlags flags;
+    flags.coordinator = absl::GetFlag(FLAGS_coordinator);
+    flags.id = absl::GetFlag(FLAGS_id);
+    flags.watch = absl::GetFlag(FLAGS_watch);
+    flags.token = absl::GetFlag(FLAGS_token);
+    flags.token_file = absl::GetFlag(FLAGS_token_file);
+    flags.tls = {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+                 absl::GetFlag(FLAGS_tls_key)};
+    flags.insecure = absl::GetFlag(FLAGS_insecure);
+    flags.role = absl::GetFlag(FLAGS_role);
+    flags.label = absl::GetFlag(FLAGS_label);
+    return RunClientCommand(command, args, flags);
   }
   std::cerr << "nightshift: unknown command '" << command << "'\n\n" << kUsage;
   return 2;

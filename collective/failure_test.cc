@@ -160,15 +160,15 @@ INSTANTIATE_TEST_SUITE_P(SizeFault, SharedStepFailureTest,
                          });
 
 TEST(GenerationTest, OldGenerationTrafficIsRefused) {
-  auto receiver = PeerServer::Start("127.0.0.1:0");
-  auto sender_server = PeerServer::Start("127.0.0.1:0");
+  auto receiver = PeerServer::StartInsecureForTest("127.0.0.1:0");
+  auto sender_server = PeerServer::StartInsecureForTest("127.0.0.1:0");
   ASSERT_TRUE(receiver.ok() && sender_server.ok());
   const std::vector<std::string> addresses = {(*sender_server)->address(), (*receiver)->address()};
   // The receiver's rank 1 is in generation 2 ...
   auto current = GrpcTransport::Create((*receiver)->service(), {"job", 2, 1, addresses});
   ASSERT_TRUE(current.ok()) << current.status();
   // ... and cannot go back.
-  EXPECT_EQ((*receiver)->service()->OpenGroup("job", 1).status().code(),
+  EXPECT_EQ((*receiver)->service()->OpenGroup("job", 1, "").status().code(),
             absl::StatusCode::kFailedPrecondition);
   // A rank 0 still in generation 1 sends to it.
   auto stale = GrpcTransport::Create((*sender_server)->service(), {"job", 1, 0, addresses});

@@ -17,7 +17,7 @@ class GrpcGroupForTest final : public TestGroup {
                    bool shared_memory) {
     std::vector<std::string> addresses;
     for (int r = 0; r < size; ++r) {
-      auto server = PeerServer::Start("127.0.0.1:0");
+      auto server = PeerServer::StartInsecureForTest("127.0.0.1:0");
       CHECK(server.ok()) << server.status();
       addresses.push_back((*server)->address());
       servers_.push_back(*std::move(server));

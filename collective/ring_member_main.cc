@@ -36,7 +36,7 @@ int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
   const std::string dir = absl::GetFlag(FLAGS_rendezvous);
-  auto server = PeerServer::Start("127.0.0.1:0");
+  auto server = PeerServer::StartInsecureForTest("127.0.0.1:0");
   if (!server.ok()) return 1;
   auto peers = FileRendezvous(dir, rank, size, (*server)->address(), HostIdentity(),
                               absl::Now() + absl::Seconds(30));

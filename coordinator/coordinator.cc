@@ -14,6 +14,7 @@
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/job_state.h"
+#include "security/tokens.h"
 #include "spec/defaults.h"
 #include "spec/job_spec.h"
 
@@ -33,6 +34,32 @@ absl::Status ValidJobId(const std::string& id) {
   return absl::OkStatus();
 }
 
+// Names the workers table and the logs show: bounded, printable.
+absl::Status ValidWorkerName(const std::string& name) {
+  if (name.empty() || name.size() > 64) {
+    return absl::InvalidArgumentError("name: must be 1 to 64 characters");
+  }
+  for (char c : name) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("name: '", name, "' may use only letters, digits, '-', '_' and '.'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidRegisterRequest(const v1::RegisterRequest& r) {
+  RETURN_IF_ERROR(ValidWorkerName(r.name()));
+  if (r.peer_address().size() > 256) {
+    return absl::InvalidArgumentError("peer_address: longer than 256 characters");
+  }
+  if (r.host_id().size() > 128) {
+    return absl::InvalidArgumentError("host_id: longer than 128 characters");
+  }
+  if (!r.job_id().empty()) RETURN_IF_ERROR(ValidJobId(r.job_id()));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 google::protobuf::Timestamp Coordinator::NowProto() {
@@ -42,6 +69,13 @@ google::protobuf::Timestamp Coordinator::NowProto() {
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store, Clock* clock,
                                                                  CoordinatorOptions options) {
   std::unique_ptr<Coordinator> c(new Coordinator(store, clock, std::move(options)));
+  ASSIGN_OR_RETURN(auto tokens, store->ListTokens());
+  for (auto& [hash, info] : tokens) {
+    absl::StatusOr<security::Role> role = security::ParseRole(info.role());
+    if (!role.ok())
+      return absl::DataLossError(absl::StrCat("token ", info.id(), ": ", role.status().message()));
+    c->tokens_.Add(hash, security::Principal{*role, info.subject(), info.label()});
+  }
   ASSIGN_OR_RETURN(std::vector<v1::JobStatus> jobs, store->ListJobs());
   absl::MutexLock lock(&c->mu_);
   for (v1::JobStatus& job : jobs) {
@@ -206,8 +240,9 @@ absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worke
   return workers_[id].info;
 }
 
-absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
-  if (request.name().empty()) return absl::InvalidArgumentError("name: must not be empty");
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request,
+                                                           const security::Principal& caller) {
+  RETURN_IF_ERROR(ValidRegisterRequest(request));
   if (request.pool() == v1::WORKER_POOL_UNSPECIFIED) {
     return absl::InvalidArgumentError("pool: must be WORKER_POOL_DATACENTER or WORKER_POOL_EDGE");
   }
@@ -215,6 +250,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     return absl::InvalidArgumentError("peer_address: data-center workers must serve Peer");
   }
   absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(const std::string credential, EnrollLocked(caller, request.name()));
   // A daemon that registers again under its name replaced the old one
   // (its lease ran out, or it restarted): the old entry's place in a job is
   // re-adopted below, or lost.
@@ -230,7 +266,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     }
     workers_.erase(it++);
   }
-  const std::string id = absl::StrFormat("w-%016x", absl::Uniform<uint64_t>(bitgen_));
+  const std::string id = absl::StrCat("w-", security::RandomHex(8));
   Worker w;
   w.info.set_id(id);
   w.info.set_name(request.name());
@@ -249,6 +285,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   workers_[id] = std::move(w);
   v1::RegisterResponse response;
   response.set_worker_id(id);
+  response.set_worker_credential(credential);
   response.set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
   response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
   if (!request.job_id().empty()) response.set_job_adopted(AdoptLocked(id, request));
@@ -265,7 +302,8 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   return response;
 }
 
-absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request) {
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& request,
+                                                             const security::Principal& caller) {
   absl::MutexLock lock(&mu_);
   ++metrics_.heartbeats;
   ExpireLeasesLocked();
@@ -275,6 +313,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
         absl::StrCat("worker ", request.worker_id(),
                      " is not registered (or its lease ran out); register again"));
   }
+  RETURN_IF_ERROR(CallerIs(caller, it->second.info));
   Worker& w = it->second;
   w.lease_expiry = clock_->Now() + options_.lease_ttl;
   *w.info.mutable_last_heartbeat() = NowProto();
@@ -325,12 +364,14 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   return response;
 }
 
-absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& request) {
+absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& request,
+                                         const security::Principal& caller) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end()) {
     return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(), " is not registered"));
   }
+  RETURN_IF_ERROR(CallerIs(caller, it->second.info));
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(request.job_id()));
   if (IsTerminal(job.state())) return absl::OkStatus();  // a late report of a job that ended
   if (request.generation() != job.generation()) {
@@ -385,12 +426,14 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
 absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::string& worker_id,
                                                                 const std::string& job_id,
                                                                 int64_t step, bool final,
-                                                                const std::string& bytes) {
+                                                                const std::string& bytes,
+                                                                const security::Principal& caller) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) {  // (a restarted coordinator, before it registers again)
     return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is not registered"));
   }
+  RETURN_IF_ERROR(CallerIs(caller, it->second.info));
   if (it->second.assigned_job != job_id && !(final && it->second.left_job == job_id)) {
     return absl::FailedPreconditionError(
         absl::StrCat("worker ", worker_id, " is not running job ", job_id));
@@ -526,6 +569,7 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
   base.set_resume_in_memory(resume_in_memory);
   if (!resume_in_memory && start_step > 0) base.set_resume_checkpoint_step(start_step);
   base.set_abandon_previous(abandon_previous);
+  base.set_group_key(security::RandomHex(32));
   for (const std::string& id : ids) {
     const v1::WorkerInfo& info = workers_[id].info;
     base.add_peer_addresses(info.peer_address());

@@ -10,7 +10,9 @@
 // Worker lease protocol (workers dial out; the coordinator never dials):
 //  1. Register(name, pool, cores, memory, rate, peer address, host id,
 //     whether it drains, and the job it runs if any) -> a random worker
-//     id, lease TTL and heartbeat interval. A name registered again
+//     id (unguessable: 64 bits from the CSPRNG), lease TTL and heartbeat
+//     interval, and on enrollment (a join token) the worker's own
+//     credential, bound to its name. A name registered again
 //     replaces its old entry (a restarted daemon, or one whose lease ran
 //     out). A restarted coordinator gets its running jobs back this way:
 //     within a lease TTL of its start, a worker that says it runs job J at
@@ -77,12 +79,12 @@
 #include <string>
 #include <vector>
 
-#include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "coordinator/job_store.h"
 #include "nightshift/v1/coordinator.pb.h"
+#include "security/tokens.h"
 
 namespace nightshift::coordinator {
 
@@ -125,13 +127,37 @@ class Coordinator {
   // NOT_FOUND for an unknown worker.
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker);
 
-  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
-  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
-  absl::Status ReportProgress(const v1::ReportProgressRequest& request);
+  // The worker calls. `caller` is who presented the call's token
+  // (Authenticate): Register needs a join token for a name not enrolled
+  // (the reply carries the new credential bound to it) or the name's own
+  // credential; the others PERMISSION_DENIED unless the caller's
+  // credential is bound to the worker the request names.
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request,
+                                                const security::Principal& caller);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request,
+                                                  const security::Principal& caller);
+  absl::Status ReportProgress(const v1::ReportProgressRequest& request,
+                              const security::Principal& caller);
   // Stores a checkpoint (or, with `final`, the exported model) of a job.
   absl::StatusOr<v1::CheckpointInfo> StoreCheckpoint(const std::string& worker_id,
                                                      const std::string& job_id, int64_t step,
-                                                     bool final, const std::string& bytes);
+                                                     bool final, const std::string& bytes,
+                                                     const security::Principal& caller);
+  // Whether `caller` may download the job's model or checkpoints: viewers
+  // and admins always, a worker only of the job it runs.
+  absl::Status MayDownload(const security::Principal& caller, const std::string& job_id);
+
+  // Tokens (identity.cc): kept hashed, in the store and in memory.
+  // Who presents `token`; UNAUTHENTICATED if no one. Never takes the
+  // coordinator's lock.
+  absl::StatusOr<security::Principal> Authenticate(absl::string_view token) const;
+  absl::StatusOr<v1::CreateTokenResponse> CreateToken(const v1::CreateTokenRequest& request);
+  absl::StatusOr<std::vector<v1::TokenInfo>> ListTokens();
+  // By TokenInfo.id; a revoked worker credential frees its name.
+  absl::Status RevokeToken(const std::string& id);
+  // First start: with no admin token yet, a new one (to write where the
+  // operator finds it); empty when one exists.
+  absl::StatusOr<std::string> BootstrapAdminToken();
   // Path of a finished job's model on this machine.
   absl::StatusOr<std::string> ModelPath(const std::string& job_id);
   // Path of the job's uploaded checkpoint before `step`.
@@ -210,13 +236,22 @@ class Coordinator {
   void FailJobLocked(const std::string& job_id, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   google::protobuf::Timestamp NowProto();
+  // A new token stored hashed; returns the token.
+  absl::StatusOr<std::string> MintToken(security::Role role, const std::string& subject,
+                                        const std::string& label, v1::TokenInfo* info = nullptr);
+  // Register's identity rule; a join token enrolls `name`: returns its new
+  // credential (empty when the caller already is that worker).
+  absl::StatusOr<std::string> EnrollLocked(const security::Principal& caller,
+                                           const std::string& name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static absl::Status CallerIs(const security::Principal& caller, const v1::WorkerInfo& worker);
 
   JobStore* store_;
   Clock* clock_;
   CoordinatorOptions options_;
   absl::Mutex mu_;
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by id
-  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);                    // worker ids
+  security::TokenRegistry tokens_;                              // its own lock
   // By job: every worker it lost, for the reason of a failure.
   std::map<std::string, std::vector<std::string>> lost_workers_ ABSL_GUARDED_BY(mu_);
   // Started jobs found in the store at start: until when their members may

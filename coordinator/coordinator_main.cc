@@ -2,9 +2,18 @@
 // reports status over gRPC (with health checking and reflection) and HTTP.
 //
 //   nightshift-coordinator --listen=HOST:PORT --http=HOST:PORT --state_dir=DIR
+//                          --tls_ca=FILE --tls_cert=FILE --tls_key=FILE
+//                          [--admin_token_file=FILE] | --insecure
 //
-// State (jobs, history, workers, checkpoints) lives under --state_dir and
-// survives restarts. Stops cleanly on SIGINT/SIGTERM.
+// State (jobs, history, workers, checkpoints, token hashes) lives under
+// --state_dir and survives restarts. gRPC is mutual TLS and HTTP is TLS,
+// both with the --tls_* files (security/credentials.h); every call needs a
+// token. At first start (no admin token yet) it writes a new admin token
+// to --admin_token_file (default STATE_DIR/admin.token, mode 0600). Stops
+// cleanly on SIGINT/SIGTERM.
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <thread>
@@ -23,6 +32,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "security/credentials.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC address (HOST:PORT)");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080", "HTTP status API address (HOST:PORT)");
@@ -30,9 +40,34 @@ ABSL_FLAG(std::string, state_dir, "nightshift-state",
           "folder for the SQLite state and checkpoints");
 ABSL_FLAG(int, lease_ttl_ms, 6000, "a worker silent this long is lost");
 ABSL_FLAG(int, heartbeat_ms, 1000, "how often workers should heartbeat");
+ABSL_FLAG(std::string, tls_ca, "", "PEM file of the CA that signs every component");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of this coordinator");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(bool, insecure, false,
+          "no TLS (plaintext; development only, logged loudly); tokens still apply");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "where the first start writes a new admin token (default: STATE_DIR/admin.token)");
 
 namespace nightshift::coordinator {
 namespace {
+
+// First start: a new admin token, written for the operator (0600).
+absl::Status WriteBootstrapAdminToken(Coordinator* coordinator, const std::string& state_dir) {
+  absl::StatusOr<std::string> token = coordinator->BootstrapAdminToken();
+  if (!token.ok()) return token.status();
+  if (token->empty()) return absl::OkStatus();  // an admin token exists
+  std::string path = absl::GetFlag(FLAGS_admin_token_file);
+  if (path.empty()) path = absl::StrCat(state_dir, "/admin.token");
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat(path, ": cannot write"));
+  const std::string line = *token + "\n";
+  const bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  close(fd);
+  if (!written) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  LOG(INFO) << "coordinator: first start: a new admin token is in " << path
+            << " (nightshift --token_file=" << path << ", or copy it to the config directory)";
+  return absl::OkStatus();
+}
 
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -45,6 +80,14 @@ int Main(int argc, char** argv) {
   });
   if (!signals.ok()) {
     std::fprintf(stderr, "nightshift-coordinator: %s\n", signals.status().ToString().c_str());
+    return 1;
+  }
+  absl::StatusOr<security::TransportSecurity> transport = security::TransportSecurityFromFlags(
+      absl::GetFlag(FLAGS_insecure),
+      {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)},
+      "nightshift-coordinator");
+  if (!transport.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: %s\n", transport.status().ToString().c_str());
     return 1;
   }
   const std::string dir = absl::GetFlag(FLAGS_state_dir);
@@ -67,13 +110,19 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "nightshift-coordinator: %s\n", coordinator.status().ToString().c_str());
     return 1;
   }
+  if (absl::Status s = WriteBootstrapAdminToken(coordinator->get(), dir); !s.ok()) {
+    std::fprintf(stderr, "nightshift-coordinator: %s\n", s.ToString().c_str());
+    return 1;
+  }
   CoordinatorService service(coordinator->get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(-1);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen),
+                           security::ServerCredentials(*transport, absl::GetFlag(FLAGS_listen)),
+                           &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -81,13 +130,14 @@ int Main(int argc, char** argv) {
                  absl::GetFlag(FLAGS_listen).c_str());
     return 1;
   }
-  auto http = HttpApi::Start(coordinator->get(), absl::GetFlag(FLAGS_http));
+  auto http = HttpApi::Start(coordinator->get(), absl::GetFlag(FLAGS_http), *transport);
   if (!http.ok()) {
     std::fprintf(stderr, "nightshift-coordinator: --http: %s\n", http.status().ToString().c_str());
     return 1;
   }
-  LOG(INFO) << "coordinator: gRPC on port " << port << ", HTTP on port " << (*http)->port()
-            << ", state in " << dir;
+  LOG(INFO) << "coordinator: gRPC on port " << port << ", HTTP" << (transport->insecure ? "" : "S")
+            << " on port " << (*http)->port() << ", state in " << dir
+            << (transport->insecure ? ", INSECURE (no TLS)" : ", mutual TLS");
 
   // Leases expire even when no worker calls in.
   while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {

@@ -4,10 +4,39 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/grpc_status.h"
+#include "base/status_macros.h"
 
 namespace nightshift::coordinator {
 
+using security::Access;
+using security::Principal;
+
 namespace {
+
+// The largest request each method takes, in serialized bytes (the server
+// refuses anything over kMaxMessageBytes before it is parsed).
+constexpr size_t kMaxSubmitBytes = 1 << 20;
+constexpr size_t kMaxSmallRequestBytes = 16 << 10;
+constexpr size_t kMaxReportBytes = 256 << 10;
+
+absl::Status CheckSize(const google::protobuf::Message& m, size_t limit, const char* method) {
+  const size_t size = m.ByteSizeLong();
+  if (size <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat(method, ": request of ", size, " bytes, over its limit of ", limit));
+}
+
+const char* AccessName(Access access) {
+  switch (access) {
+    case Access::kRead:
+      return "a viewer or admin";
+    case Access::kWork:
+      return "a worker";
+    case Access::kAdmin:
+      return "an admin";
+  }
+  return "?";
+}
 
 // Finishes a unary call with `result`'s status, copying its value out.
 template <typename T>
@@ -23,6 +52,25 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* ctx, const absl::St
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpc(s));
   return reactor;
+}
+
+// The caller of `ctx` (its `authorization: Bearer` token), if that
+// token's role allows `access` for `method`.
+absl::StatusOr<Principal> Authorize(Coordinator* c, grpc::CallbackServerContext* ctx, Access access,
+                                    const char* method) {
+  const auto& metadata = ctx->client_metadata();
+  auto it = metadata.find("authorization");
+  const absl::string_view header = it == metadata.end()
+                                       ? absl::string_view()
+                                       : absl::string_view(it->second.data(), it->second.size());
+  ASSIGN_OR_RETURN(std::string token, security::BearerToken(header));
+  ASSIGN_OR_RETURN(Principal caller, c->Authenticate(token));
+  if (!security::Allows(caller.role, access)) {
+    return absl::PermissionDeniedError(absl::StrCat(method, " needs ", AccessName(access),
+                                                    " token; this one is a ",
+                                                    security::RoleName(caller.role), " token"));
+  }
+  return caller;
 }
 
 class ModelWriter final : public grpc::ServerWriteReactor<v1::FileChunk> {
@@ -70,14 +118,15 @@ class ModelWriter final : public grpc::ServerWriteReactor<v1::FileChunk> {
 
 class CheckpointReader final : public grpc::ServerReadReactor<v1::UploadCheckpointRequest> {
  public:
-  CheckpointReader(Coordinator* c, v1::UploadCheckpointResponse* response)
-      : c_(c), response_(response) {
+  CheckpointReader(Coordinator* c, Principal caller, size_t max_bytes,
+                   v1::UploadCheckpointResponse* response)
+      : c_(c), caller_(std::move(caller)), max_bytes_(max_bytes), response_(response) {
     StartRead(&request_);
   }
   void OnReadDone(bool ok) override {
     if (!ok) {  // all chunks are in
       absl::StatusOr<v1::CheckpointInfo> info =
-          c_->StoreCheckpoint(worker_id_, job_id_, step_, final_, bytes_);
+          c_->StoreCheckpoint(worker_id_, job_id_, step_, final_, bytes_, caller_);
       if (info.ok()) *response_->mutable_checkpoint() = *info;
       Finish(ToGrpc(info.status()));
       return;
@@ -92,6 +141,12 @@ class CheckpointReader final : public grpc::ServerReadReactor<v1::UploadCheckpoi
                                        " does not follow byte ", bytes_.size())));
       return;
     }
+    if (bytes_.size() + request_.chunk().data().size() > max_bytes_) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("UploadCheckpoint: the file passes ", max_bytes_,
+                                       " bytes, the largest upload taken")));
+      return;
+    }
     bytes_ += request_.chunk().data();
     StartRead(&request_);
   }
@@ -99,6 +154,8 @@ class CheckpointReader final : public grpc::ServerReadReactor<v1::UploadCheckpoi
 
  private:
   Coordinator* c_;
+  const Principal caller_;
+  const size_t max_bytes_;
   v1::UploadCheckpointResponse* response_;
   v1::UploadCheckpointRequest request_;
   std::string worker_id_, job_id_, bytes_;
@@ -108,21 +165,32 @@ class CheckpointReader final : public grpc::ServerReadReactor<v1::UploadCheckpoi
 
 }  // namespace
 
+// Every method: authorize, bound the request, translate.
+#define AUTHORIZE(access, method)                                        \
+  absl::StatusOr<Principal> caller = Authorize(c_, ctx, access, method); \
+  if (!caller.ok()) return Reply(ctx, caller.status())
+
 grpc::ServerUnaryReactor* CoordinatorService::SubmitJob(grpc::CallbackServerContext* ctx,
                                                         const v1::SubmitJobRequest* request,
                                                         v1::JobStatus* response) {
+  AUTHORIZE(Access::kAdmin, "SubmitJob");
+  if (absl::Status s = CheckSize(*request, kMaxSubmitBytes, "SubmitJob"); !s.ok()) {
+    return Reply(ctx, s);
+  }
   return Reply(ctx, c_->SubmitJob(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext* ctx,
                                                      const v1::GetJobRequest* request,
                                                      v1::JobStatus* response) {
+  AUTHORIZE(Access::kRead, "GetJob");
   return Reply(ctx, c_->GetJob(request->job_id()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListJobs(grpc::CallbackServerContext* ctx,
                                                        const v1::ListJobsRequest*,
                                                        v1::ListJobsResponse* response) {
+  AUTHORIZE(Access::kRead, "ListJobs");
   absl::StatusOr<std::vector<v1::JobStatus>> jobs = c_->ListJobs();
   if (jobs.ok()) {
     for (auto& j : *jobs) *response->add_jobs() = std::move(j);
@@ -133,18 +201,24 @@ grpc::ServerUnaryReactor* CoordinatorService::ListJobs(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* CoordinatorService::CancelJob(grpc::CallbackServerContext* ctx,
                                                         const v1::CancelJobRequest* request,
                                                         v1::JobStatus* response) {
+  AUTHORIZE(Access::kAdmin, "CancelJob");
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "CancelJob"); !s.ok()) {
+    return Reply(ctx, s);
+  }
   return Reply(ctx, c_->CancelJob(request->job_id(), request->reason()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetJobHistory(grpc::CallbackServerContext* ctx,
                                                             const v1::GetJobHistoryRequest* request,
                                                             v1::GetJobHistoryResponse* response) {
+  AUTHORIZE(Access::kRead, "GetJobHistory");
   return Reply(ctx, c_->GetJobHistory(request->job_id()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerContext* ctx,
                                                           const v1::ListWorkersRequest*,
                                                           v1::ListWorkersResponse* response) {
+  AUTHORIZE(Access::kRead, "ListWorkers");
   for (auto& w : c_->ListWorkers()) *response->add_workers() = std::move(w);
   return Reply(ctx, absl::OkStatus());
 }
@@ -152,11 +226,23 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::DrainWorker(grpc::CallbackServerContext* ctx,
                                                           const v1::DrainWorkerRequest* request,
                                                           v1::WorkerInfo* response) {
+  AUTHORIZE(Access::kAdmin, "DrainWorker");
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "DrainWorker"); !s.ok()) {
+    return Reply(ctx, s);
+  }
   return Reply(ctx, c_->DrainWorker(request->worker()), response);
 }
 
 grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::DownloadModel(
-    grpc::CallbackServerContext*, const v1::DownloadModelRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::DownloadModelRequest* request) {
+  absl::StatusOr<Principal> caller = Authorize(c_, ctx, Access::kRead, "DownloadModel");
+  if (!caller.ok() && caller.status().code() == absl::StatusCode::kPermissionDenied) {
+    caller = Authorize(c_, ctx, Access::kWork, "DownloadModel");  // a worker: its own job
+    if (caller.ok()) {
+      if (absl::Status may = c_->MayDownload(*caller, request->job_id()); !may.ok()) caller = may;
+    }
+  }
+  if (!caller.ok()) return new ModelWriter(caller.status());
   return new ModelWriter(request->checkpoint_step() > 0
                              ? c_->CheckpointPath(request->job_id(), request->checkpoint_step())
                              : c_->ModelPath(request->job_id()));
@@ -165,24 +251,79 @@ grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::DownloadModel(
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* ctx,
                                                        const v1::RegisterRequest* request,
                                                        v1::RegisterResponse* response) {
-  return Reply(ctx, c_->Register(*request), response);
+  AUTHORIZE(Access::kWork, "Register");
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "Register"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  return Reply(ctx, c_->Register(*request, *caller), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                         const v1::HeartbeatRequest* request,
                                                         v1::HeartbeatResponse* response) {
-  return Reply(ctx, c_->Heartbeat(*request), response);
+  AUTHORIZE(Access::kWork, "Heartbeat");
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "Heartbeat"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  return Reply(ctx, c_->Heartbeat(*request, *caller), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ReportProgress(
     grpc::CallbackServerContext* ctx, const v1::ReportProgressRequest* request,
     v1::ReportProgressResponse*) {
-  return Reply(ctx, c_->ReportProgress(*request));
+  AUTHORIZE(Access::kWork, "ReportProgress");
+  if (absl::Status s = CheckSize(*request, kMaxReportBytes, "ReportProgress"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  return Reply(ctx, c_->ReportProgress(*request, *caller));
 }
 
 grpc::ServerReadReactor<v1::UploadCheckpointRequest>* CoordinatorService::UploadCheckpoint(
-    grpc::CallbackServerContext*, v1::UploadCheckpointResponse* response) {
-  return new CheckpointReader(c_, response);
+    grpc::CallbackServerContext* ctx, v1::UploadCheckpointResponse* response) {
+  absl::StatusOr<Principal> caller = Authorize(c_, ctx, Access::kWork, "UploadCheckpoint");
+  if (!caller.ok()) {
+    // A reactor that refuses at once.
+    class Refuse final : public grpc::ServerReadReactor<v1::UploadCheckpointRequest> {
+     public:
+      explicit Refuse(const absl::Status& s) { Finish(ToGrpc(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refuse(caller.status());
+  }
+  return new CheckpointReader(c_, *std::move(caller), options_.max_upload_bytes, response);
 }
+
+grpc::ServerUnaryReactor* CoordinatorService::CreateToken(grpc::CallbackServerContext* ctx,
+                                                          const v1::CreateTokenRequest* request,
+                                                          v1::CreateTokenResponse* response) {
+  AUTHORIZE(Access::kAdmin, "CreateToken");
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "CreateToken"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  return Reply(ctx, c_->CreateToken(*request), response);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ListTokens(grpc::CallbackServerContext* ctx,
+                                                         const v1::ListTokensRequest*,
+                                                         v1::ListTokensResponse* response) {
+  AUTHORIZE(Access::kAdmin, "ListTokens");
+  absl::StatusOr<std::vector<v1::TokenInfo>> tokens = c_->ListTokens();
+  if (tokens.ok()) {
+    for (auto& t : *tokens) *response->add_tokens() = std::move(t);
+  }
+  return Reply(ctx, tokens.status());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::RevokeToken(grpc::CallbackServerContext* ctx,
+                                                          const v1::RevokeTokenRequest* request,
+                                                          v1::RevokeTokenResponse*) {
+  AUTHORIZE(Access::kAdmin, "RevokeToken");
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "RevokeToken"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  return Reply(ctx, c_->RevokeToken(request->id()));
+}
+
+#undef AUTHORIZE
 
 }  // namespace nightshift::coordinator

@@ -3,6 +3,13 @@
 // handlers finish at once; DownloadModel streams the model file in 1 MiB
 // chunks; UploadCheckpoint collects chunks, then stores the file.
 // absl::Status codes map one to one onto gRPC codes.
+//
+// Every call is authorized first: its `authorization: Bearer` token must
+// belong to a role that may make it (security/tokens.h; UNAUTHENTICATED
+// without a known token, PERMISSION_DENIED with the wrong role), and the
+// worker calls pass the caller on for the identity check. Requests are
+// bounded per method (RESOURCE_EXHAUSTED, naming the limit) inside the
+// server-wide kMaxMessageBytes.
 #ifndef NIGHTSHIFT_COORDINATOR_COORDINATOR_SERVICE_H_
 #define NIGHTSHIFT_COORDINATOR_COORDINATOR_SERVICE_H_
 
@@ -11,9 +18,18 @@
 
 namespace nightshift::coordinator {
 
+// The largest message the server reads (ServerBuilder::SetMaxReceiveMessageSize).
+inline constexpr int kMaxMessageBytes = 4 << 20;
+
+struct CoordinatorServiceOptions {
+  // The largest checkpoint or model file UploadCheckpoint takes.
+  size_t max_upload_bytes = size_t{1} << 30;
+};
+
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(Coordinator* coordinator) : c_(coordinator) {}
+  explicit CoordinatorService(Coordinator* coordinator, CoordinatorServiceOptions options = {})
+      : c_(coordinator), options_(options) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* request,
@@ -49,9 +65,19 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                            v1::ReportProgressResponse* response) override;
   grpc::ServerReadReactor<v1::UploadCheckpointRequest>* UploadCheckpoint(
       grpc::CallbackServerContext* ctx, v1::UploadCheckpointResponse* response) override;
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
+                                        const v1::CreateTokenRequest* request,
+                                        v1::CreateTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* ctx,
+                                       const v1::ListTokensRequest* request,
+                                       v1::ListTokensResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
+                                        const v1::RevokeTokenRequest* request,
+                                        v1::RevokeTokenResponse* response) override;
 
  private:
   Coordinator* c_;
+  const CoordinatorServiceOptions options_;
 };
 
 }  // namespace nightshift::coordinator

@@ -55,6 +55,23 @@ class CoordinatorTest : public testing::Test {
     options.lease_ttl = absl::Seconds(5);
     coordinator_ = *Coordinator::Create(store_.get(), &clock_, options);
   }
+  // The worker calls as the worker they name would make them (its
+  // credential's principal; identity itself is tested below).
+  security::Principal Caller(const std::string& worker_id) {
+    for (const auto& w : coordinator_->ListWorkers()) {
+      if (w.id() == worker_id) return {security::Role::kWorker, w.name(), ""};
+    }
+    return {security::Role::kWorker, "", ""};
+  }
+  absl::StatusOr<v1::RegisterResponse> RegisterAs(const v1::RegisterRequest& r) {
+    return coordinator_->Register(r, {security::Role::kWorker, r.name(), ""});
+  }
+  absl::StatusOr<v1::HeartbeatResponse> HeartbeatAs(const v1::HeartbeatRequest& h) {
+    return coordinator_->Heartbeat(h, Caller(h.worker_id()));
+  }
+  absl::Status Report(const v1::ReportProgressRequest& r) {
+    return coordinator_->ReportProgress(r, Caller(r.worker_id()));
+  }
   std::string Register(const std::string& name, double rate = 100,
                        v1::WorkerPool pool = v1::WORKER_POOL_DATACENTER) {
     v1::RegisterRequest r;
@@ -62,7 +79,7 @@ class CoordinatorTest : public testing::Test {
     r.set_pool(pool);
     r.set_samples_per_second(rate);
     if (pool == v1::WORKER_POOL_DATACENTER) r.set_peer_address(name + ":1");
-    return coordinator_->Register(r)->worker_id();
+    return RegisterAs(r)->worker_id();
   }
   v1::HeartbeatResponse Beat(const std::string& worker, const std::string& job = "",
                              int64_t generation = 0) {
@@ -70,7 +87,7 @@ class CoordinatorTest : public testing::Test {
     h.set_worker_id(worker);
     h.set_job_id(job);
     h.set_generation(generation);
-    auto r = coordinator_->Heartbeat(h);
+    auto r = HeartbeatAs(h);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : v1::HeartbeatResponse();
   }
@@ -127,7 +144,7 @@ TEST_F(CoordinatorTest, JobStartsWhenEnoughWorkersAndSplitsByRate) {
   done.set_generation(1);
   done.mutable_progress()->set_step(20);
   done.set_finished(true);
-  ASSERT_TRUE(coordinator_->ReportProgress(done).ok());
+  ASSERT_TRUE(Report(done).ok());
   EXPECT_EQ(coordinator_->GetJob("j1")->state(), v1::JOB_STATE_SUCCEEDED);
   Beat(a);
   Beat(b);
@@ -202,7 +219,7 @@ TEST_F(CoordinatorTest, ALostLeaseFencesTheWorkerAndTheJobWaitsThenFailsNamingIt
   EXPECT_EQ(ra.directives(0).yield_job_id(), "j") << "the member holds the model";
   v1::HeartbeatRequest h;
   h.set_worker_id(b);
-  EXPECT_EQ(coordinator_->Heartbeat(h).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(HeartbeatAs(h).status().code(), absl::StatusCode::kNotFound);
   // Nobody joins: after 30 s the job fails, naming the lost worker.
   for (int i = 0; i < 14; ++i) {
     clock_.Advance(absl::Seconds(2));
@@ -226,7 +243,7 @@ TEST_F(CoordinatorTest, AWaitingJobGoesOnWhenAWorkerJoins) {
   const std::string a = Register("a", 200), b = Register("b", 100);
   Beat(a);
   Beat(b);
-  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 40)).ok());
+  ASSERT_TRUE(Report(SurvivorsReport(a, 1, 40)).ok());
   ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_WAITING);
   const std::string c = Register("c", 100);
   const v1::HeartbeatResponse rc = Beat(c);  // c is free: the job takes it
@@ -247,7 +264,7 @@ TEST_F(CoordinatorTest, AWaitingJobGoesOnWhenAWorkerJoins) {
   ready.set_job_id("j");
   ready.set_generation(2);
   ready.set_job_ready(true);
-  ASSERT_TRUE(coordinator_->Heartbeat(ready).ok());
+  ASSERT_TRUE(HeartbeatAs(ready).ok());
   const v1::HeartbeatResponse ra = Beat(a, "j", 1);
   ASSERT_GE(ra.directives_size(), 1);
   EXPECT_EQ(ra.directives(ra.directives_size() - 1).assign().generation(), 2);
@@ -276,7 +293,7 @@ TEST_F(CoordinatorTest, AFreeWorkerJoinsARunningJobOnceItsGenerationIsSettled) {
   ready.set_job_id("j");
   ready.set_generation(2);
   ready.set_job_ready(true);
-  ASSERT_TRUE(coordinator_->Heartbeat(ready).ok());
+  ASSERT_TRUE(HeartbeatAs(ready).ok());
   // ...and only then gets generation 2, to yield at its next commit.
   const v1::HeartbeatResponse ra = Beat(a, "j", 1);
   ASSERT_EQ(ra.directives_size(), 1);
@@ -328,7 +345,7 @@ TEST_F(CoordinatorTest, AWorkerErrorFailsTheJobWithItsMessage) {
   err.set_job_id("j");
   err.set_generation(1);
   err.set_error("/data/train-images-idx3-ubyte.gz: cannot open file");
-  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  ASSERT_TRUE(Report(err).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_FAILED);
   EXPECT_THAT(job->reason(), HasSubstr("worker a (rank 0): /data/train-images-idx3-ubyte.gz"));
@@ -340,7 +357,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportNamesTheLostWorkerAndTheCommittedStep) {
   Beat(a);
   Beat(b);
   ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
-  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 1150)).ok());
+  ASSERT_TRUE(Report(SurvivorsReport(a, 1, 1150)).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_WAITING);
   EXPECT_THAT(job->reason(), HasSubstr("losing b (rank 1)"));
@@ -354,7 +371,7 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
   ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
   Beat(b, "j", 1);
   Beat(c, "j", 1);
-  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(c, 1, 40)).ok());
+  ASSERT_TRUE(Report(SurvivorsReport(c, 1, 40)).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(job->generation(), 2);
@@ -376,9 +393,9 @@ TEST_F(CoordinatorTest, ASurvivorsReportFencesTheLostAndFormsTheNextGeneration) 
   v1::HeartbeatRequest from_b;
   from_b.set_worker_id(b);
   from_b.set_job_id("j");
-  EXPECT_EQ(coordinator_->Heartbeat(from_b).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(HeartbeatAs(from_b).status().code(), absl::StatusCode::kNotFound);
   // A second survivor's report of generation 1 changes nothing.
-  ASSERT_TRUE(coordinator_->ReportProgress(SurvivorsReport(a, 1, 40)).ok());
+  ASSERT_TRUE(Report(SurvivorsReport(a, 1, 40)).ok());
   EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
   EXPECT_EQ(coordinator_->metrics().recoveries, 1);
   // The history records the new generation.
@@ -399,13 +416,13 @@ TEST_F(CoordinatorTest, ARank0DrainedAtTheLastStepsStillFinishesTheJob) {
   // generation 1, and a (rank 0) uploads the model and says so.
   Beat(b);  // b's run ended: released
   EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING) << "a is finishing";
-  ASSERT_TRUE(coordinator_->StoreCheckpoint(a, "j", 20, /*final=*/true, "model").ok());
+  ASSERT_TRUE(coordinator_->StoreCheckpoint(a, "j", 20, /*final=*/true, "model", Caller(a)).ok());
   v1::ReportProgressRequest done;
   done.set_worker_id(a);
   done.set_job_id("j");
   done.set_generation(1);
   done.set_finished(true);
-  ASSERT_TRUE(coordinator_->ReportProgress(done).ok());
+  ASSERT_TRUE(Report(done).ok());
   EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_SUCCEEDED);
 }
 
@@ -422,13 +439,13 @@ TEST_F(CoordinatorTest, AJoinerThatFailsBeforeItIsReadyIsFencedAndTheJobGoesOn) 
   err.set_job_id("j");
   err.set_generation(2);
   err.set_error("/data: cannot open file");
-  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  ASSERT_TRUE(Report(err).ok());
   auto job = coordinator_->GetJob("j");
   EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING) << job->reason();
   EXPECT_THAT(job->reason(), HasSubstr("b failed to join"));
   EXPECT_THAT(job->workers(), testing::ElementsAre("a"));
   // And an error from a worker no longer in the job changes nothing.
-  ASSERT_TRUE(coordinator_->ReportProgress(err).ok());
+  ASSERT_TRUE(Report(err).ok());
   EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
 }
 
@@ -454,7 +471,7 @@ TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndReAdoptsTheRunningOnes) {
   // The worker's old id is unknown here; it registers again with its job.
   v1::HeartbeatRequest h;
   h.set_worker_id(a);
-  EXPECT_EQ(coordinator_->Heartbeat(h).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(HeartbeatAs(h).status().code(), absl::StatusCode::kNotFound);
   v1::RegisterRequest again;
   again.set_name("a");
   again.set_pool(v1::WORKER_POOL_DATACENTER);
@@ -462,7 +479,7 @@ TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndReAdoptsTheRunningOnes) {
   again.set_job_id("running-one");
   again.set_generation(1);
   again.set_rank(0);
-  auto r = coordinator_->Register(again);
+  auto r = RegisterAs(again);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->job_adopted());
   EXPECT_NE(r->worker_id(), a) << "worker ids are not reused";
@@ -495,7 +512,7 @@ TEST_F(CoordinatorTest, ARestartDuringAJoinRegroupsEveryoneInOneNewGeneration) {
     r.set_job_id("j");
     r.set_generation(generation);
     r.set_rank(rank);
-    return *coordinator_->Register(r);
+    return *RegisterAs(r);
   };
   const v1::RegisterResponse ra = again("a", 1, 0);
   EXPECT_TRUE(ra.job_adopted()) << "a runs the generation before the stored one";
@@ -542,7 +559,7 @@ TEST_F(CoordinatorTest, AFencedWorkerIsNotReAdopted) {
   again.set_job_id("j");
   again.set_generation(1);
   again.set_rank(1);
-  auto r = coordinator_->Register(again);
+  auto r = RegisterAs(again);
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->job_adopted()) << "b must stop generation 1";
   EXPECT_THAT(coordinator_->GetJob("j")->workers(), testing::ElementsAre("a"));
@@ -551,6 +568,117 @@ TEST_F(CoordinatorTest, AFencedWorkerIsNotReAdopted) {
   Beat(r->worker_id());
   EXPECT_EQ(coordinator_->GetJob("j")->generation(), 3);
   EXPECT_THAT(coordinator_->GetJob("j")->workers(), testing::ElementsAre("a", "b"));
+}
+
+// Identity: a join token enrolls a name once; the credential it returns
+// is the only way to act as that worker or register the name again.
+TEST_F(CoordinatorTest, AJoinTokenEnrollsANameOnceAndItsCredentialIsTheWorker) {
+  v1::CreateTokenRequest make;
+  make.set_role("worker");
+  const std::string join = coordinator_->CreateToken(make)->token();
+  const security::Principal joiner = *coordinator_->Authenticate(join);
+  EXPECT_TRUE(joiner.subject.empty());
+  v1::RegisterRequest r;
+  r.set_name("dc-0");
+  r.set_pool(v1::WORKER_POOL_DATACENTER);
+  r.set_peer_address("dc-0:1");
+  auto first = coordinator_->Register(r, joiner);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->worker_credential().empty());
+  const security::Principal dc0 = *coordinator_->Authenticate(first->worker_credential());
+  EXPECT_EQ(dc0.role, security::Role::kWorker);
+  EXPECT_EQ(dc0.subject, "dc-0");
+
+  // The name is taken: the join token cannot register it again...
+  EXPECT_EQ(coordinator_->Register(r, joiner).status().code(), absl::StatusCode::kPermissionDenied);
+  // ...its credential can (and gets no new one).
+  auto again = coordinator_->Register(r, dc0);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->worker_credential().empty());
+  const std::string id = again->worker_id();
+
+  // Another worker's credential cannot act for dc-0, nor a join token, nor a viewer.
+  r.set_name("dc-1");
+  r.set_peer_address("dc-1:1");
+  const security::Principal dc1 =
+      *coordinator_->Authenticate(coordinator_->Register(r, joiner)->worker_credential());
+  v1::HeartbeatRequest h;
+  h.set_worker_id(id);
+  for (const security::Principal& who :
+       {dc1, joiner, security::Principal{security::Role::kViewer, "", ""},
+        security::Principal{security::Role::kAdmin, "", ""}}) {
+    EXPECT_EQ(coordinator_->Heartbeat(h, who).status().code(), absl::StatusCode::kPermissionDenied);
+    v1::ReportProgressRequest report;
+    report.set_worker_id(id);
+    report.set_job_id("j");
+    EXPECT_EQ(coordinator_->ReportProgress(report, who).code(),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(coordinator_->StoreCheckpoint(id, "j", 1, true, "x", who).status().code(),
+              absl::StatusCode::kPermissionDenied);
+  }
+  EXPECT_EQ(coordinator_->Register(r, dc0).status().code(), absl::StatusCode::kPermissionDenied)
+      << "dc-0's credential registering dc-1";
+  EXPECT_TRUE(coordinator_->Heartbeat(h, dc0).ok());
+
+  // Tokens survive a restart (hashed in the store); revoking frees the name.
+  Restart();
+  const security::Principal after_restart = *coordinator_->Authenticate(first->worker_credential());
+  EXPECT_EQ(after_restart.subject, "dc-0");
+  std::string dc0_token_id;
+  const std::vector<v1::TokenInfo> tokens = *coordinator_->ListTokens();
+  for (const v1::TokenInfo& t : tokens) {
+    EXPECT_NE(t.id(), "");
+    if (t.subject() == "dc-0") dc0_token_id = t.id();
+  }
+  ASSERT_TRUE(coordinator_->RevokeToken(dc0_token_id).ok());
+  EXPECT_EQ(coordinator_->Authenticate(first->worker_credential()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  r.set_name("dc-0");
+  r.set_peer_address("dc-0:1");
+  EXPECT_TRUE(coordinator_->Register(r, joiner).ok()) << "a revoked credential frees its name";
+  EXPECT_EQ(coordinator_->RevokeToken("0123456789abcdef").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, TheFirstStartMakesOneAdminToken) {
+  auto token = coordinator_->BootstrapAdminToken();
+  ASSERT_TRUE(token.ok());
+  ASSERT_FALSE(token->empty());
+  const security::Principal admin = *coordinator_->Authenticate(*token);
+  EXPECT_EQ(admin.role, security::Role::kAdmin);
+  Restart();
+  EXPECT_EQ(*coordinator_->BootstrapAdminToken(), "") << "an admin token exists";
+  v1::CreateTokenRequest bad;
+  bad.set_role("root");
+  EXPECT_EQ(coordinator_->CreateToken(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, EveryGenerationHasItsOwnGroupKeyAndIdsAreUnguessable) {
+  Submit("j", 1, 2);
+  const std::string a = Register("a", 200);
+  const v1::HeartbeatResponse first = Beat(a);
+  ASSERT_EQ(first.directives_size(), 1);
+  const std::string key1 = first.directives(0).assign().group_key();
+  EXPECT_EQ(key1.size(), 64u);
+  Beat(a, "j", 1);
+  const std::string b = Register("b", 100);
+  EXPECT_THAT(a, testing::MatchesRegex("w-[0-9a-f]{16}"));
+  EXPECT_NE(a, b);
+  const v1::HeartbeatResponse joined = Beat(b);
+  ASSERT_EQ(joined.directives_size(), 1);
+  EXPECT_EQ(joined.directives(0).assign().generation(), 2);
+  EXPECT_NE(joined.directives(0).assign().group_key(), key1);
+}
+
+TEST_F(CoordinatorTest, RegisterRefusesUnboundedFields) {
+  v1::RegisterRequest r;
+  r.set_pool(v1::WORKER_POOL_EDGE);
+  r.set_name(std::string(65, 'x'));
+  EXPECT_THAT(std::string(RegisterAs(r).status().message()), testing::HasSubstr("name"));
+  r.set_name("bad name");
+  EXPECT_EQ(RegisterAs(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r.set_name("car");
+  r.set_host_id(std::string(1000, 'h'));
+  EXPECT_THAT(std::string(RegisterAs(r).status().message()), testing::HasSubstr("host_id"));
 }
 
 }  // namespace

@@ -6,9 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/job_state.h"
+#include "security/https_server.h"
+#include "security/tokens.h"
 
 namespace nightshift::coordinator {
 namespace {
@@ -25,6 +28,12 @@ int HttpCode(absl::StatusCode code) {
       return 412;
     case absl::StatusCode::kUnavailable:
       return 503;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
     default:
       return 500;
   }
@@ -113,11 +122,32 @@ std::string HttpApi::Metrics(Coordinator* c) {
   return out;
 }
 
-absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(Coordinator* c,
-                                                        const std::string& address) {
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
+    Coordinator* c, const std::string& address, const security::TransportSecurity& security) {
   std::unique_ptr<HttpApi> api(new HttpApi());
-  api->server_ = std::make_unique<httplib::Server>();
+  ASSIGN_OR_RETURN(api->server_, security::NewHttpServer(security));
   httplib::Server& s = *api->server_;
+  s.set_tcp_nodelay(true);  // keep-alive clients: no Nagle / delayed-ACK stall per reply
+  // Every path but /healthz needs a viewer (or admin) token.
+  s.set_pre_routing_handler([c](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
+    absl::StatusOr<std::string> token =
+        security::BearerToken(req.get_header_value("Authorization"));
+    absl::StatusOr<security::Principal> caller =
+        token.ok() ? c->Authenticate(*token) : absl::StatusOr<security::Principal>(token.status());
+    absl::Status refused = caller.status();
+    if (caller.ok() && !security::Allows(caller->role, security::Access::kRead)) {
+      refused = absl::PermissionDeniedError(
+          absl::StrCat("the status API needs a viewer or admin token; this one is a ",
+                       security::RoleName(caller->role), " token"));
+    }
+    if (refused.ok()) return httplib::Server::HandlerResponse::Unhandled;
+    if (refused.code() == absl::StatusCode::kUnauthenticated) {
+      res.set_header("WWW-Authenticate", "Bearer realm=\"nightshift\"");
+    }
+    SendStatus(res, refused);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });

@@ -7,7 +7,11 @@
 //   GET /healthz                 "ok"
 //   GET /metrics                 Prometheus text format (base units, _total counters)
 // Errors come back as {"code": "NOT_FOUND", "message": "..."} with the
-// matching HTTP status. Serves on its own thread until Stop().
+// matching HTTP status. Every path but /healthz needs
+// `Authorization: Bearer TOKEN` of a viewer or admin (401 without a known
+// token, 403 with another role). HTTPS with the component's certificate
+// unless --insecure (security/https_server.h). Serves on its own thread
+// until Stop().
 #ifndef NIGHTSHIFT_COORDINATOR_HTTP_API_H_
 #define NIGHTSHIFT_COORDINATOR_HTTP_API_H_
 
@@ -17,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
+#include "security/credentials.h"
 
 namespace httplib {
 class Server;
@@ -27,8 +32,9 @@ namespace nightshift::coordinator {
 class HttpApi {
  public:
   // `address` like "127.0.0.1:8080" (port 0: a free one).
-  static absl::StatusOr<std::unique_ptr<HttpApi>> Start(Coordinator* coordinator,
-                                                        const std::string& address);
+  static absl::StatusOr<std::unique_ptr<HttpApi>> Start(
+      Coordinator* coordinator, const std::string& address,
+      const security::TransportSecurity& security);
   ~HttpApi();
   void Stop();
   int port() const { return port_; }

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace nightshift::coordinator {
 namespace {
@@ -28,6 +29,9 @@ constexpr char kSchema[] = R"sql(
   CREATE TABLE IF NOT EXISTS workers (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
+    info BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
     info BLOB NOT NULL);
 )sql";
 
@@ -195,6 +199,30 @@ absl::StatusOr<std::vector<v1::WorkerInfo>> JobStore::ListWorkers() {
   absl::MutexLock lock(&mu_);
   return ParseAll<v1::WorkerInfo>(ReadBlobs("SELECT info FROM workers ORDER BY seq", nullptr),
                                   "worker");
+}
+
+absl::Status JobStore::PutToken(const std::string& hash, const v1::TokenInfo& info) {
+  absl::MutexLock lock(&mu_);
+  return Write("INSERT INTO tokens (hash, info) VALUES (?1, ?2)", hash, info.SerializeAsString());
+}
+
+absl::Status JobStore::DeleteToken(const std::string& hash) {
+  absl::MutexLock lock(&mu_);
+  return Write("DELETE FROM tokens WHERE hash = ?1", hash, "");
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::TokenInfo>>> JobStore::ListTokens() {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(std::vector<std::string> hashes,
+                   ReadBlobs("SELECT hash FROM tokens ORDER BY rowid", nullptr));
+  ASSIGN_OR_RETURN(std::vector<v1::TokenInfo> infos,
+                   ParseAll<v1::TokenInfo>(
+                       ReadBlobs("SELECT info FROM tokens ORDER BY rowid", nullptr), "token"));
+  std::vector<std::pair<std::string, v1::TokenInfo>> out;
+  for (size_t i = 0; i < hashes.size() && i < infos.size(); ++i) {
+    out.emplace_back(std::move(hashes[i]), std::move(infos[i]));
+  }
+  return out;
 }
 
 }  // namespace nightshift::coordinator

@@ -1,7 +1,7 @@
 // JobStore: the coordinator's durable state in one SQLite file — jobs with
 // their status, each job's history of state changes and progress samples,
-// and the workers last seen. A restarted coordinator opens the same file
-// and finds everything as it was.
+// the workers last seen, and the hashes of the bearer tokens it accepts. A restarted coordinator
+// opens the same file and finds everything as it was.
 //
 // Records are the API's own protobuf messages, stored serialized, keyed by
 // id and kept in insertion order. Every write is one transaction.
@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,6 +46,12 @@ class JobStore {
 
   absl::Status PutWorker(const v1::WorkerInfo& worker);
   absl::StatusOr<std::vector<v1::WorkerInfo>> ListWorkers();
+
+  // Bearer tokens, by the hex SHA-256 of the token (never the token).
+  absl::Status PutToken(const std::string& hash, const v1::TokenInfo& info);
+  absl::Status DeleteToken(const std::string& hash);
+  // (hash, info), in creation order.
+  absl::StatusOr<std::vector<std::pair<std::string, v1::TokenInfo>>> ListTokens();
 
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}

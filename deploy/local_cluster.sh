@@ -4,14 +4,25 @@
 #
 #   deploy/local_cluster.sh up [--datacenter N] [--edge M] [--threads T]
 #                              [--slowdown-last F]   (benchmarks)
+#                              [--insecure]          (no TLS: development only)
 #   deploy/local_cluster.sh status
 #   deploy/local_cluster.sh down
 #
 # Logs, pid files and the coordinator's state go to one folder
 # ($NIGHTSHIFT_CLUSTER_DIR, default /tmp/nightshift-cluster), printed by
 # `up`; `down` stops exactly the processes `up` started. `up` prints the
-# coordinator's address (also in $DIR/coordinator) for `nightshift
-# --coordinator=...`.
+# coordinator's address (also in $DIR/coordinator).
+#
+# Secure like any deployment: `up` makes a CA and certificates
+# (deploy/certs.sh, in $DIR/tls), starts every process with mutual TLS,
+# takes the admin token the coordinator writes at its first start, makes a
+# worker join token for the workers, and writes the CLI's config (CA,
+# client certificate, admin token, coordinator address) to the config
+# directory: $NIGHTSHIFT_CONFIG_DIR if set, else ~/.config/nightshift
+# (unless that holds another cluster's credentials: then $DIR/client, and
+# `up` says to export NIGHTSHIFT_CONFIG_DIR). The `nightshift` commands
+# then need no flags. $DIR/coordinator.flags and $DIR/worker.flags hold
+# the security flags, for starting more processes by hand.
 set -euo pipefail
 [ -n "${NIGHTSHIFT_COORDINATOR_BIN:-}" ] || cd "$(dirname "$0")/.."
 DIR="${NIGHTSHIFT_CLUSTER_DIR:-/tmp/nightshift-cluster}"
@@ -19,15 +30,18 @@ DIR="${NIGHTSHIFT_CLUSTER_DIR:-/tmp/nightshift-cluster}"
 COORDINATOR_BIN="${NIGHTSHIFT_COORDINATOR_BIN:-bazel-bin/coordinator/nightshift-coordinator}"
 WORKER_BIN="${NIGHTSHIFT_WORKER_BIN:-bazel-bin/worker/nightshift-worker}"
 CLI_BIN="${NIGHTSHIFT_CLI_BIN:-bazel-bin/cli/nightshift}"
+CERTS="$(dirname "$0")/certs.sh"
+MARK=".written-by-local-cluster"
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 up() {
-  local dc=2 edge=0 threads=1 slowdown_last=1
+  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0
   while [ $# -gt 0 ]; do
     case "$1" in
+      --insecure) insecure=1; shift ;;
       --datacenter) dc="$2"; shift 2 ;;
       --edge) edge="$2"; shift 2 ;;
       --threads) threads="$2"; shift 2 ;;
@@ -42,31 +56,77 @@ up() {
     bazel build //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >&2
   fi
   rm -rf "$DIR"; mkdir -p "$DIR"
-  local grpc_port http_port
+  local grpc_port http_port scheme=https client_flags=""
   grpc_port=$(free_port); http_port=$(free_port)
-  "$COORDINATOR_BIN" --listen=127.0.0.1:$grpc_port \
-    --http=127.0.0.1:$http_port --state_dir="$DIR/state" >"$DIR/coordinator.log" 2>&1 &
+  if ((insecure)); then
+    echo "--insecure" >"$DIR/coordinator.flags"
+    echo "--insecure" >"$DIR/worker.flags"
+    client_flags="--insecure"; scheme=http
+  else
+    "$CERTS" --dir="$DIR/tls" coordinator worker client >/dev/null
+    echo "--tls_ca=$DIR/tls/ca.pem --tls_cert=$DIR/tls/coordinator.pem --tls_key=$DIR/tls/coordinator.key" >"$DIR/coordinator.flags"
+    echo "--tls_ca=$DIR/tls/ca.pem --tls_cert=$DIR/tls/worker.pem --tls_key=$DIR/tls/worker.key" >"$DIR/worker.flags"
+  fi
+  # shellcheck disable=SC2046
+  "$COORDINATOR_BIN" --listen=127.0.0.1:$grpc_port --http=127.0.0.1:$http_port \
+    --state_dir="$DIR/state" --admin_token_file="$DIR/admin.token" $(cat "$DIR/coordinator.flags") \
+    >"$DIR/coordinator.log" 2>&1 &
   echo $! >"$DIR/coordinator.pid"
   echo "127.0.0.1:$grpc_port" >"$DIR/coordinator"
-  echo "http://127.0.0.1:$http_port" >"$DIR/http"
+  echo "$scheme://127.0.0.1:$http_port" >"$DIR/http"
+  for _ in $(seq 1 100); do [ -s "$DIR/admin.token" ] && break; sleep 0.1; done
+  [ -s "$DIR/admin.token" ] || { tail "$DIR/coordinator.log" >&2; echo "the coordinator did not start" >&2; exit 1; }
+  # The CLI's config: the given config directory, or the user's unless it
+  # holds credentials this script did not write.
+  local config="${NIGHTSHIFT_CONFIG_DIR:-}"
+  if [ -z "$config" ]; then
+    config="${XDG_CONFIG_HOME:-$HOME/.config}/nightshift"
+    if [ -f "$config/token" ] && [ ! -f "$config/$MARK" ]; then config="$DIR/client"; fi
+  fi
+  mkdir -p "$config"
+  rm -f "$config/ca.pem" "$config/client.pem" "$config/client.key"
+  if ((!insecure)); then
+    cp "$DIR/tls/ca.pem" "$DIR/tls/client.pem" "$config/"
+    (umask 077; cp "$DIR/tls/client.key" "$config/client.key")
+  fi
+  (umask 077; cp "$DIR/admin.token" "$config/token")
+  echo "127.0.0.1:$grpc_port" >"$config/coordinator"
+  touch "$config/$MARK"
+  echo "$config" >"$DIR/config"
+  # shellcheck disable=SC2086
+  NIGHTSHIFT_CONFIG_DIR="$config" "$CLI_BIN" token create --role=worker \
+    --label="local cluster workers" $client_flags >"$DIR/worker.token" 2>/dev/null
+  chmod 600 "$DIR/worker.token"
+  echo "--token_file=$DIR/worker.token" >>"$DIR/worker.flags"
   for ((i = 0; i < dc + edge; i++)); do
     local pool=datacenter name="dc-$i"
     local slow=1
     if ((i >= dc)); then pool=edge; name="edge-$((i - dc))"; fi
     if ((i == dc - 1)); then slow=$slowdown_last; fi
+    # shellcheck disable=SC2046
     "$WORKER_BIN" --coordinator=127.0.0.1:$grpc_port --pool=$pool \
       --threads="$threads" --listen=127.0.0.1:0 --name="$name" --scratch_dir="$DIR/scratch" \
-      --simulated_slowdown="$slow" \
+      --simulated_slowdown="$slow" $(tr '\n' ' ' <"$DIR/worker.flags") \
       >"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
   done
   # Ready when every worker has registered.
   for _ in $(seq 1 100); do
-    n=$("$CLI_BIN" workers --coordinator=127.0.0.1:$grpc_port 2>/dev/null | grep -c IDLE || true)
+    # shellcheck disable=SC2086
+    n=$(NIGHTSHIFT_CONFIG_DIR="$config" "$CLI_BIN" workers $client_flags 2>/dev/null | grep -c IDLE || true)
     [ "$n" -ge $((dc + edge)) ] && break
     sleep 0.2
   done
-  echo "cluster up in $DIR: coordinator 127.0.0.1:$grpc_port, HTTP http://127.0.0.1:$http_port, $dc data-center and $edge edge workers"
+  echo "cluster up in $DIR: coordinator 127.0.0.1:$grpc_port, HTTP $scheme://127.0.0.1:$http_port, $dc data-center and $edge edge workers"
+  if ((insecure)); then
+    echo "INSECURE: no TLS anywhere (--insecure); the nightshift commands need --insecure too"
+  else
+    echo "mutual TLS on every link; CA $DIR/tls/ca.pem"
+  fi
+  echo "CLI credentials (admin token, TLS files, coordinator address): $config"
+  if [ "$config" = "$DIR/client" ] && [ -z "${NIGHTSHIFT_CONFIG_DIR:-}" ]; then
+    echo "  (your ~/.config/nightshift holds other credentials: export NIGHTSHIFT_CONFIG_DIR=$config)"
+  fi
 }
 
 status() {
@@ -76,7 +136,10 @@ status() {
     if alive "$pid"; then echo "$name: running (pid $(cat "$pid"))"; else echo "$name: stopped"; fi
   done
   echo "coordinator: $(cat "$DIR/coordinator"), HTTP: $(cat "$DIR/http")"
-  "$CLI_BIN" workers --coordinator="$(cat "$DIR/coordinator")" || true
+  local insecure_flag=""
+  grep -q -- --insecure "$DIR/coordinator.flags" 2>/dev/null && insecure_flag=--insecure
+  # shellcheck disable=SC2086
+  NIGHTSHIFT_CONFIG_DIR="$(cat "$DIR/config")" "$CLI_BIN" workers $insecure_flag || true
 }
 
 down() {
@@ -98,5 +161,5 @@ case "${1:-}" in
   up) shift; up "$@" ;;
   status) status ;;
   down) down ;;
-  *) echo "usage: $0 up [--datacenter N] [--edge M] [--threads T] | status | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--datacenter N] [--edge M] [--threads T] [--insecure] | status | down" >&2; exit 2 ;;
 esac

@@ -25,6 +25,7 @@ class PeerServerTransports final : public GroupTransports {
     group.rank = a.rank();
     group.peer_addresses.assign(a.peer_addresses().begin(), a.peer_addresses().end());
     group.host_ids.assign(a.peer_host_ids().begin(), a.peer_host_ids().end());
+    group.group_key = a.group_key();
     ASSIGN_OR_RETURN(std::unique_ptr<collective::RoutingTransport> t,
                      collective::ConnectGroup(server_->service(), std::move(group)));
     return std::unique_ptr<collective::Transport>(std::move(t));
@@ -37,9 +38,12 @@ class PeerServerTransports final : public GroupTransports {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GroupTransports>> StartPeerServer(const std::string& listen) {
-  ASSIGN_OR_RETURN(std::unique_ptr<collective::PeerServer> server,
-                   collective::PeerServer::Start(listen));
+absl::StatusOr<std::unique_ptr<GroupTransports>> StartPeerServer(
+    const std::string& listen, const security::TransportSecurity& security) {
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<collective::PeerServer> server,
+      collective::PeerServer::Start(listen, security::ServerCredentials(security, listen),
+                                    security::ChannelCredentials(security)));
   return std::unique_ptr<GroupTransports>(new PeerServerTransports(std::move(server)));
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "collective/transport/transport.h"
 #include "nightshift/v1/coordinator.pb.h"
+#include "security/credentials.h"
 
 namespace nightshift {
 
@@ -31,8 +32,11 @@ class GroupTransports {
       const v1::Assignment& assignment) = 0;
 };
 
-// A PeerServer on `listen` ("HOST:PORT", port 0: any free one).
-absl::StatusOr<std::unique_ptr<GroupTransports>> StartPeerServer(const std::string& listen);
+// A PeerServer on `listen` ("HOST:PORT", port 0: any free one), secured
+// like every link of this process (mutual TLS between workers); each
+// group's streams present the assignment's group key.
+absl::StatusOr<std::unique_ptr<GroupTransports>> StartPeerServer(
+    const std::string& listen, const security::TransportSecurity& security);
 
 }  // namespace nightshift
 

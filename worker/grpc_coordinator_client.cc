@@ -1,15 +1,19 @@
 #include "worker/grpc_coordinator_client.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "base/grpc_channel.h"
 #include "base/grpc_status.h"
 #include "base/status_macros.h"
+#include "glog/logging.h"
 #include "grpcpp/client_context.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
+#include "security/channel.h"
 
 namespace nightshift {
 namespace {
@@ -28,12 +32,39 @@ absl::StatusOr<T> Result(const grpc::Status& s, T response) {
 
 class GrpcCoordinatorClient final : public CoordinatorClient {
  public:
-  explicit GrpcCoordinatorClient(const std::string& address)
-      : stub_(v1::Coordinator::NewStub(NewChannel(address))) {}
+  GrpcCoordinatorClient(const std::string& address, const security::TransportSecurity& security,
+                        WorkerIdentity identity)
+      : identity_(std::move(identity)),
+        token_(std::make_shared<security::TokenSource>()),
+        stub_(v1::Coordinator::NewStub(security::NewChannel(address, security, token_))) {
+    std::ifstream in(identity_.credential_file);
+    std::string credential;
+    in >> credential;
+    token_->Set(credential.empty() ? identity_.join_token : credential);
+  }
 
+  // Enrollment (coordinator/identity.cc): with the credential file's
+  // token, or, when there is none or the coordinator does not know it
+  // (its state was reset), with the join token; a new credential in the
+  // reply replaces the token and goes to the credential file.
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request) override {
     v1::RegisterResponse response;
-    const grpc::Status s = stub_->Register(Context(kControlCallDeadline).get(), request, &response);
+    grpc::Status s = stub_->Register(Context(kControlCallDeadline).get(), request, &response);
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+        token_->Get() != identity_.join_token && !identity_.join_token.empty()) {
+      LOG(WARNING) << "worker " << request.name()
+                   << ": the coordinator does not know this worker's credential; enrolling "
+                      "again with the join token";
+      token_->Set(identity_.join_token);
+      s = stub_->Register(Context(kControlCallDeadline).get(), request, &response);
+    }
+    if (s.ok() && !response.worker_credential().empty()) {
+      token_->Set(response.worker_credential());
+      if (absl::Status saved = SaveCredential(response.worker_credential()); !saved.ok()) {
+        LOG(WARNING) << "worker " << request.name() << ": " << saved
+                     << " (a restarted daemon cannot register this name again)";
+      }
+    }
     return Result(s, std::move(response));
   }
 
@@ -106,19 +137,37 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   }
 
  private:
+  absl::Status SaveCredential(const std::string& credential) {
+    if (identity_.credential_file.empty()) return absl::OkStatus();
+    const std::string tmp = identity_.credential_file + ".tmp";
+    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) return absl::FailedPreconditionError(absl::StrCat(tmp, ": cannot write"));
+    const std::string line = credential + "\n";
+    const bool written = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    close(fd);
+    if (!written || std::rename(tmp.c_str(), identity_.credential_file.c_str()) != 0) {
+      return absl::DataLossError(absl::StrCat(identity_.credential_file, ": write failed"));
+    }
+    return absl::OkStatus();
+  }
+
   static std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     return ctx;
   }
 
+  const WorkerIdentity identity_;
+  std::shared_ptr<security::TokenSource> token_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 };
 
 }  // namespace
 
-std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(const std::string& address) {
-  return std::make_unique<GrpcCoordinatorClient>(address);
+std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(
+    const std::string& address, const security::TransportSecurity& security,
+    WorkerIdentity identity) {
+  return std::make_unique<GrpcCoordinatorClient>(address, security, std::move(identity));
 }
 
 }  // namespace nightshift

@@ -5,8 +5,41 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "glog/logging.h"
 
 namespace nightshift {
+
+InProcessCoordinatorClient::InProcessCoordinatorClient(coordinator::Coordinator* coordinator)
+    : coordinator_(coordinator) {
+  v1::CreateTokenRequest join;
+  join.set_role("worker");
+  join.set_label("in-process client");
+  absl::StatusOr<v1::CreateTokenResponse> made = coordinator->CreateToken(join);
+  CHECK(made.ok()) << made.status();
+  join_token_ = made->token();
+}
+
+absl::StatusOr<security::Principal> InProcessCoordinatorClient::CallerNamed(
+    coordinator::Coordinator* c, const std::string& name) {
+  std::string token = join_token_;
+  {
+    absl::MutexLock lock(&token_mu_);
+    auto it = credential_by_name_.find(name);
+    if (it != credential_by_name_.end()) token = it->second;
+  }
+  return c->Authenticate(token);
+}
+
+absl::StatusOr<security::Principal> InProcessCoordinatorClient::Caller(
+    coordinator::Coordinator* c, const std::string& worker_id) {
+  std::string name;
+  {
+    absl::MutexLock lock(&token_mu_);
+    auto it = name_by_id_.find(worker_id);
+    if (it != name_by_id_.end()) name = it->second;
+  }
+  return CallerNamed(c, name);
+}
 
 absl::StatusOr<coordinator::Coordinator*> InProcessCoordinatorClient::Reachable() {
   if (coordinator_ == nullptr) return absl::UnavailableError("coordinator unreachable");
@@ -17,20 +50,31 @@ absl::StatusOr<v1::RegisterResponse> InProcessCoordinatorClient::Register(
     const v1::RegisterRequest& request) {
   absl::ReaderMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
-  return c->Register(request);
+  ASSIGN_OR_RETURN(security::Principal caller, CallerNamed(c, request.name()));
+  absl::StatusOr<v1::RegisterResponse> response = c->Register(request, caller);
+  if (response.ok()) {
+    absl::MutexLock lock(&token_mu_);
+    name_by_id_[response->worker_id()] = request.name();
+    if (!response->worker_credential().empty()) {
+      credential_by_name_[request.name()] = response->worker_credential();
+    }
+  }
+  return response;
 }
 
 absl::StatusOr<v1::HeartbeatResponse> InProcessCoordinatorClient::Heartbeat(
     const v1::HeartbeatRequest& request) {
   absl::ReaderMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
-  return c->Heartbeat(request);
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, request.worker_id()));
+  return c->Heartbeat(request, caller);
 }
 
 absl::Status InProcessCoordinatorClient::ReportProgress(const v1::ReportProgressRequest& request) {
   absl::ReaderMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
-  return c->ReportProgress(request);
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, request.worker_id()));
+  return c->ReportProgress(request, caller);
 }
 
 absl::Status InProcessCoordinatorClient::DownloadCheckpoint(const std::string& job_id, int64_t step,
@@ -39,6 +83,18 @@ absl::Status InProcessCoordinatorClient::DownloadCheckpoint(const std::string& j
   {
     absl::ReaderMutexLock lock(&mu_);
     ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+    // (Any worker of this client that runs the job may.)
+    absl::Status may = absl::PermissionDeniedError("no worker of this client runs " + job_id);
+    std::vector<std::string> names;
+    {
+      absl::MutexLock lock(&token_mu_);
+      for (const auto& [name, credential] : credential_by_name_) names.push_back(name);
+    }
+    for (const std::string& name : names) {
+      ASSIGN_OR_RETURN(security::Principal caller, CallerNamed(c, name));
+      if (c->MayDownload(caller, job_id).ok()) may = absl::OkStatus();
+    }
+    RETURN_IF_ERROR(may);
     ASSIGN_OR_RETURN(from, c->CheckpointPath(job_id, step));
   }
   std::ifstream in(from, std::ios::binary);
@@ -63,7 +119,8 @@ absl::Status InProcessCoordinatorClient::UploadCheckpoint(const std::string& wor
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
   absl::ReaderMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
-  return c->StoreCheckpoint(worker_id, job_id, step, final, bytes).status();
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, worker_id));
+  return c->StoreCheckpoint(worker_id, job_id, step, final, bytes, caller).status();
 }
 
 }  // namespace nightshift

@@ -6,9 +6,16 @@
 // A test can take the coordinator away (SetCoordinator(nullptr): every call
 // returns UNAVAILABLE, as an unreachable one would) and bring back the same
 // or another instance (a restarted coordinator over the same store).
+// Calls authenticate as the gRPC service's do: a join token made at
+// construction, then for each worker the credential its Register
+// returned (kept by worker name, so daemons of a test may share one
+// client).
 // Thread-safe.
 #ifndef NIGHTSHIFT_WORKER_IN_PROCESS_COORDINATOR_CLIENT_H_
 #define NIGHTSHIFT_WORKER_IN_PROCESS_COORDINATOR_CLIENT_H_
+
+#include <map>
+#include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "coordinator/coordinator.h"
@@ -18,8 +25,7 @@ namespace nightshift {
 
 class InProcessCoordinatorClient final : public CoordinatorClient {
  public:
-  explicit InProcessCoordinatorClient(coordinator::Coordinator* coordinator)
-      : coordinator_(coordinator) {}
+  explicit InProcessCoordinatorClient(coordinator::Coordinator* coordinator);
 
   // nullptr: unreachable from now on.
   void SetCoordinator(coordinator::Coordinator* coordinator) {
@@ -37,6 +43,16 @@ class InProcessCoordinatorClient final : public CoordinatorClient {
                                   const std::string& path) override;
 
  private:
+  // Who worker `name` (or the one with `worker_id`) is to `c`: its
+  // credential's principal, or the join token's before it has one.
+  absl::StatusOr<security::Principal> CallerNamed(coordinator::Coordinator* c,
+                                                  const std::string& name);
+  absl::StatusOr<security::Principal> Caller(coordinator::Coordinator* c,
+                                             const std::string& worker_id);
+  absl::Mutex token_mu_;
+  std::string join_token_;
+  std::map<std::string, std::string> credential_by_name_ ABSL_GUARDED_BY(token_mu_);
+  std::map<std::string, std::string> name_by_id_ ABSL_GUARDED_BY(token_mu_);
   // The coordinator, or UNAVAILABLE. Calls run under a reader lock, so a
   // coordinator is never swapped out in the middle of one.
   absl::StatusOr<coordinator::Coordinator*> Reachable() ABSL_SHARED_LOCKS_REQUIRED(mu_);

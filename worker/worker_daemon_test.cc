@@ -222,7 +222,7 @@ class WorkerDaemonTest : public testing::Test {
     ghost.set_pool(v1::WORKER_POOL_DATACENTER);
     ghost.set_peer_address("in-process:ghost");
     ghost.set_samples_per_second(rate);
-    ASSERT_TRUE(coordinator_->Register(ghost).ok());
+    ASSERT_TRUE(coordinator_->Register(ghost, {security::Role::kWorker, ghost.name(), ""}).ok());
   }
 
   // Heartbeats every daemon (their control rounds) until none runs a job;

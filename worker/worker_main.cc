@@ -2,9 +2,15 @@
 //
 //   nightshift-worker --coordinator=HOST:PORT --pool=datacenter|edge
 //                     --threads=N --listen=HOST:PORT --name=NAME
+//                     --tls_ca=FILE --tls_cert=FILE --tls_key=FILE | --insecure
+//                     --token_file=FILE (a worker join token)
 //
 // Dials out only; data-center workers also serve the Peer service on
-// --listen for their ring neighbours. Stops on SIGINT/SIGTERM.
+// --listen for their ring neighbours. Every link is mutual TLS with the
+// --tls_* files (or plaintext under --insecure). The worker enrolls with
+// the join token: the coordinator binds its name to a credential of its
+// own, kept in --credential_file, which it presents from then on (and
+// must present to register that name again). Stops on SIGINT/SIGTERM.
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,8 +19,10 @@
 #include "absl/flags/parse.h"
 #include "base/allocator.h"
 #include "base/clock.h"
+#include "base/filesystem.h"
 #include "base/stop_signals.h"
 #include "glog/logging.h"
+#include "security/token_file.h"
 #include "worker/group_transports.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/worker_daemon.h"
@@ -28,6 +36,16 @@ ABSL_FLAG(std::string, scratch_dir, "/tmp/nightshift-worker", "folder for job ch
 ABSL_FLAG(absl::Duration, leave_grace, absl::Seconds(60),
           "on SIGTERM/SIGINT: drain, and stop once this worker has left its job or after this "
           "long (0: stop at once; a second signal always does)");
+ABSL_FLAG(std::string, tls_ca, "", "PEM file of the CA that signs every component");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of this worker (client and server)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(bool, insecure, false,
+          "no TLS (plaintext; development only, logged loudly); tokens still apply");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding a worker join token (`nightshift token create --role=worker`)");
+ABSL_FLAG(std::string, token, "", "a worker join token (prefer --token_file: flags show in ps)");
+ABSL_FLAG(std::string, credential_file, "",
+          "where this worker keeps its own credential (default: SCRATCH_DIR/NAME/credential)");
 ABSL_FLAG(double, simulated_slowdown, 1,
           "for benchmarks only: stretch compute by this factor, to stand for a slower machine");
 
@@ -64,6 +82,28 @@ int Main(int argc, char** argv) {
   }
   options.scratch_dir = absl::GetFlag(FLAGS_scratch_dir) + "/" + options.name;
   options.simulated_slowdown = std::max(1.0, absl::GetFlag(FLAGS_simulated_slowdown));
+  absl::StatusOr<security::TransportSecurity> transport = security::TransportSecurityFromFlags(
+      absl::GetFlag(FLAGS_insecure),
+      {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)},
+      "nightshift-worker");
+  if (!transport.ok()) return Fail(transport.status());
+  WorkerIdentity identity;
+  identity.join_token = absl::GetFlag(FLAGS_token);
+  if (!absl::GetFlag(FLAGS_token_file).empty()) {
+    absl::StatusOr<std::string> token = security::ReadTokenFile(absl::GetFlag(FLAGS_token_file));
+    if (!token.ok()) return Fail(token.status());
+    identity.join_token = *token;
+  }
+  identity.credential_file = absl::GetFlag(FLAGS_credential_file);
+  if (identity.credential_file.empty()) {
+    if (absl::Status made = MakeDirectories(options.scratch_dir); !made.ok()) return Fail(made);
+    identity.credential_file = options.scratch_dir + "/credential";
+  }
+  if (identity.join_token.empty() && !FileExists(identity.credential_file)) {
+    return Fail(absl::FailedPreconditionError(
+        "no join token: pass --token_file=FILE (a worker token: `nightshift token create "
+        "--role=worker`)"));
+  }
 
   // Before any thread starts, so that every thread inherits the mask.
   WorkerDaemon* daemon_to_stop = nullptr;
@@ -85,13 +125,13 @@ int Main(int argc, char** argv) {
   if (!signals.ok()) return Fail(signals.status());
   std::unique_ptr<GroupTransports> transports;
   if (options.pool == v1::WORKER_POOL_DATACENTER) {
-    auto server = StartPeerServer(absl::GetFlag(FLAGS_listen));
+    auto server = StartPeerServer(absl::GetFlag(FLAGS_listen), *transport);
     if (!server.ok()) return Fail(server.status());
     transports = *std::move(server);
     LOG(INFO) << "worker " << options.name << ": Peer service on " << transports->peer_address();
   }
   std::unique_ptr<CoordinatorClient> client =
-      NewGrpcCoordinatorClient(absl::GetFlag(FLAGS_coordinator));
+      NewGrpcCoordinatorClient(absl::GetFlag(FLAGS_coordinator), *transport, identity);
   RealClock clock;
   WorkerDaemon daemon(options, client.get(), transports.get(), &clock);
   {

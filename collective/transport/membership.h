@@ -21,6 +21,9 @@ struct GroupMembership {
   // Whether ranks with equal host identities exchange data through shared
   // memory (the routing transport); gRPC alone ignores it.
   bool shared_memory = true;
+  // The generation's secret (Assignment.group_key): the Peer service
+  // admits only streams that present it. Empty in groups started by hand.
+  std::string group_key;
 };
 
 }  // namespace nightshift::collective

@@ -17,7 +17,7 @@ namespace {
 struct Servers {
   explicit Servers(int n) {
     for (int r = 0; r < n; ++r) {
-      auto s = PeerServer::Start("127.0.0.1:0");
+      auto s = PeerServer::StartInsecureForTest("127.0.0.1:0");
       EXPECT_TRUE(s.ok()) << s.status();
       addresses.push_back((*s)->address());
       servers.push_back(*std::move(s));

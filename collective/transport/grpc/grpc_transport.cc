@@ -3,7 +3,6 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
-#include "base/grpc_channel.h"
 #include "base/grpc_status.h"
 #include "base/status_macros.h"
 #include "collective/transport/buffer_pool.h"
@@ -25,12 +24,18 @@ namespace nightshift::collective {
 // Lock order: only mu_; gRPC calls are made outside it.
 class OutStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  OutStream(const std::string& address, int peer_rank) : peer_rank_(peer_rank) {
+  OutStream(const std::string& address, int peer_rank,
+            const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+            const std::string& group_key)
+      : peer_rank_(peer_rank) {
     grpc::ChannelArguments args;
     // A channel of its own, not a subchannel shared with other groups.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = NewChannel(address, args);
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    channel_ = grpc::CreateCustomChannel(address, credentials, args);
     stub_ = std::make_unique<grpc::GenericStub>(channel_);
+    context_.AddMetadata(PeerService::kGroupKeyMetadata, group_key);
     stub_->PrepareBidiStreamingCall(&context_, "/nightshift.v1.Peer/Stream", grpc::StubOptions(),
                                     this);
     AddHold();
@@ -209,7 +214,8 @@ absl::StatusOr<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(PeerService
     return absl::InvalidArgumentError(
         absl::StrCat("rank ", group.rank, " is outside a group of ", size));
   }
-  absl::StatusOr<std::shared_ptr<Inbox>> inbox = service->OpenGroup(group.job_id, group.generation);
+  absl::StatusOr<std::shared_ptr<Inbox>> inbox =
+      service->OpenGroup(group.job_id, group.generation, group.group_key);
   if (!inbox.ok()) return inbox.status();
   return std::unique_ptr<GrpcTransport>(
       new GrpcTransport(service, std::move(group), *std::move(inbox)));
@@ -249,7 +255,8 @@ v1::PeerChunk GrpcTransport::Header(uint64_t tag) const {
 OutStream& GrpcTransport::StreamTo(int rank) {
   absl::MutexLock lock(&out_mu_);
   if (out_[rank] == nullptr) {
-    out_[rank] = std::make_unique<OutStream>(group_.peer_addresses[rank], rank);
+    out_[rank] = std::make_unique<OutStream>(group_.peer_addresses[rank], rank,
+                                             service_->channel_credentials(), group_.group_key);
   }
   return *out_[rank];
 }

@@ -4,11 +4,13 @@
 
 namespace nightshift::collective {
 
-absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string& address) {
-  std::unique_ptr<PeerServer> s(new PeerServer());
+absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(
+    const std::string& address, std::shared_ptr<grpc::ServerCredentials> server_credentials,
+    std::shared_ptr<grpc::ChannelCredentials> channel_credentials) {
+  std::unique_ptr<PeerServer> s(new PeerServer(std::move(channel_credentials)));
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, std::move(server_credentials), &port);
   builder.SetMaxReceiveMessageSize(-1);
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(&s->service_);
@@ -18,6 +20,11 @@ absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string&
   }
   s->address_ = absl::StrCat(address.substr(0, address.rfind(':')), ":", port);
   return s;
+}
+
+absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::StartInsecureForTest(
+    const std::string& address) {
+  return Start(address, grpc::InsecureServerCredentials(), grpc::InsecureChannelCredentials());
 }
 
 void PeerServer::Shutdown() {

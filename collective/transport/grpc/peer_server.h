@@ -1,5 +1,8 @@
 // PeerServer: a gRPC server hosting this process's PeerService, as every
-// data-center worker runs one on its --listen address.
+// data-center worker runs one on its --listen address. Its credentials
+// come from security/credentials.h (mutual TLS between workers, or
+// --insecure): the server's, and the channels' its transports dial
+// peers with.
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_PEER_SERVER_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_GRPC_PEER_SERVER_H_
 
@@ -15,7 +18,12 @@ namespace nightshift::collective {
 class PeerServer {
  public:
   // `address` like "127.0.0.1:0" (port 0: the OS picks a free one).
-  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& address);
+  static absl::StatusOr<std::unique_ptr<PeerServer>> Start(
+      const std::string& address, std::shared_ptr<grpc::ServerCredentials> server_credentials,
+      std::shared_ptr<grpc::ChannelCredentials> channel_credentials);
+  // Plaintext on loopback, for tests and benchmarks of the data path.
+  static absl::StatusOr<std::unique_ptr<PeerServer>> StartInsecureForTest(
+      const std::string& address);
   ~PeerServer() { Shutdown(); }
 
   PeerService* service() { return &service_; }
@@ -25,7 +33,8 @@ class PeerServer {
   void Shutdown();
 
  private:
-  PeerServer() = default;
+  explicit PeerServer(std::shared_ptr<grpc::ChannelCredentials> channel_credentials)
+      : service_(std::move(channel_credentials)) {}
   PeerService service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
