@@ -146,6 +146,9 @@ class Coordinator {
   // Whether `caller` may download the job's model or checkpoints: viewers
   // and admins always, a worker only of the job it runs.
   absl::Status MayDownload(const security::Principal& caller, const std::string& job_id);
+  // Whether `caller` may drain `worker` (id or name): admins any, a worker
+  // itself (it leaves on SIGTERM).
+  absl::Status MayDrain(const security::Principal& caller, const std::string& worker);
 
   // Tokens (identity.cc): kept hashed, in the store and in memory.
   // Who presents `token`; UNAUTHENTICATED if no one. Never takes the

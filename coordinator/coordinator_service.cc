@@ -226,7 +226,14 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::DrainWorker(grpc::CallbackServerContext* ctx,
                                                           const v1::DrainWorkerRequest* request,
                                                           v1::WorkerInfo* response) {
-  AUTHORIZE(Access::kAdmin, "DrainWorker");
+  absl::StatusOr<Principal> caller = Authorize(c_, ctx, Access::kAdmin, "DrainWorker");
+  if (!caller.ok() && caller.status().code() == absl::StatusCode::kPermissionDenied) {
+    caller = Authorize(c_, ctx, Access::kWork, "DrainWorker");  // a worker: itself (SIGTERM)
+    if (caller.ok()) {
+      if (absl::Status may = c_->MayDrain(*caller, request->worker()); !may.ok()) caller = may;
+    }
+  }
+  if (!caller.ok()) return Reply(ctx, caller.status());
   if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "DrainWorker"); !s.ok()) {
     return Reply(ctx, s);
   }

@@ -121,4 +121,16 @@ absl::Status Coordinator::MayDownload(const Principal& caller, const std::string
       absl::StrCat("a worker may download only the job it runs, not ", job_id));
 }
 
+absl::Status Coordinator::MayDrain(const Principal& caller, const std::string& worker) {
+  if (caller.role == Role::kAdmin) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, w] : workers_) {
+    if ((id == worker || w.info.name() == worker) && caller.role == Role::kWorker &&
+        w.info.name() == caller.subject) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::PermissionDeniedError(absl::StrCat("a worker may drain only itself, not ", worker));
+}
+
 }  // namespace nightshift::coordinator

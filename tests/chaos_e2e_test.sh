@@ -16,7 +16,7 @@ CLUSTER=$(abs "$4")
 SPEC=$(abs "$5")
 READER=$(abs "$6")
 T="${TEST_TMPDIR:-$(mktemp -d)}"
-export NIGHTSHIFT_CLUSTER_DIR="$T/cluster"
+export NIGHTSHIFT_CLUSTER_DIR="$T/cluster" NIGHTSHIFT_CONFIG_DIR="$T/config"
 D="$NIGHTSHIFT_CLUSTER_DIR"
 NS="$NIGHTSHIFT_CLI_BIN"
 RANDOM=${CHAOS_SEED:-9}

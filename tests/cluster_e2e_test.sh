@@ -18,7 +18,7 @@ CLUSTER=$(abs "$4")
 SPEC=$(abs "$5")
 READER=$(abs "$6")
 T="${TEST_TMPDIR:-$(mktemp -d)}"
-export NIGHTSHIFT_CLUSTER_DIR="$T/cluster"
+export NIGHTSHIFT_CLUSTER_DIR="$T/cluster" NIGHTSHIFT_CONFIG_DIR="$T/config"
 NS="$NIGHTSHIFT_CLI_BIN"
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$NIGHTSHIFT_CLUSTER_DIR"/*.log >&2 || true; exit 1; }
 trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
@@ -26,6 +26,8 @@ trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
 "$CLUSTER" up --datacenter 3 --edge 1 --threads 1
 C=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
 H=$(cat "$NIGHTSHIFT_CLUSTER_DIR/http")
+D="$NIGHTSHIFT_CLUSTER_DIR"
+source "$(dirname "$0")/cluster_client.sh"
 spec_with() {  # spec_with MIN MAX STEPS > file
   sed -e "s/^min_workers: .*/min_workers: $1/" -e "s/^max_workers: .*/max_workers: $2/" \
       -e "s/^epochs: .*/steps: $3/" "$SPEC"
@@ -182,7 +184,8 @@ echo "== 7. the coordinator restarted keeps every job and its history"
 before=$(curl -sf "$H/v1/jobs" | json 'len(d["jobs"])')
 kill "$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator.pid")"
 while kill -0 "$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator.pid")" 2>/dev/null; do sleep 0.1; done
-"$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#http://}" \
+# shellcheck disable=SC2046
+"$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#*://}" $(coordinator_flags) \
   --state_dir="$NIGHTSHIFT_CLUSTER_DIR/state" >>"$NIGHTSHIFT_CLUSTER_DIR/coordinator.log" 2>&1 &
 echo $! >"$NIGHTSHIFT_CLUSTER_DIR/coordinator.pid"
 for _ in $(seq 1 50); do curl -sf "$H/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

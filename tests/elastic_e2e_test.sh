@@ -21,7 +21,7 @@ CLUSTER=$(abs "$4")
 SPEC=$(abs "$5")
 READER=$(abs "$6")
 T="${TEST_TMPDIR:-$(mktemp -d)}"
-export NIGHTSHIFT_CLUSTER_DIR="$T/cluster"
+export NIGHTSHIFT_CLUSTER_DIR="$T/cluster" NIGHTSHIFT_CONFIG_DIR="$T/config"
 D="$NIGHTSHIFT_CLUSTER_DIR"
 NS="$NIGHTSHIFT_CLI_BIN"
 fail() { echo "FAIL: $*" >&2; tail -n 15 "$D"/*.log >&2 || true; exit 1; }
@@ -93,7 +93,8 @@ echo "== 4. every worker and the coordinator lost: the job resumes from its last
 until_true 60 bash -c "[ \$(curl -sf '$H/v1/jobs/phoenix' | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin).get(\"checkpoints\", [])))') -ge 2 ]" \
   || fail "phoenix uploaded no time-based checkpoints"
 kill -9 "$(pid dc-0)" "$(pid coordinator)"
-"$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#http://}" --state_dir="$D/state" \
+# shellcheck disable=SC2046
+"$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#*://}" --state_dir="$D/state" $(coordinator_flags) \
   >>"$D/coordinator.log" 2>&1 &
 echo $! >"$D/coordinator.pid"
 until_true 30 curl -sf "$H/healthz" || fail "the coordinator did not come back"

@@ -2,6 +2,7 @@
 # chaos_e2e_test.sh), sourced after the test has set C (coordinator
 # address), H (HTTP URL), D (cluster folder), NS (CLI), SPEC, READER, T and
 # NIGHTSHIFT_WORKER_BIN, and defined fail().
+source "$(dirname "${BASH_SOURCE[0]}")/cluster_client.sh"
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 job() { curl -sf "$H/v1/jobs/$1" | json "$2"; }
 metric() { curl -sf "$H/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
@@ -14,8 +15,9 @@ until_true() {
   done
 }
 start_worker() {  # start_worker NAME: one more data-center worker, as `up` starts them
+  # shellcheck disable=SC2046
   "$NIGHTSHIFT_WORKER_BIN" --coordinator="$C" --pool=datacenter --threads=1 --listen=127.0.0.1:0 \
-    --name="$1" --scratch_dir="$D/scratch" >"$D/$1.log" 2>&1 &
+    --name="$1" --scratch_dir="$D/scratch" $(worker_flags) >"$D/$1.log" 2>&1 &
   echo $! >"$D/$1.pid"
 }
 pid() { cat "$D/$1.pid"; }
@@ -69,7 +71,8 @@ kill_and_restart_coordinator() {
   before=$(grep -c "heartbeat failed" "$D/$1.log" || true)
   until_true 30 bash -c "[ \$(grep -c 'heartbeat failed' '$D/$1.log') -ge $((before + 3)) ]" \
     || fail "$1 did not notice the outage"
-  "$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#http://}" --state_dir="$D/state" \
+  # shellcheck disable=SC2046
+  "$NIGHTSHIFT_COORDINATOR_BIN" --listen="$C" --http="${H#*://}" --state_dir="$D/state" $(coordinator_flags) \
     >>"$D/coordinator.log" 2>&1 &
   echo $! >"$D/coordinator.pid"
   until_true 30 curl -sf "$H/healthz" || fail "the coordinator did not come back"

@@ -108,6 +108,8 @@ absl::StatusOr<v1::WorkerInfo> InProcessCoordinatorClient::DrainWorker(
     const std::string& worker_id) {
   absl::ReaderMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, worker_id));
+  RETURN_IF_ERROR(c->MayDrain(caller, worker_id));
   return c->DrainWorker(worker_id);
 }
 

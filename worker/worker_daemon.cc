@@ -206,7 +206,11 @@ absl::Status WorkerDaemon::Tick() {
   }
   if (draining_ && !drain_sent_) {  // step 7
     absl::StatusOr<v1::WorkerInfo> drained = coordinator_->DrainWorker(request.worker_id());
-    if (drained.ok()) drain_sent_ = true;
+    if (drained.ok()) {
+      drain_sent_ = true;
+    } else {
+      LOG(WARNING) << "worker " << options_.name << ": drain refused: " << drained.status();
+    }
   }
   // 2.
   absl::StatusOr<v1::HeartbeatResponse> response = coordinator_->Heartbeat(request);
