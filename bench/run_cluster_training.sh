@@ -34,6 +34,7 @@ bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-work
 export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
 NS=bazel-bin/cli/nightshift
 OUT=$(mktemp -d)
+export NIGHTSHIFT_CONFIG_DIR="$OUT/config"
 OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
 
 spec() {  # spec WORKERS EVEN > file
@@ -46,6 +47,7 @@ spec() {  # spec WORKERS EVEN > file
 run() {  # run NAME WORKERS EVEN [SLOWDOWN_OF_WORKER_1]
   local name=$1 workers=$2 even=$3 slow=${4:-1}
   deploy/local_cluster.sh up --datacenter "$workers" --threads 1 --slowdown-last "$slow" >/dev/null
+  source deploy/cluster_env.sh
   local c; c=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
   spec "$workers" "$even" >"$OUT/$name.textproto"
   $NS submit "$OUT/$name.textproto" --id="$name" --watch --coordinator="$c" >/dev/null 2>&1

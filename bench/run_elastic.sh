@@ -46,9 +46,10 @@ wait_for() {  # wait_for CONDITION: every 50 ms, for at most 60 s
 }
 
 for ((t = 1; t <= TRIALS; t++)); do
-  export NIGHTSHIFT_CLUSTER_DIR="$OUT/cluster-$t"
+  export NIGHTSHIFT_CLUSTER_DIR="$OUT/cluster-$t" NIGHTSHIFT_CONFIG_DIR="$OUT/cluster-$t-config"
   D="$NIGHTSHIFT_CLUSTER_DIR"
   deploy/local_cluster.sh up --datacenter 3 --threads 1 >/dev/null
+  source deploy/cluster_env.sh
   C=$(cat "$D/coordinator")
   H=$(cat "$D/http")
   "$NS" submit "$OUT/spec.textproto" --id=elastic --coordinator="$C" >/dev/null
@@ -60,15 +61,15 @@ for ((t = 1; t <= TRIALS; t++)); do
   wait_for '[ "$(field "d[\"generation\"]")" -ge 2 ] && grep -q "generation 2 rank .*resuming" "$D"/dc-*.log'
   sleep 2
   bazel-bin/worker/nightshift-worker --coordinator="$C" --pool=datacenter --threads=1 \
-    --listen=127.0.0.1:0 --name=dc-new --scratch_dir="$D/scratch" >"$D/dc-new.log" 2>&1 &
+    --listen=127.0.0.1:0 --name=dc-new --scratch_dir="$D/scratch" $(worker_flags) >"$D/dc-new.log" 2>&1 &
   echo $! >"$D/dc-new.pid"
   wait_for 'grep -q "(joined)" "$D/dc-new.log"'
   sleep 2
   coordinator_kill=$(date +%s.%N)
   kill -9 "$(cat "$D/coordinator.pid")"
   sleep 3  # the outage being measured
-  bazel-bin/coordinator/nightshift-coordinator --listen="$C" --http="${H#http://}" \
-    --state_dir="$D/state" >>"$D/coordinator.log" 2>&1 &
+  bazel-bin/coordinator/nightshift-coordinator --listen="$C" --http="${H#*://}" \
+    --state_dir="$D/state" $(coordinator_flags) >>"$D/coordinator.log" 2>&1 &
   echo $! >"$D/coordinator.pid"
   coordinator_back=$(date +%s.%N)
   ok=SUCCEEDED

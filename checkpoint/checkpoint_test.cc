@@ -4,10 +4,14 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include "checkpoint/safetensors.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "spec/defaults.h"
+#include "spec/tensors.h"
 
 namespace nightshift {
 namespace {
@@ -191,6 +195,56 @@ TEST(JobSpecHashTest, TracksTrajectoryFieldsOnly) {
   b.set_seed(4);
   EXPECT_NE(JobSpecHash(a), JobSpecHash(b));
   EXPECT_EQ(JobSpecHash(a).size(), 16u);
+}
+
+// The coordinator checks uploads against spec/tensors.h without building a
+// model: what it expects must be what workers write, name and shape.
+TEST(CheckpointTest, FilesHoldExactlyTheTensorsTheSpecPredicts) {
+  v1::JobSpec conv;
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        model {
+          layers { conv2d { filters: 2 kernel_size: 3 padding: 1 } }
+          layers { relu {} }
+          layers { max_pool2d { kernel_size: 2 } }
+          layers { flatten {} }
+          layers { dense { units: 3 no_bias: true } }
+        }
+        dataset { synthetic { channels: 1 height: 6 width: 6 classes: 3 } }
+        optimizer { adamw { lr: 0.01 } }
+      )pb",
+      &conv);
+  v1::JobSpec dense;  // SmallSpec's model on a flattened input, SGD with momentum
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        model {
+          layers { flatten {} }
+          layers { dense { units: 4 } }
+          layers { relu {} }
+          layers { dense { units: 3 } }
+        }
+        dataset { synthetic { channels: 5 height: 1 width: 1 classes: 3 } }
+        optimizer { sgd { lr: 0.1 momentum: 0.9 } }
+      )pb",
+      &dense);
+  for (const v1::JobSpec& spec : {conv, dense}) {
+    const Shape input = ExpectedDatasetShape(spec.dataset()).sample_shape;
+    auto model = Model::Create(spec.model(), input, 1);
+    ASSERT_TRUE(model.ok()) << model.status();
+    auto optimizer = MakeOptimizer(spec.optimizer(), (*model)->num_parameters());
+    for (bool model_only : {false, true}) {
+      const std::string path = TempPath(model_only ? "model.safetensors" : "ckpt.safetensors");
+      ASSERT_TRUE((model_only ? SaveModelParameters(path, **model, {1, 0, 1, "h"})
+                              : SaveCheckpoint(path, **model, **optimizer, {1, 0, 1, "h"}))
+                      .ok());
+      const SafetensorsFile file = *SafetensorsFile::Read(path);
+      std::map<std::string, Shape> written, predicted;
+      for (const auto& [name, info] : file.tensors()) written[name] = info.shape;
+      const std::vector<TensorSpec> expected = *ExpectedCheckpointTensors(spec, model_only);
+      for (const TensorSpec& t : expected) predicted[t.name] = t.shape;
+      EXPECT_EQ(written, predicted) << spec.DebugString();
+    }
+  }
 }
 
 }  // namespace

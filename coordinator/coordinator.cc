@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "checkpoint/file_names.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/upload_check.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/job_state.h"
@@ -428,6 +429,19 @@ absl::StatusOr<v1::CheckpointInfo> Coordinator::StoreCheckpoint(const std::strin
                                                                 int64_t step, bool final,
                                                                 const std::string& bytes,
                                                                 const security::Principal& caller) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = workers_.find(worker_id);
+    if (it != workers_.end()) RETURN_IF_ERROR(CallerIs(caller, it->second.info));
+  }
+  // The caller first, then the bytes, outside the lock: parsing a large
+  // upload never delays a heartbeat.
+  ASSIGN_OR_RETURN(const v1::JobStatus stored, store_->GetJob(job_id));
+  if (absl::Status valid = CheckUpload(stored.spec(), final, bytes); !valid.ok()) {
+    LOG(WARNING) << "job " << job_id << ": refused an upload from " << worker_id << ": "
+                 << valid.message();
+    return valid;
+  }
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) {  // (a restarted coordinator, before it registers again)

@@ -4,9 +4,12 @@
 
 #include <cstdlib>
 
+#include "checkpoint/safetensors.h"
+#include "coordinator/upload_check.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "spec/tensors.h"
 
 namespace nightshift::coordinator {
 namespace {
@@ -37,6 +40,15 @@ v1::JobSpec Spec(int min_workers = 2) {
                                                 &spec);
   spec.set_min_workers(min_workers);
   return spec;
+}
+
+// A well-formed upload of `spec`'s tensors (zeros), as a worker writes one.
+std::string Upload(const v1::JobSpec& spec, bool final) {
+  SafetensorsWriter w;
+  const std::vector<TensorSpec> tensors = *ExpectedCheckpointTensors(spec, final);
+  for (const TensorSpec& t : tensors) w.Add(t.name, Tensor(t.shape));
+  w.AddMetadata("format", "nightshift.checkpoint.v1");
+  return w.Serialize();
 }
 
 class CoordinatorTest : public testing::Test {
@@ -416,7 +428,9 @@ TEST_F(CoordinatorTest, ARank0DrainedAtTheLastStepsStillFinishesTheJob) {
   // generation 1, and a (rank 0) uploads the model and says so.
   Beat(b);  // b's run ended: released
   EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING) << "a is finishing";
-  ASSERT_TRUE(coordinator_->StoreCheckpoint(a, "j", 20, /*final=*/true, "model", Caller(a)).ok());
+  ASSERT_TRUE(
+      coordinator_->StoreCheckpoint(a, "j", 20, /*final=*/true, Upload(Spec(), true), Caller(a))
+          .ok());
   v1::ReportProgressRequest done;
   done.set_worker_id(a);
   done.set_job_id("j");
@@ -679,6 +693,42 @@ TEST_F(CoordinatorTest, RegisterRefusesUnboundedFields) {
   r.set_name("car");
   r.set_host_id(std::string(1000, 'h'));
   EXPECT_THAT(std::string(RegisterAs(r).status().message()), testing::HasSubstr("host_id"));
+}
+
+// Nothing unvalidated is stored: every malformed or mis-shaped upload is
+// refused naming why, and the job's latest checkpoint stays what it was.
+TEST_F(CoordinatorTest, UploadsMustBeTheJobsTensors) {
+  Submit("j", 1, 1);
+  const std::string a = Register("a");
+  Beat(a);
+  Beat(a, "j", 1);
+  ASSERT_TRUE(
+      coordinator_->StoreCheckpoint(a, "j", 10, false, Upload(Spec(), false), Caller(a)).ok());
+  v1::JobSpec wider = Spec();
+  wider.mutable_model()->mutable_layers(1)->mutable_dense()->set_units(5);
+  v1::JobSpec extra = Spec();
+  extra.mutable_model()->add_layers()->mutable_dense()->set_units(4);
+  std::string truncated = Upload(Spec(), false);
+  truncated.resize(truncated.size() - 3);
+  std::string no_format = Upload(Spec(), false);
+  no_format.replace(no_format.find("nightshift.checkpoint.v1"), 10, "not-ours..");
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"garbage", "header"},
+      {truncated, "offset"},
+      {Upload(wider, false), "layers.1.weight has shape [5, 4], the job's is [4, 4]"},
+      {Upload(extra, false), "is not one of the job's"},
+      {no_format, "format"},
+      {std::string(MaxUploadBytes(Spec()) + 1, ' '), "over the job's largest checkpoint"},
+  };
+  for (const auto& [bytes, why] : refused) {
+    absl::StatusOr<v1::CheckpointInfo> stored =
+        coordinator_->StoreCheckpoint(a, "j", 20, false, bytes, Caller(a));
+    EXPECT_EQ(stored.status().code(), absl::StatusCode::kInvalidArgument) << why;
+    EXPECT_THAT(std::string(stored.status().message()), HasSubstr(why));
+  }
+  const v1::JobStatus job = *coordinator_->GetJob("j");
+  ASSERT_GE(job.checkpoints_size(), 1);
+  EXPECT_EQ(job.checkpoints(job.checkpoints_size() - 1).step(), 10) << "a refused upload was kept";
 }
 
 }  // namespace

@@ -9,6 +9,8 @@ export NIGHTSHIFT_CLUSTER_DIR="${NIGHTSHIFT_CLUSTER_DIR:-/tmp/nightshift-demo}"
 deploy/local_cluster.sh up --datacenter 2
 trap 'deploy/local_cluster.sh down' EXIT
 COORD=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
+# The CLI's credentials, where `up` wrote them (usually ~/.config/nightshift).
+export NIGHTSHIFT_CONFIG_DIR="$(cat "$NIGHTSHIFT_CLUSTER_DIR/config")"
 echo "status API: $(cat "$NIGHTSHIFT_CLUSTER_DIR/http")/v1/jobs"
 job=$(bazel-bin/cli/nightshift submit examples/fashion_mlp.textproto --coordinator="$COORD")
 echo "submitted $job"

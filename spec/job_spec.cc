@@ -1,5 +1,6 @@
 #include "spec/job_spec.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -10,6 +11,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "kernels/shape_inference.h"
 #include "spec/defaults.h"
+#include "spec/tensors.h"
 
 namespace nightshift {
 namespace {
@@ -244,9 +246,94 @@ absl::StatusOr<v1::JobSpec> LoadJobSpec(const std::string& path) {
   return spec;
 }
 
+namespace {
+
+// Every string field, at any depth, within kMaxSpecStringBytes.
+absl::Status ValidateStrings(const google::protobuf::Message& m, const std::string& path) {
+  const google::protobuf::Reflection* r = m.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(m, &fields);
+  for (const google::protobuf::FieldDescriptor* f : fields) {
+    const std::string field = path.empty() ? f->name() : absl::StrCat(path, ".", f->name());
+    const int n = f->is_repeated() ? r->FieldSize(m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string at = f->is_repeated() ? absl::StrCat(field, "[", i, "]") : field;
+      if (f->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+        const std::string v = f->is_repeated() ? r->GetRepeatedString(m, f, i) : r->GetString(m, f);
+        if (v.size() > kMaxSpecStringBytes) {
+          return FieldError(at, absl::StrCat("longer than ", kMaxSpecStringBytes,
+                                             " bytes (kMaxSpecStringBytes)"));
+        }
+      } else if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        const google::protobuf::Message& sub =
+            f->is_repeated() ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f);
+        if (absl::Status s = ValidateStrings(sub, at); !s.ok()) return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// What a worker would allocate for the spec, bounded before anything is.
+absl::Status ValidateBounds(const v1::JobSpec& spec) {
+  if (spec.ByteSizeLong() > kMaxSpecBytes) {
+    return FieldError("spec", absl::StrCat(spec.ByteSizeLong(), " bytes, over ", kMaxSpecBytes,
+                                           " (kMaxSpecBytes)"));
+  }
+  if (absl::Status s = ValidateStrings(spec, ""); !s.ok()) return s;
+  if (spec.model().layers_size() > kMaxLayers) {
+    return FieldError("model.layers", absl::StrCat(spec.model().layers_size(), " layers, over ",
+                                                   kMaxLayers, " (kMaxLayers)"));
+  }
+  if (spec.dataset().has_synthetic()) {
+    const v1::SyntheticDataset& d = spec.dataset().synthetic();
+    const int64_t sample =
+        int64_t{std::max(d.channels(), 1)} * std::max(d.height(), 1) * std::max(d.width(), 1);
+    const int64_t examples =
+        int64_t{std::max(d.train_examples(), 0)} + std::max(d.test_examples(), 0);
+    if (sample > kMaxTensorElements || examples * sample > kMaxTensorElements) {
+      return FieldError("dataset.synthetic",
+                        absl::StrCat("examples x sample size over ", kMaxTensorElements,
+                                     " elements (kMaxTensorElements)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Parameters, and a batch's largest activation, within kMaxTensorElements.
+absl::Status ValidateSizes(const v1::JobSpec& spec) {
+  absl::StatusOr<std::vector<TensorSpec>> params = ExpectedParameters(spec);
+  if (!params.ok()) return params.status();
+  int64_t total = 0;
+  for (const TensorSpec& p : *params) total += NumElements(p.shape);
+  if (total > kMaxTensorElements) {
+    return FieldError("model.layers", absl::StrCat(total, " parameters, over ", kMaxTensorElements,
+                                                   " (kMaxTensorElements)"));
+  }
+  Shape shape = ExpectedDatasetShape(spec.dataset()).sample_shape;
+  int64_t largest = NumElements(shape);
+  for (const v1::LayerSpec& layer : spec.model().layers()) {
+    absl::StatusOr<Shape> next = InferOutputShape(layer, shape);
+    if (!next.ok()) break;  // ValidateModel names it
+    shape = *next;
+    largest = std::max(largest, NumElements(shape));
+  }
+  if (largest > kMaxTensorElements / std::max<int64_t>(spec.global_batch_size(), 1)) {
+    return FieldError("global_batch_size",
+                      absl::StrCat(spec.global_batch_size(), " x the largest activation (", largest,
+                                   " elements per sample) is over ", kMaxTensorElements,
+                                   " elements (kMaxTensorElements)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
+  if (absl::Status s = ValidateBounds(spec); !s.ok()) return s;
   if (absl::Status s = ValidateDataset(spec.dataset()); !s.ok()) return s;
   if (absl::Status s = ValidateModel(spec); !s.ok()) return s;
+  if (absl::Status s = ValidateSizes(spec); !s.ok()) return s;
   if (absl::Status s = ValidateOptimizer(spec.optimizer()); !s.ok()) return s;
   const float base_lr =
       spec.optimizer().has_sgd() ? spec.optimizer().sgd().lr() : spec.optimizer().adamw().lr();

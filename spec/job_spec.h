@@ -17,6 +17,15 @@
 
 namespace nightshift {
 
+// Bounds every spec is held to, so that a valid-looking spec cannot make a
+// worker (or the coordinator, storing and serving it) allocate without
+// limit; each error names its bound.
+inline constexpr size_t kMaxSpecBytes = 64 << 10;    // serialized
+inline constexpr size_t kMaxSpecStringBytes = 4096;  // any string field
+inline constexpr int kMaxLayers = 256;
+// Parameters, a batch's largest activation, a synthetic data set.
+inline constexpr int64_t kMaxTensorElements = int64_t{1} << 28;
+
 absl::StatusOr<v1::JobSpec> LoadJobSpec(const std::string& path);
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 

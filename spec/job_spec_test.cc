@@ -138,6 +138,36 @@ const BadSpec kBadSpecs[] = {
        s.set_max_workers(2);
      },
      "max_workers"},
+    // Bounds: a valid-looking spec must not make anyone allocate without limit.
+    {"a 64 MiB name", [](v1::JobSpec& s) { s.set_name(std::string(64 << 20, 'x')); },
+     "spec: 67108"},
+    {"a long data path",
+     [](v1::JobSpec& s) { s.mutable_dataset()->mutable_idx()->set_dir(std::string(5000, 'd')); },
+     "dataset.idx.dir: longer than 4096 bytes (kMaxSpecStringBytes)"},
+    {"300 layers",
+     [](v1::JobSpec& s) {
+       for (int i = 0; i < 300; ++i) s.mutable_model()->add_layers()->mutable_relu();
+     },
+     "model.layers: 305 layers, over 256 (kMaxLayers)"},
+    {"a billion parameters",
+     [](v1::JobSpec& s) {
+       s.mutable_model()->mutable_layers(4)->mutable_dense()->set_units(40000);
+       s.mutable_model()->add_layers()->mutable_dense()->set_units(10000);
+       s.mutable_model()->add_layers()->mutable_dense()->set_units(10);
+     },
+     "model.layers: "},
+    {"a batch whose activations do not fit",
+     [](v1::JobSpec& s) { s.set_global_batch_size(100000); },
+     "global_batch_size: 100000 x the largest activation (3136 elements per sample)"},
+    {"a synthetic data set too large",
+     [](v1::JobSpec& s) {
+       s.mutable_dataset()->mutable_synthetic()->set_train_examples(1 << 30);
+       s.mutable_dataset()->mutable_synthetic()->set_channels(1);
+       s.mutable_dataset()->mutable_synthetic()->set_height(28);
+       s.mutable_dataset()->mutable_synthetic()->set_width(28);
+       s.mutable_dataset()->mutable_synthetic()->set_classes(10);
+     },
+     "dataset.synthetic: examples x sample size over"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Table, BadSpecTest, testing::ValuesIn(kBadSpecs));

@@ -27,7 +27,7 @@ trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
 C=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
 H=$(cat "$NIGHTSHIFT_CLUSTER_DIR/http")
 D="$NIGHTSHIFT_CLUSTER_DIR"
-source "$(dirname "$0")/cluster_client.sh"
+source "$(dirname "$0")/../deploy/cluster_env.sh"
 spec_with() {  # spec_with MIN MAX STEPS > file
   sed -e "s/^min_workers: .*/min_workers: $1/" -e "s/^max_workers: .*/max_workers: $2/" \
       -e "s/^epochs: .*/steps: $3/" "$SPEC"

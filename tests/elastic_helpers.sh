@@ -2,7 +2,7 @@
 # chaos_e2e_test.sh), sourced after the test has set C (coordinator
 # address), H (HTTP URL), D (cluster folder), NS (CLI), SPEC, READER, T and
 # NIGHTSHIFT_WORKER_BIN, and defined fail().
-source "$(dirname "${BASH_SOURCE[0]}")/cluster_client.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../deploy/cluster_env.sh"
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 job() { curl -sf "$H/v1/jobs/$1" | json "$2"; }
 metric() { curl -sf "$H/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
