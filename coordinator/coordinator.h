@@ -117,7 +117,11 @@ class Coordinator {
 
   absl::StatusOr<v1::JobStatus> SubmitJob(const v1::SubmitJobRequest& request);
   absl::StatusOr<v1::JobStatus> GetJob(const std::string& id);
+  // Reads of jobs come from the store's memory: never SQLite, never the
+  // coordinator's lock (status reads under load do not delay heartbeats).
   absl::StatusOr<std::vector<v1::JobStatus>> ListJobs();
+  int64_t jobs_version() const { return store_->jobs_version(); }
+  std::vector<JobStore::VersionedJob> JobsSnapshot() { return store_->Snapshot(); }
   absl::StatusOr<v1::JobStatus> CancelJob(const std::string& id, const std::string& reason);
   absl::StatusOr<v1::GetJobHistoryResponse> GetJobHistory(const std::string& id);
   std::vector<v1::WorkerInfo> ListWorkers();

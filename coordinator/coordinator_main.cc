@@ -114,7 +114,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "nightshift-coordinator: %s\n", s.ToString().c_str());
     return 1;
   }
-  CoordinatorService service(coordinator->get());
+  CoordinatorService service(coordinator->get(), &clock);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

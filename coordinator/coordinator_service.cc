@@ -26,6 +26,11 @@ absl::Status CheckSize(const google::protobuf::Message& m, size_t limit, const c
       absl::StrCat(method, ": request of ", size, " bytes, over its limit of ", limit));
 }
 
+absl::Status Flooding(const char* method, const std::string& worker) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(method, ": worker '", worker, "' calls faster than its rate limit; slow down"));
+}
+
 const char* AccessName(Access access) {
   switch (access) {
     case Access::kRead:
@@ -262,6 +267,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerConte
   if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "Register"); !s.ok()) {
     return Reply(ctx, s);
   }
+  if (!registers_.Allow(request->name())) return Reply(ctx, Flooding("Register", request->name()));
   return Reply(ctx, c_->Register(*request, *caller), response);
 }
 
@@ -272,6 +278,8 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
   if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "Heartbeat"); !s.ok()) {
     return Reply(ctx, s);
   }
+  if (!heartbeats_.Allow(caller->subject))
+    return Reply(ctx, Flooding("Heartbeat", caller->subject));
   return Reply(ctx, c_->Heartbeat(*request, *caller), response);
 }
 
@@ -281,6 +289,9 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportProgress(
   AUTHORIZE(Access::kWork, "ReportProgress");
   if (absl::Status s = CheckSize(*request, kMaxReportBytes, "ReportProgress"); !s.ok()) {
     return Reply(ctx, s);
+  }
+  if (!reports_.Allow(caller->subject)) {
+    return Reply(ctx, Flooding("ReportProgress", caller->subject));
   }
   return Reply(ctx, c_->ReportProgress(*request, *caller));
 }

@@ -9,12 +9,15 @@
 // without a known token, PERMISSION_DENIED with the wrong role), and the
 // worker calls pass the caller on for the identity check. Requests are
 // bounded per method (RESOURCE_EXHAUSTED, naming the limit) inside the
-// server-wide kMaxMessageBytes.
+// server-wide kMaxMessageBytes, and each worker's calls are rate-limited
+// (security/rate_limiter.h) before they reach the coordinator's lock.
 #ifndef NIGHTSHIFT_COORDINATOR_COORDINATOR_SERVICE_H_
 #define NIGHTSHIFT_COORDINATOR_COORDINATOR_SERVICE_H_
 
+#include "base/clock.h"
 #include "coordinator/coordinator.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
+#include "security/rate_limiter.h"
 
 namespace nightshift::coordinator {
 
@@ -22,14 +25,25 @@ namespace nightshift::coordinator {
 inline constexpr int kMaxMessageBytes = 4 << 20;
 
 struct CoordinatorServiceOptions {
-  // The largest checkpoint or model file UploadCheckpoint takes.
+  // The largest checkpoint or model file UploadCheckpoint takes (each job
+  // bounds its own further: coordinator/upload_check.h).
   size_t max_upload_bytes = size_t{1} << 30;
+  // Each worker's Register, Heartbeat and ReportProgress calls (separately):
+  // this many at once, then this many per second; more are
+  // RESOURCE_EXHAUSTED (a daemon makes about one heartbeat and two
+  // reports a second).
+  double worker_call_burst = 100;
+  double worker_calls_per_second = 50;
 };
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(Coordinator* coordinator, CoordinatorServiceOptions options = {})
-      : c_(coordinator), options_(options) {}
+  CoordinatorService(Coordinator* coordinator, Clock* clock, CoordinatorServiceOptions options = {})
+      : c_(coordinator),
+        options_(options),
+        registers_(options.worker_calls_per_second, options.worker_call_burst, clock),
+        heartbeats_(options.worker_calls_per_second, options.worker_call_burst, clock),
+        reports_(options.worker_calls_per_second, options.worker_call_burst, clock) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* request,
@@ -78,6 +92,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
  private:
   Coordinator* c_;
   const CoordinatorServiceOptions options_;
+  security::RateLimiter registers_, heartbeats_, reports_;
 };
 
 }  // namespace nightshift::coordinator

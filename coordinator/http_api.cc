@@ -122,12 +122,51 @@ std::string HttpApi::Metrics(Coordinator* c) {
   return out;
 }
 
+std::string HttpApi::JobsJson(Coordinator* c) {
+  const int64_t version = c->jobs_version();
+  absl::MutexLock lock(&cache_mu_);
+  if (jobs_json_version_ == version) return jobs_json_;
+  // Each job printed again only when it changed (a running job reports
+  // progress many times a second; the finished ones stay as they are).
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  std::string body = "{\"jobs\":[";
+  bool first = true;
+  for (const JobStore::VersionedJob& j : c->JobsSnapshot()) {
+    auto& [job_version, json] = job_json_[j.job->id()];
+    if (job_version != j.version || json.empty()) {
+      json.clear();
+      (void)google::protobuf::util::MessageToJsonString(*j.job, &json, options);
+      job_version = j.version;
+    }
+    if (!first) body += ',';
+    body += json;
+    first = false;
+  }
+  body += "]}";
+  jobs_json_ = std::move(body);
+  jobs_json_version_ = version;
+  return jobs_json_;
+}
+
 absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
     Coordinator* c, const std::string& address, const security::TransportSecurity& security) {
   std::unique_ptr<HttpApi> api(new HttpApi());
   ASSIGN_OR_RETURN(api->server_, security::NewHttpServer(security));
   httplib::Server& s = *api->server_;
   s.set_tcp_nodelay(true);  // keep-alive clients: no Nagle / delayed-ACK stall per reply
+  // A thread per open connection (httplib serves a keep-alive connection
+  // on one thread until it closes): enough for many keep-alive clients
+  // (Prometheus, dashboards, wrk's 64) without queueing new ones behind
+  // them, and connections kept for many requests.
+  // (Each idle keep-alive connection costs ~90 wake-ups a second: cpp-
+  // httplib 0.11 polls it every 10 ms. bench/README.md, "Status API".)
+  s.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
+  s.set_keep_alive_max_count(100000);
+  s.set_keep_alive_timeout(10);
+  s.set_read_timeout(10);
+  s.set_write_timeout(10);
+  s.set_payload_max_length(64 << 10);  // a read-only API: no large bodies
   // Every path but /healthz needs a viewer (or admin) token.
   s.set_pre_routing_handler([c](const httplib::Request& req, httplib::Response& res) {
     if (req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
@@ -154,12 +193,9 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
   s.Get("/metrics", [c](const httplib::Request&, httplib::Response& res) {
     res.set_content(Metrics(c), "text/plain; version=0.0.4");
   });
-  s.Get("/v1/jobs", [c](const httplib::Request&, httplib::Response& res) {
-    absl::StatusOr<std::vector<v1::JobStatus>> jobs = c->ListJobs();
-    if (!jobs.ok()) return SendStatus(res, jobs.status());
-    v1::ListJobsResponse list;
-    for (auto& j : *jobs) *list.add_jobs() = std::move(j);
-    SendJson(res, list);
+  HttpApi* self = api.get();
+  s.Get("/v1/jobs", [c, self](const httplib::Request&, httplib::Response& res) {
+    res.set_content(self->JobsJson(c), "application/json");
   });
   s.Get(R"(/v1/jobs/([^/]+))", [c](const httplib::Request& req, httplib::Response& res) {
     SendResult(res, c->GetJob(req.matches[1]));

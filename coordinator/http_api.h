@@ -1,6 +1,6 @@
 // HttpApi: the coordinator's HTTP status API (read-only), bodies in the
 // proto3 JSON of the same messages the gRPC API returns:
-//   GET /v1/jobs                 ListJobsResponse
+//   GET /v1/jobs                 ListJobsResponse (compact: pollers read it)
 //   GET /v1/jobs/{id}            JobStatus
 //   GET /v1/jobs/{id}/history    GetJobHistoryResponse
 //   GET /v1/workers              ListWorkersResponse
@@ -15,11 +15,13 @@
 #ifndef NIGHTSHIFT_COORDINATOR_HTTP_API_H_
 #define NIGHTSHIFT_COORDINATOR_HTTP_API_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "coordinator/coordinator.h"
 #include "security/credentials.h"
 
@@ -42,8 +44,18 @@ class HttpApi {
   // The /metrics page (exposed for tests).
   static std::string Metrics(Coordinator* coordinator);
 
+  // Connections served at once (a thread each).
+  static constexpr int kHttpThreads = 256;
+
  private:
   HttpApi() = default;
+  // The /v1/jobs body (compact JSON), rebuilt when a job changes, from
+  // each job's JSON, printed again only when that job changed.
+  std::string JobsJson(Coordinator* c);
+  absl::Mutex cache_mu_;
+  std::string jobs_json_ ABSL_GUARDED_BY(cache_mu_);
+  int64_t jobs_json_version_ ABSL_GUARDED_BY(cache_mu_) = -1;
+  std::map<std::string, std::pair<int64_t, std::string>> job_json_ ABSL_GUARDED_BY(cache_mu_);
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

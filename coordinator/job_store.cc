@@ -63,6 +63,10 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   if (absl::Status s = store->Exec(kSchema); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(path, ": ", s.message()));
   }
+  auto jobs = ParseAll<v1::JobStatus>(
+      store->ReadBlobs("SELECT status FROM jobs ORDER BY seq", nullptr), "job");
+  if (!jobs.ok()) return absl::DataLossError(absl::StrCat(path, ": ", jobs.status().message()));
+  for (v1::JobStatus& job : *jobs) store->RememberLocked(std::move(job));
   return store;
 }
 
@@ -119,6 +123,13 @@ absl::StatusOr<std::vector<std::string>> JobStore::ReadBlobs(const char* sql,
   return out;
 }
 
+void JobStore::RememberLocked(v1::JobStatus job) {
+  const int64_t version = jobs_version_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  auto [it, added] = latest_.try_emplace(job.id());
+  if (added) order_.push_back(job.id());
+  it->second = {version, std::make_shared<const v1::JobStatus>(std::move(job))};
+}
+
 absl::Status JobStore::InsertJob(const v1::JobStatus& job) {
   absl::MutexLock lock(&mu_);
   absl::Status s = Write("INSERT INTO jobs (id, status, state) VALUES (?1, ?2, ?3)", job.id(),
@@ -126,40 +137,46 @@ absl::Status JobStore::InsertJob(const v1::JobStatus& job) {
   if (s.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(absl::StrCat("job ", job.id(), " already exists"));
   }
+  if (s.ok()) RememberLocked(job);
   return s;
 }
 
 absl::Status JobStore::UpdateJob(const v1::JobStatus& job) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = Write("UPDATE jobs SET status = ?2, state = ?3 WHERE id = ?1", job.id(),
-                             job.SerializeAsString(), job.state());
-      !s.ok()) {
-    return s;
-  }
-  if (sqlite3_changes(db_) == 0) {
-    return absl::NotFoundError(absl::StrCat("no job ", job.id()));
-  }
+  if (latest_.count(job.id()) == 0) return absl::NotFoundError(absl::StrCat("no job ", job.id()));
+  RETURN_IF_ERROR(Write("UPDATE jobs SET status = ?2, state = ?3 WHERE id = ?1", job.id(),
+                        job.SerializeAsString(), job.state()));
+  RememberLocked(job);
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::JobStatus> JobStore::GetJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  auto jobs =
-      ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs WHERE id = ?1", &id), "job");
-  if (!jobs.ok()) return jobs.status();
-  if (jobs->empty()) return absl::NotFoundError(absl::StrCat("no job ", id));
-  return (*jobs)[0];
+  auto it = latest_.find(id);
+  if (it == latest_.end()) return absl::NotFoundError(absl::StrCat("no job ", id));
+  return *it->second.job;
+}
+
+std::vector<JobStore::VersionedJob> JobStore::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  std::vector<VersionedJob> out;
+  out.reserve(order_.size());
+  for (const std::string& id : order_) out.push_back(latest_.at(id));
+  return out;
 }
 
 absl::StatusOr<std::vector<v1::JobStatus>> JobStore::ListJobs() {
-  absl::MutexLock lock(&mu_);
-  return ParseAll<v1::JobStatus>(ReadBlobs("SELECT status FROM jobs ORDER BY seq", nullptr), "job");
+  std::vector<v1::JobStatus> out;
+  for (const VersionedJob& j : Snapshot()) out.push_back(*j.job);
+  return out;
 }
 
 absl::StatusOr<std::vector<v1::JobStatus>> JobStore::ListJobsInState(v1::JobState state) {
-  absl::MutexLock lock(&mu_);
-  return ParseAll<v1::JobStatus>(
-      ReadBlobs("SELECT status FROM jobs WHERE state = ?2 ORDER BY seq", nullptr, state), "job");
+  std::vector<v1::JobStatus> out;
+  for (const VersionedJob& j : Snapshot()) {
+    if (j.job->state() == state) out.push_back(*j.job);
+  }
+  return out;
 }
 
 absl::Status JobStore::AppendEvent(const std::string& job_id, const v1::JobEvent& event) {

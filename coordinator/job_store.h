@@ -4,16 +4,20 @@
 // opens the same file and finds everything as it was.
 //
 // Records are the API's own protobuf messages, stored serialized, keyed by
-// id and kept in insertion order. Every write is one transaction.
+// id and kept in insertion order. Every write is one transaction. Jobs are
+// also kept parsed in memory (written through), so reads of them never
+// touch SQLite.
 // Thread-safe (one connection, serialized by a mutex).
 #ifndef NIGHTSHIFT_COORDINATOR_JOB_STORE_H_
 #define NIGHTSHIFT_COORDINATOR_JOB_STORE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "nightshift/v1/status.pb.h"
@@ -44,6 +48,18 @@ class JobStore {
   absl::Status AppendProgress(const std::string& job_id, const v1::Progress& progress);
   absl::StatusOr<std::vector<v1::Progress>> ProgressHistory(const std::string& job_id);
 
+  // Goes up with every write of a job: readers cache what they built from
+  // the jobs while it stays the same.
+  int64_t jobs_version() const { return jobs_version_.load(std::memory_order_acquire); }
+  // Every job as last written, in submission order, each with the version
+  // of its last write; from memory (jobs are read far more often than
+  // written: every heartbeat schedules, every status poll lists).
+  struct VersionedJob {
+    int64_t version;
+    std::shared_ptr<const v1::JobStatus> job;
+  };
+  std::vector<VersionedJob> Snapshot();
+
   absl::Status PutWorker(const v1::WorkerInfo& worker);
   absl::StatusOr<std::vector<v1::WorkerInfo>> ListWorkers();
 
@@ -64,8 +80,14 @@ class JobStore {
                                                      int64_t number = 0)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  void RememberLocked(v1::JobStatus job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> jobs_version_{0};
+  // The jobs table's rows, parsed: written through, never read back.
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, VersionedJob> latest_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nightshift::coordinator

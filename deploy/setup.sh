@@ -15,8 +15,11 @@ PACKAGES=(
   libsqlite3-dev libcpp-httplib-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
-  # Scripts and tests: the HTTP API is checked with curl.
-  curl
+  # Scripts and tests: the HTTP API is checked with curl; certificates are
+  # made with openssl (deploy/certs.sh), uploads parsed with libssl's
+  # hashes; the adversary test speaks gRPC from Python; fuzzers need
+  # libFuzzer; the status API benchmark drives wrk.
+  curl openssl libssl-dev python3-protobuf protobuf-compiler-grpc libfuzzer-14-dev wrk
   # Data set used by the examples.
   dataset-fashion-mnist
   # Benchmark peers: PyTorch on OpenBLAS (OpenMP build), Python gRPC.
