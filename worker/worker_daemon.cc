@@ -317,6 +317,19 @@ void WorkerDaemon::StartJob(const v1::Assignment& assignment) {
 
 void WorkerDaemon::ReportLater(v1::ReportProgressRequest request) {
   absl::MutexLock lock(&report_mu_);
+  // Behind (the coordinator is away or slows this worker down): a plain
+  // progress report replaces the one still waiting before it, so a fast
+  // job never queues more than the coordinator takes, and `finished` or an
+  // error is never stuck behind stale progress.
+  auto progress_only = [](const v1::ReportProgressRequest& r) {
+    return r.error().empty() && !r.finished() && r.lost_ranks_size() == 0;
+  };
+  if (!reports_.empty() && progress_only(request) && progress_only(reports_.back()) &&
+      reports_.back().job_id() == request.job_id() &&
+      reports_.back().generation() == request.generation()) {
+    reports_.back() = std::move(request);
+    return;
+  }
   reports_.push_back(std::move(request));
   if (reports_.size() > kMaxQueuedReports) {
     reports_.pop_front();  // the coordinator is away: the oldest progress goes
@@ -360,7 +373,10 @@ absl::Status WorkerDaemon::CallUntilItLands(const std::function<absl::Status()>&
   absl::Duration backoff = absl::Milliseconds(100);
   while (true) {
     const absl::Status s = call();
-    const bool retry = IsUnreachable(s) || (absl::IsNotFound(s) && absl::Now() < unknown_until);
+    // Unreachable, rate-limited ("slow down"), or not known yet after a
+    // coordinator restart: try again.
+    const bool retry = IsUnreachable(s) || absl::IsResourceExhausted(s) ||
+                       (absl::IsNotFound(s) && absl::Now() < unknown_until);
     if (s.ok() || !retry || stop_.HasBeenNotified() ||
         (cancelled != nullptr && cancelled->load())) {
       return s;

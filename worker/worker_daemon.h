@@ -21,7 +21,9 @@
 //     next round, after retry_interval, tries again. A running job goes
 //     on — the ring does not need the coordinator — and its reports wait
 //     in a bounded queue (kMaxQueuedReports; the oldest progress goes
-//     first), retried until they land. Any other error from Register is a
+//     first; a progress report replaces the plain progress report still
+//     waiting before it), retried until they land — also when the
+//     coordinator rate-limits them (RESOURCE_EXHAUSTED). Any other error from Register is a
 //     refusal: Tick returns it and Run ends.
 //  4. Directives in the heartbeat reply: `assign` starts the job on the job
 //     thread, and the job is current before the next heartbeat, so the
