@@ -2,8 +2,11 @@
 // per rank, for 4 KiB .. 64 MiB float32 buffers.
 //
 //   gRPC ring:   allreduce_bench --transport=grpc --rank=R --size=N --rendezvous=DIR
+//                [--tls_dir=DIR]
 //                (each rank listens on a free loopback port and writes its
-//                address to DIR/rank-R; all read the others' files)
+//                address to DIR/rank-R; all read the others' files; with
+//                --tls_dir, mutual TLS as workers run it, from DIR/ca.pem,
+//                DIR/node.pem and DIR/node.key: deploy/certs.sh)
 //   MPI ring:    mpirun -np N allreduce_bench --transport=mpi
 //   MPI native:  mpirun -np N allreduce_bench --transport=mpi --native
 //                (straight MPI_Allreduce through the pass-through)
@@ -30,6 +33,7 @@
 #include "collective/transport/grpc/peer_server.h"
 #include "collective/transport/mpi/mpi_transport.h"
 #include "collective/transport/routing_transport.h"
+#include "security/credentials.h"
 
 ABSL_FLAG(std::string, transport, "grpc", "grpc or mpi");
 ABSL_FLAG(bool, native, false, "mpi: use MPI_Allreduce instead of the ring");
@@ -37,6 +41,7 @@ ABSL_FLAG(int, rank, 0, "grpc: this rank");
 ABSL_FLAG(int, size, 2, "grpc: world size");
 ABSL_FLAG(std::string, rendezvous, "", "grpc: folder where ranks publish addresses");
 ABSL_FLAG(bool, shared_memory, false, "grpc: data through shared memory between local ranks");
+ABSL_FLAG(std::string, tls_dir, "", "grpc: mutual TLS with DIR/ca.pem, DIR/node.pem, DIR/node.key");
 ABSL_FLAG(std::string, sizes, "4096,65536,1048576,16777216,67108864", "buffer sizes in bytes");
 ABSL_FLAG(double, seconds, 1.0, "time to spend per size");
 ABSL_FLAG(int, fusion_tensors, 0,
@@ -127,7 +132,12 @@ int Main(int argc, char** argv) {
     Communicator comm(MakeMpiTransport(**scope), options);
     return Run(comm, absl::GetFlag(FLAGS_native) ? "mpi_allreduce" : "nightshift_mpi_ring");
   }
-  auto server = PeerServer::StartInsecureForTest("127.0.0.1:0");
+  const std::string tls = absl::GetFlag(FLAGS_tls_dir);
+  security::TransportSecurity sec;
+  sec.insecure = tls.empty();
+  if (!tls.empty()) sec.tls = {tls + "/ca.pem", tls + "/node.pem", tls + "/node.key"};
+  auto server = PeerServer::Start("127.0.0.1:0", security::ServerCredentials(sec, "127.0.0.1:0"),
+                                  security::ChannelCredentials(sec));
   if (!server.ok()) return 1;
   const int rank = absl::GetFlag(FLAGS_rank), size = absl::GetFlag(FLAGS_size);
   auto peers = FileRendezvous(absl::GetFlag(FLAGS_rendezvous), rank, size, (*server)->address(),
@@ -141,7 +151,9 @@ int Main(int argc, char** argv) {
                                 {"bench", 0, rank, peers->addresses, peers->host_ids, shm});
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport), {"bench", 0, absl::Seconds(120), false});
-  const int rc = Run(comm, shm ? "nightshift_shm_ring" : "nightshift_grpc_ring");
+  const int rc = Run(comm, shm           ? "nightshift_shm_ring"
+                           : tls.empty() ? "nightshift_grpc_ring"
+                                         : "nightshift_grpc_ring_tls");
   // Everyone finishes before anyone's server goes away.
   comm.Barrier().IgnoreError();
   return rc;

@@ -227,6 +227,10 @@ absl::StatusOr<v1::JobSpec> LoadJobSpec(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open job spec"));
   const std::string text((std::istreambuf_iterator<char>(in)), {});
+  return ParseJobSpec(text, path);
+}
+
+absl::StatusOr<v1::JobSpec> ParseJobSpec(const std::string& text, const std::string& path) {
   v1::JobSpec spec;
   if (absl::EndsWith(path, ".json")) {
     auto status = google::protobuf::util::JsonStringToMessage(text, &spec);

@@ -27,6 +27,9 @@ inline constexpr int kMaxLayers = 256;
 inline constexpr int64_t kMaxTensorElements = int64_t{1} << 28;
 
 absl::StatusOr<v1::JobSpec> LoadJobSpec(const std::string& path);
+// The same from the file's contents; `path` says the format (.json or
+// text) and names the source in errors.
+absl::StatusOr<v1::JobSpec> ParseJobSpec(const std::string& text, const std::string& path);
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
 // Optimizer steps the job runs, given the training set size.
