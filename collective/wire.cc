@@ -35,18 +35,26 @@ inline float F16ToFloat(uint16_t bits) {
   return static_cast<float>(h);
 }
 
+// Element i of 16-bit wire data that may sit at any byte address (gRPC
+// slices do not align payloads): a memcpy, which compiles to one load.
+inline uint16_t Half(const char* src, size_t i) {
+  uint16_t bits;
+  std::memcpy(&bits, src + 2 * i, 2);
+  return bits;
+}
+
 template <typename Decode>
-void ReduceWith(ReduceOp op, const uint16_t* src, size_t n, float* acc, Decode decode) {
+void ReduceWith(ReduceOp op, const char* src, size_t n, float* acc, Decode decode) {
   switch (op) {
     case ReduceOp::kSum:
     case ReduceOp::kAverage:
-      for (size_t i = 0; i < n; ++i) acc[i] += decode(src[i]);
+      for (size_t i = 0; i < n; ++i) acc[i] += decode(Half(src, i));
       break;
     case ReduceOp::kMin:
-      for (size_t i = 0; i < n; ++i) acc[i] = std::min(acc[i], decode(src[i]));
+      for (size_t i = 0; i < n; ++i) acc[i] = std::min(acc[i], decode(Half(src, i)));
       break;
     case ReduceOp::kMax:
-      for (size_t i = 0; i < n; ++i) acc[i] = std::max(acc[i], decode(src[i]));
+      for (size_t i = 0; i < n; ++i) acc[i] = std::max(acc[i], decode(Half(src, i)));
       break;
   }
 }
@@ -100,11 +108,9 @@ void EncodeToWire(WireDtype dtype, const float* src, size_t n, char* dst) {
     std::memcpy(dst, src, n * 4);
     return;
   }
-  uint16_t* out = reinterpret_cast<uint16_t*>(dst);
-  if (dtype == WireDtype::kBFloat16) {
-    for (size_t i = 0; i < n; ++i) out[i] = FloatToBf16(src[i]);
-  } else {
-    for (size_t i = 0; i < n; ++i) out[i] = FloatToF16(src[i]);
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t bits = dtype == WireDtype::kBFloat16 ? FloatToBf16(src[i]) : FloatToF16(src[i]);
+    std::memcpy(dst + 2 * i, &bits, 2);  // dst may sit at any byte address
   }
 }
 
@@ -113,11 +119,10 @@ void DecodeFromWire(WireDtype dtype, const char* src, size_t n, float* acc) {
     std::memcpy(acc, src, n * 4);
     return;
   }
-  const uint16_t* in = reinterpret_cast<const uint16_t*>(src);
   if (dtype == WireDtype::kBFloat16) {
-    for (size_t i = 0; i < n; ++i) acc[i] = Bf16ToFloat(in[i]);
+    for (size_t i = 0; i < n; ++i) acc[i] = Bf16ToFloat(Half(src, i));
   } else {
-    for (size_t i = 0; i < n; ++i) acc[i] = F16ToFloat(in[i]);
+    for (size_t i = 0; i < n; ++i) acc[i] = F16ToFloat(Half(src, i));
   }
 }
 
@@ -156,11 +161,10 @@ void DecodeAndReduce(WireDtype dtype, ReduceOp op, const char* src, size_t n, fl
     }
     return;
   }
-  const uint16_t* in = reinterpret_cast<const uint16_t*>(src);
   if (dtype == WireDtype::kBFloat16) {
-    ReduceWith(op, in, n, acc, Bf16ToFloat);
+    ReduceWith(op, src, n, acc, Bf16ToFloat);
   } else {
-    ReduceWith(op, in, n, acc, F16ToFloat);
+    ReduceWith(op, src, n, acc, F16ToFloat);
   }
 }
 

@@ -44,11 +44,12 @@ fi
 gen=$(bazel info bazel-bin 2>/dev/null)/proto
 tsa_files=$(git ls-files 'worker/*.cc' 'coordinator/*.cc' 'collective/*.cc' 'collective/transport/*.cc' \
   'collective/transport/grpc/*.cc' 'collective/transport/shm/*.cc' 'collective/transport/local/*.cc' \
-  'base/*.cc' | grep -v '_test\.cc$\|_main\.cc$\|for_test\|/mpi/\|collective/wire\.cc')
+  'base/*.cc' 'security/*.cc' | grep -v '_test\.cc$\|_main\.cc$\|for_test\|/mpi/\|collective/wire\.cc')
 rc=0
 for f in $tsa_files; do
   if ! clang++ -std=c++17 -march=native -fsyntax-only -Wthread-safety -Werror=thread-safety \
-      -Wno-unknown-warning-option -I. -I"$gen" "$f" 2>/tmp/nightshift-tsa.$$; then
+      -Wno-unknown-warning-option $(pkg-config --cflags cpp-httplib) -I. -I"$gen" "$f" \
+      2>/tmp/nightshift-tsa.$$; then
     echo "$f:"; grep -E 'error|warning' /tmp/nightshift-tsa.$$ | head -10
     rc=1
   fi

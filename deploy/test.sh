@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command: installs what is missing, builds and runs
 # every test with Bazel, then checks the written rules (format, layering,
-# thread-safety annotations: deploy/check_rules.sh), and runs every fuzz
-# target briefly (deploy/fuzz.sh, 10 s each). Ends with a plain
-# "N passed, N failed" line that counts all three.
+# thread-safety annotations: deploy/check_rules.sh), runs the collective,
+# coordinator and worker tests again under ASan+UBSan (--config=asan;
+# their lines read asan://...), and every fuzz target briefly
+# (deploy/fuzz.sh, 10 s each). Ends with a plain "N passed, N failed" line
+# that counts them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh || exit 1
@@ -12,12 +14,16 @@ bazel test //... "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 deploy/check_rules.sh 2>&1 | tee -a "$log"
 rules_rc=${PIPESTATUS[0]}
+bazel test --config=asan //collective/... //coordinator:all //worker:all 2>&1 |
+  sed 's|^//|asan://|' | tee -a "$log"
+asan_rc=${PIPESTATUS[0]}
 deploy/fuzz.sh --seconds=10 2>/dev/null | tee -a "$log"
 fuzz_rc=${PIPESTATUS[0]}
-passed=$(grep -cE '^(//[^ ]+ +(\(cached\) )?PASSED|(RULE|FUZZ) [a-z_]+: PASSED)' "$log")
-failed=$(grep -cE '^(//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)|(RULE|FUZZ) [a-z_]+: FAILED)' "$log")
+passed=$(grep -cE '^((asan:)?//[^ ]+ +(\(cached\) )?PASSED|(RULE|FUZZ) [a-z_]+: PASSED)' "$log")
+failed=$(grep -cE '^((asan:)?//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)|(RULE|FUZZ) [a-z_]+: FAILED)' "$log")
 rm -f "$log"
 echo "${passed} passed, ${failed} failed"
 [[ $rc -ne 0 ]] && exit "$rc"
 [[ $rules_rc -ne 0 ]] && exit "$rules_rc"
+[[ $asan_rc -ne 0 ]] && exit "$asan_rc"
 exit "$fuzz_rc"

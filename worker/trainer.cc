@@ -150,7 +150,9 @@ void PutStep(int64_t step, float* out) {
   out[1] = static_cast<float>(step & 0xffffff);
 }
 int64_t GetStep(const float* in) {
-  return (static_cast<int64_t>(in[0]) << 24) + static_cast<int64_t>(in[1]);
+  // (A multiplication: the high part is -1 for "no commit", and shifting
+  // a negative value left is undefined.)
+  return static_cast<int64_t>(in[0]) * (int64_t{1} << 24) + static_cast<int64_t>(in[1]);
 }
 
 }  // namespace
