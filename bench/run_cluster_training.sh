@@ -2,7 +2,9 @@
 # Training throughput of the Fashion-MNIST MLP at a global batch of 128 on
 # this machine, side by side:
 #   nightshift 1 worker x 1 thread      (a local cluster, one worker)
-#   nightshift 2 workers x 1 thread     (a local cluster, two workers)
+#   nightshift 2 workers x 1 thread     (a local cluster, two workers;
+#                                        secured, as every cluster is, and
+#                                        again with --insecure)
 #   nightshift 2 workers, one slowed    (--simulated_slowdown=3 on one
 #                                        worker), throughput-proportional
 #                                        split vs an even split
@@ -44,13 +46,15 @@ spec() {  # spec WORKERS EVEN > file
   if [ "$2" = even ]; then echo 'sync { allreduce { even_split: true } }'; fi
 }
 
-run() {  # run NAME WORKERS EVEN [SLOWDOWN_OF_WORKER_1]
-  local name=$1 workers=$2 even=$3 slow=${4:-1}
-  deploy/local_cluster.sh up --datacenter "$workers" --threads 1 --slowdown-last "$slow" >/dev/null
+run() {  # run NAME WORKERS EVEN [SLOWDOWN_OF_WORKER_1] [--insecure]
+  local name=$1 workers=$2 even=$3 slow=${4:-1} insecure=${5:-}
+  # shellcheck disable=SC2086
+  deploy/local_cluster.sh up --datacenter "$workers" --threads 1 --slowdown-last "$slow" $insecure >/dev/null
   source deploy/cluster_env.sh
   local c; c=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
   spec "$workers" "$even" >"$OUT/$name.textproto"
-  $NS submit "$OUT/$name.textproto" --id="$name" --watch --coordinator="$c" >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  $NS submit "$OUT/$name.textproto" --id="$name" --watch --coordinator="$c" $insecure >/dev/null 2>&1
   curl -sf "$(cat "$NIGHTSHIFT_CLUSTER_DIR/http")/v1/jobs/$name/history" | /usr/bin/python3 -c '
 import json, sys
 rates = []
@@ -66,6 +70,8 @@ print("%s %.0f" % (sys.argv[1], sum(rates) / len(rates)))' "$name" >>"$OUT/resul
 for ((round = 0; round < ROUNDS; round++)); do
   run nightshift_1x1 1 proportional
   run nightshift_2x1 2 proportional
+  # The same without TLS (--insecure): what security costs a 2-worker job.
+  run nightshift_2x1_insecure 2 proportional 1 --insecure
 done
 run nightshift_2x1_slowed_proportional 2 proportional 3
 run nightshift_2x1_slowed_even 2 even 3
@@ -95,4 +101,6 @@ pairs = ", ".join("%.2fx" % (b / a) for a, b in zip(runs['nightshift_1x1'], runs
 print(f"2 workers / 1 worker (Nightshift):         {r['nightshift_2x1'] / r['nightshift_1x1']:.2f}x  (target >= 1.5x; rounds: {pairs})")
 print(f"Nightshift 2 workers / PyTorch DDP:         {r['nightshift_2x1'] / r['pytorch_ddp_2x1']:.2f}x  (target >= 2x)")
 print(f"one worker slowed: proportional / even:     {r['nightshift_2x1_slowed_proportional'] / r['nightshift_2x1_slowed_even']:.2f}x  (> 1: the split helps)")
+pairs = ", ".join("%.2fx" % (a / b) for a, b in zip(runs['nightshift_2x1'], runs['nightshift_2x1_insecure']))
+print(f"2 workers, secured (mutual TLS) / insecure: {r['nightshift_2x1'] / r['nightshift_2x1_insecure']:.2f}x  (rounds: {pairs})")
 PY
