@@ -2,9 +2,8 @@
 # Certificate rotation without a restart: a coordinator serves gRPC
 # (mutual TLS) and HTTPS with certificates from deploy/certs.sh; running
 # certs.sh again replaces them, and new connections get the new
-# certificate on both ports (gRPC re-reads the files every 10 s, HTTP on
-# the next handshake after a change) while the process keeps its pid and
-# its clients keep working.
+# certificate on both ports (both check the files every 10 s) while the
+# process keeps its pid and its clients keep working.
 set -euo pipefail
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 COORDINATOR=$(abs "$1")
