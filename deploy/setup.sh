@@ -19,7 +19,11 @@ PACKAGES=(
   # made with openssl (deploy/certs.sh), uploads parsed with libssl's
   # hashes; the adversary test speaks gRPC from Python; fuzzers need
   # libFuzzer; the status API benchmark drives wrk.
-  curl openssl libssl-dev python3-protobuf protobuf-compiler-grpc libfuzzer-14-dev wrk
+  curl openssl libssl-dev python3-protobuf wrk
+  # Fuzzers (deploy/fuzz.sh, --config=fuzz): clang's sanitizer and fuzzer
+  # runtimes and its OpenMP (the build passes -fopenmp), which clang
+  # itself only recommends.
+  libfuzzer-14-dev libclang-rt-14-dev libomp-14-dev
   # Data set used by the examples.
   dataset-fashion-mnist
   # Benchmark peers: PyTorch on OpenBLAS (OpenMP build), Python gRPC.
