@@ -78,6 +78,16 @@ absl::StatusOr<Principal> Authorize(Coordinator* c, grpc::CallbackServerContext*
   return caller;
 }
 
+// Authorize, then bound the request (every unary method's first step).
+absl::StatusOr<Principal> Admit(Coordinator* c, grpc::CallbackServerContext* ctx, Access access,
+                                const char* method, const google::protobuf::Message& request,
+                                size_t limit) {
+  absl::StatusOr<Principal> caller = Authorize(c, ctx, access, method);
+  if (!caller.ok()) return caller;
+  RETURN_IF_ERROR(CheckSize(request, limit, method));
+  return caller;
+}
+
 class ModelWriter final : public grpc::ServerWriteReactor<v1::FileChunk> {
  public:
   explicit ModelWriter(absl::StatusOr<std::string> path) {
@@ -170,32 +180,32 @@ class CheckpointReader final : public grpc::ServerReadReactor<v1::UploadCheckpoi
 
 }  // namespace
 
-// Every method: authorize, bound the request, translate.
-#define AUTHORIZE(access, method)                                        \
-  absl::StatusOr<Principal> caller = Authorize(c_, ctx, access, method); \
-  if (!caller.ok()) return Reply(ctx, caller.status())
+// Every method: authorize, bound the request (Admit), translate.
 
 grpc::ServerUnaryReactor* CoordinatorService::SubmitJob(grpc::CallbackServerContext* ctx,
                                                         const v1::SubmitJobRequest* request,
                                                         v1::JobStatus* response) {
-  AUTHORIZE(Access::kAdmin, "SubmitJob");
-  if (absl::Status s = CheckSize(*request, kMaxSubmitBytes, "SubmitJob"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kAdmin, "SubmitJob", *request, kMaxSubmitBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   return Reply(ctx, c_->SubmitJob(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext* ctx,
                                                      const v1::GetJobRequest* request,
                                                      v1::JobStatus* response) {
-  AUTHORIZE(Access::kRead, "GetJob");
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kRead, "GetJob", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   return Reply(ctx, c_->GetJob(request->job_id()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListJobs(grpc::CallbackServerContext* ctx,
-                                                       const v1::ListJobsRequest*,
+                                                       const v1::ListJobsRequest* request,
                                                        v1::ListJobsResponse* response) {
-  AUTHORIZE(Access::kRead, "ListJobs");
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kRead, "ListJobs", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   absl::StatusOr<std::vector<v1::JobStatus>> jobs = c_->ListJobs();
   if (jobs.ok()) {
     for (auto& j : *jobs) *response->add_jobs() = std::move(j);
@@ -206,24 +216,27 @@ grpc::ServerUnaryReactor* CoordinatorService::ListJobs(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* CoordinatorService::CancelJob(grpc::CallbackServerContext* ctx,
                                                         const v1::CancelJobRequest* request,
                                                         v1::JobStatus* response) {
-  AUTHORIZE(Access::kAdmin, "CancelJob");
-  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "CancelJob"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kAdmin, "CancelJob", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   return Reply(ctx, c_->CancelJob(request->job_id(), request->reason()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::GetJobHistory(grpc::CallbackServerContext* ctx,
                                                             const v1::GetJobHistoryRequest* request,
                                                             v1::GetJobHistoryResponse* response) {
-  AUTHORIZE(Access::kRead, "GetJobHistory");
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kRead, "GetJobHistory", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   return Reply(ctx, c_->GetJobHistory(request->job_id()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerContext* ctx,
-                                                          const v1::ListWorkersRequest*,
+                                                          const v1::ListWorkersRequest* request,
                                                           v1::ListWorkersResponse* response) {
-  AUTHORIZE(Access::kRead, "ListWorkers");
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kRead, "ListWorkers", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   for (auto& w : c_->ListWorkers()) *response->add_workers() = std::move(w);
   return Reply(ctx, absl::OkStatus());
 }
@@ -263,10 +276,9 @@ grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::DownloadModel(
 grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerContext* ctx,
                                                        const v1::RegisterRequest* request,
                                                        v1::RegisterResponse* response) {
-  AUTHORIZE(Access::kWork, "Register");
-  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "Register"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kWork, "Register", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   if (!registers_.Allow(request->name())) return Reply(ctx, Flooding("Register", request->name()));
   return Reply(ctx, c_->Register(*request, *caller), response);
 }
@@ -274,10 +286,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Register(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                         const v1::HeartbeatRequest* request,
                                                         v1::HeartbeatResponse* response) {
-  AUTHORIZE(Access::kWork, "Heartbeat");
-  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "Heartbeat"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kWork, "Heartbeat", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   if (!heartbeats_.Allow(caller->subject))
     return Reply(ctx, Flooding("Heartbeat", caller->subject));
   return Reply(ctx, c_->Heartbeat(*request, *caller), response);
@@ -286,10 +297,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CoordinatorService::ReportProgress(
     grpc::CallbackServerContext* ctx, const v1::ReportProgressRequest* request,
     v1::ReportProgressResponse*) {
-  AUTHORIZE(Access::kWork, "ReportProgress");
-  if (absl::Status s = CheckSize(*request, kMaxReportBytes, "ReportProgress"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kWork, "ReportProgress", *request, kMaxReportBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   if (!reports_.Allow(caller->subject)) {
     return Reply(ctx, Flooding("ReportProgress", caller->subject));
   }
@@ -314,17 +324,18 @@ grpc::ServerReadReactor<v1::UploadCheckpointRequest>* CoordinatorService::Upload
 grpc::ServerUnaryReactor* CoordinatorService::CreateToken(grpc::CallbackServerContext* ctx,
                                                           const v1::CreateTokenRequest* request,
                                                           v1::CreateTokenResponse* response) {
-  AUTHORIZE(Access::kAdmin, "CreateToken");
-  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "CreateToken"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kAdmin, "CreateToken", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   return Reply(ctx, c_->CreateToken(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListTokens(grpc::CallbackServerContext* ctx,
-                                                         const v1::ListTokensRequest*,
+                                                         const v1::ListTokensRequest* request,
                                                          v1::ListTokensResponse* response) {
-  AUTHORIZE(Access::kAdmin, "ListTokens");
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kAdmin, "ListTokens", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   absl::StatusOr<std::vector<v1::TokenInfo>> tokens = c_->ListTokens();
   if (tokens.ok()) {
     for (auto& t : *tokens) *response->add_tokens() = std::move(t);
@@ -335,13 +346,10 @@ grpc::ServerUnaryReactor* CoordinatorService::ListTokens(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* CoordinatorService::RevokeToken(grpc::CallbackServerContext* ctx,
                                                           const v1::RevokeTokenRequest* request,
                                                           v1::RevokeTokenResponse*) {
-  AUTHORIZE(Access::kAdmin, "RevokeToken");
-  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "RevokeToken"); !s.ok()) {
-    return Reply(ctx, s);
-  }
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kAdmin, "RevokeToken", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
   return Reply(ctx, c_->RevokeToken(request->id()));
 }
-
-#undef AUTHORIZE
 
 }  // namespace nightshift::coordinator
