@@ -115,9 +115,4 @@ bool TokenRegistry::HasRole(Role role) const {
   return false;
 }
 
-size_t TokenRegistry::size() const {
-  absl::MutexLock lock(&mu_);
-  return by_hash_.size();
-}
-
 }  // namespace nightshift::security

@@ -62,7 +62,6 @@ class TokenRegistry {
   // Whether some worker credential is bound to `name`.
   bool Enrolled(absl::string_view name) const;
   bool HasRole(Role role) const;
-  size_t size() const;
 
  private:
   mutable absl::Mutex mu_;
