@@ -1,16 +1,15 @@
 #include "coordinator/http_api.h"
 
-#include <httplib.h>
-
 #include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "coordinator/http_routes.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/job_state.h"
-#include "security/https_server.h"
 #include "security/tokens.h"
 
 namespace nightshift::coordinator {
@@ -39,29 +38,42 @@ int HttpCode(absl::StatusCode code) {
   }
 }
 
-void SendJson(httplib::Response& res, const google::protobuf::Message& m) {
+using security::HttpRequest;
+using security::HttpResponse;
+
+HttpResponse Body(std::string body, std::string content_type) {
+  HttpResponse r;
+  r.body = std::make_shared<const std::string>(std::move(body));
+  r.content_type = std::move(content_type);
+  return r;
+}
+
+HttpResponse Json(const google::protobuf::Message& m) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.always_print_primitive_fields = true;  // empty lists and zeros too
   std::string json;
   // Our own well-formed messages: printing cannot fail.
   (void)google::protobuf::util::MessageToJsonString(m, &json, options);
-  res.set_content(json, "application/json");
+  return Body(std::move(json), "application/json");
 }
 
 // {"code": "NOT_FOUND", "message": "..."}, escaped by protobuf's printer.
-void SendStatus(httplib::Response& res, const absl::Status& s) {
+HttpResponse Error(const absl::Status& s) {
   google::protobuf::Struct body;
   (*body.mutable_fields())["code"].set_string_value(absl::StatusCodeToString(s.code()));
   (*body.mutable_fields())["message"].set_string_value(std::string(s.message()));
-  SendJson(res, body);
-  res.status = HttpCode(s.code());
+  HttpResponse r = Json(body);
+  r.status = HttpCode(s.code());
+  if (s.code() == absl::StatusCode::kUnauthenticated) {
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nightshift\"");
+  }
+  return r;
 }
 
 template <typename T>
-void SendResult(httplib::Response& res, const absl::StatusOr<T>& result) {
-  if (!result.ok()) return SendStatus(res, result.status());
-  SendJson(res, *result);
+HttpResponse Result(const absl::StatusOr<T>& result) {
+  return result.ok() ? Json(*result) : Error(result.status());
 }
 
 }  // namespace
@@ -122,114 +134,93 @@ std::string HttpApi::Metrics(Coordinator* c) {
   return out;
 }
 
-std::string HttpApi::JobsJson(Coordinator* c) {
-  const int64_t version = c->jobs_version();
+std::shared_ptr<const std::string> HttpApi::JobsJson(std::optional<v1::JobState> state) {
+  const int64_t version = coordinator_->jobs_version();
   absl::MutexLock lock(&cache_mu_);
-  if (jobs_json_version_ == version) return jobs_json_;
+  if (!state.has_value() && jobs_json_version_ == version) return jobs_json_;
   // Each job printed again only when it changed (a running job reports
   // progress many times a second; the finished ones stay as they are).
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   std::string body = "{\"jobs\":[";
   bool first = true;
-  for (const JobStore::VersionedJob& j : c->JobsSnapshot()) {
+  for (const JobStore::VersionedJob& j : coordinator_->JobsSnapshot()) {
     auto& [job_version, json] = job_json_[j.job->id()];
     if (job_version != j.version || json.empty()) {
       json.clear();
       (void)google::protobuf::util::MessageToJsonString(*j.job, &json, options);
       job_version = j.version;
     }
+    if (state.has_value() && j.job->state() != *state) continue;
     if (!first) body += ',';
     body += json;
     first = false;
   }
   body += "]}";
-  jobs_json_ = std::move(body);
+  auto shared = std::make_shared<const std::string>(std::move(body));
+  if (state.has_value()) return shared;
+  jobs_json_ = shared;
   jobs_json_version_ = version;
-  return jobs_json_;
+  return shared;
+}
+
+HttpResponse HttpApi::Handle(const HttpRequest& request) {
+  Coordinator* c = coordinator_;
+  absl::StatusOr<Route> route = ParseRoute(request.path, request.query);
+  if (route.ok() && route->endpoint == Endpoint::kHealth) return Body("ok\n", "text/plain");
+  // Every other path needs a viewer (or admin) token, checked first.
+  absl::StatusOr<std::string> token = security::BearerToken(request.authorization);
+  absl::StatusOr<security::Principal> caller =
+      token.ok() ? c->Authenticate(*token) : absl::StatusOr<security::Principal>(token.status());
+  if (!caller.ok()) return Error(caller.status());
+  if (!security::Allows(caller->role, security::Access::kRead)) {
+    return Error(absl::PermissionDeniedError(
+        absl::StrCat("the status API needs a viewer or admin token; this one is a ",
+                     security::RoleName(caller->role), " token")));
+  }
+  if (!route.ok()) return Error(route.status());
+  switch (route->endpoint) {
+    case Endpoint::kHealth:
+      return Body("ok\n", "text/plain");
+    case Endpoint::kMetrics:
+      return Body(Metrics(c), "text/plain; version=0.0.4");
+    case Endpoint::kJobs: {
+      HttpResponse r;
+      r.body = JobsJson(route->job_state);
+      return r;
+    }
+    case Endpoint::kJob:
+      return Result(c->GetJob(route->job_id));
+    case Endpoint::kJobHistory:
+      return Result(c->GetJobHistory(route->job_id));
+    case Endpoint::kWorkers: {
+      v1::ListWorkersResponse list;
+      for (auto& w : c->ListWorkers()) {
+        if (route->pool.has_value() && w.pool() != *route->pool) continue;
+        if (route->worker_state.has_value() && w.state() != *route->worker_state) continue;
+        *list.add_workers() = std::move(w);
+      }
+      return Json(list);
+    }
+  }
+  return Error(absl::InternalError("unrouted endpoint"));
 }
 
 absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
     Coordinator* c, const std::string& address, const security::TransportSecurity& security) {
-  std::unique_ptr<HttpApi> api(new HttpApi());
-  ASSIGN_OR_RETURN(api->server_, security::NewHttpServer(security));
-  httplib::Server& s = *api->server_;
-  s.set_tcp_nodelay(true);  // keep-alive clients: no Nagle / delayed-ACK stall per reply
-  // A thread per open connection (httplib serves a keep-alive connection
-  // on one thread until it closes): enough for many keep-alive clients
-  // (Prometheus, dashboards, wrk's 64) without queueing new ones behind
-  // them, and connections kept for many requests.
-  // (Each idle keep-alive connection costs ~90 wake-ups a second: cpp-
-  // httplib 0.11 polls it every 10 ms. bench/README.md, "Status API".)
-  s.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
-  s.set_keep_alive_max_count(100000);
-  s.set_keep_alive_timeout(10);
-  s.set_read_timeout(10);
-  s.set_write_timeout(10);
-  s.set_payload_max_length(64 << 10);  // a read-only API: no large bodies
-  // Every path but /healthz needs a viewer (or admin) token.
-  s.set_pre_routing_handler([c](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
-    absl::StatusOr<std::string> token =
-        security::BearerToken(req.get_header_value("Authorization"));
-    absl::StatusOr<security::Principal> caller =
-        token.ok() ? c->Authenticate(*token) : absl::StatusOr<security::Principal>(token.status());
-    absl::Status refused = caller.status();
-    if (caller.ok() && !security::Allows(caller->role, security::Access::kRead)) {
-      refused = absl::PermissionDeniedError(
-          absl::StrCat("the status API needs a viewer or admin token; this one is a ",
-                       security::RoleName(caller->role), " token"));
-    }
-    if (refused.ok()) return httplib::Server::HandlerResponse::Unhandled;
-    if (refused.code() == absl::StatusCode::kUnauthenticated) {
-      res.set_header("WWW-Authenticate", "Bearer realm=\"nightshift\"");
-    }
-    SendStatus(res, refused);
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-  });
-  s.Get("/metrics", [c](const httplib::Request&, httplib::Response& res) {
-    res.set_content(Metrics(c), "text/plain; version=0.0.4");
-  });
-  HttpApi* self = api.get();
-  s.Get("/v1/jobs", [c, self](const httplib::Request&, httplib::Response& res) {
-    res.set_content(self->JobsJson(c), "application/json");
-  });
-  s.Get(R"(/v1/jobs/([^/]+))", [c](const httplib::Request& req, httplib::Response& res) {
-    SendResult(res, c->GetJob(req.matches[1]));
-  });
-  s.Get(R"(/v1/jobs/([^/]+)/history)", [c](const httplib::Request& req, httplib::Response& res) {
-    SendResult(res, c->GetJobHistory(req.matches[1]));
-  });
-  s.Get("/v1/workers", [c](const httplib::Request&, httplib::Response& res) {
-    v1::ListWorkersResponse list;
-    for (auto& w : c->ListWorkers()) *list.add_workers() = std::move(w);
-    SendJson(res, list);
-  });
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404 && res.body.empty()) {
-      SendStatus(res, absl::NotFoundError(absl::StrCat("no such path: ", req.path)));
-    }
-  });
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("--http: '", address, "' is not HOST:PORT"));
-  }
-  const std::string host = address.substr(0, colon);
-  const int port = std::atoi(address.substr(colon + 1).c_str());
-  api->port_ = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
-  if (api->port_ <= 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
-  }
-  api->thread_ = std::thread([&s] { s.listen_after_bind(); });
+  auto api = std::make_unique<HttpApi>(c);
+  security::HttpServerOptions options;
+  options.threads = kHttpThreads;
+  ASSIGN_OR_RETURN(
+      api->server_,
+      security::HttpServer::Start(
+          address, security, [self = api.get()](const HttpRequest& r) { return self->Handle(r); },
+          options));
   return api;
 }
 
 void HttpApi::Stop() {
-  if (server_ != nullptr) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (server_ != nullptr) server_->Stop();
 }
 
 HttpApi::~HttpApi() { Stop(); }

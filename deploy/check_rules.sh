@@ -48,7 +48,7 @@ tsa_files=$(git ls-files 'worker/*.cc' 'coordinator/*.cc' 'collective/*.cc' 'col
 rc=0
 for f in $tsa_files; do
   if ! clang++ -std=c++17 -march=native -fsyntax-only -Wthread-safety -Werror=thread-safety \
-      -Wno-unknown-warning-option $(pkg-config --cflags cpp-httplib) -I. -I"$gen" "$f" \
+      -Wno-unknown-warning-option $(pkg-config --cflags libevent_openssl) -I. -I"$gen" "$f" \
       2>/tmp/nightshift-tsa.$$; then
     echo "$f:"; grep -E 'error|warning' /tmp/nightshift-tsa.$$ | head -10
     rc=1

@@ -27,6 +27,7 @@ ALL=(
   //checkpoint:safetensors_fuzzer:checkpoint/testdata/safetensors_corpus
   //collective/transport/grpc:peer_chunk_fuzzer:collective/transport/grpc/testdata/peer_chunk_corpus
   //coordinator:coordinator_fuzzer:coordinator/testdata/coordinator_corpus
+  //coordinator:http_api_fuzzer:coordinator/testdata/http_api_corpus
 )
 selected=()
 for entry in "${ALL[@]}"; do

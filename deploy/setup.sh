@@ -11,8 +11,9 @@ PACKAGES=(
   libabsl-dev libgoogle-glog-dev zlib1g-dev
   # Kernels and collectives.
   libdnnl-dev libopenmpi-dev openmpi-bin
-  # Coordinator state and HTTP status API.
-  libsqlite3-dev libcpp-httplib-dev
+  # Coordinator state and HTTP status API (libevent's evhttp, with its
+  # OpenSSL bufferevents).
+  libsqlite3-dev libevent-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Scripts and tests: the HTTP API is checked with curl; certificates are

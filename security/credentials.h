@@ -1,6 +1,6 @@
 // Transport security of every link: the one place that builds gRPC server
 // and channel credentials (coordinator, Peer service, worker and CLI
-// channels; the HTTP server's TLS is in https_server.h, from the same
+// channels; the HTTP server's TLS is in http_server.h, from the same
 // files).
 //
 // Mutual TLS with the project's CA (deploy/certs.sh makes it and every
