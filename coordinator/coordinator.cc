@@ -324,6 +324,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
       w.pending.begin(), w.pending.end(), [](const v1::Directive& d) { return d.has_assign(); });
   if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
     const std::string released = w.assigned_job;
+    w.released_job = released;
     w.assigned_job.clear();
     w.rank = -1;
     // Every member gone quietly (say, all finished a generation that a

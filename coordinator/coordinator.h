@@ -188,6 +188,10 @@ class Coordinator {
     // The job it drained from: it may still finish it (rank 0's final
     // upload and report, when the drain came at the last steps).
     std::string left_job;
+    // The job whose part it ended on its own (a rank that trained every
+    // step before rank 0's final report): it is never asked to join that
+    // job again, which would start a generation at the very end.
+    std::string released_job;
   };
 
   Coordinator(JobStore* store, Clock* clock, CoordinatorOptions options)

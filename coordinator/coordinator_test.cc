@@ -319,6 +319,26 @@ TEST_F(CoordinatorTest, AFreeWorkerJoinsARunningJobOnceItsGenerationIsSettled) {
   EXPECT_EQ(coordinator_->GetJob("j")->generation(), 2);
 }
 
+TEST_F(CoordinatorTest, ARankThatFinishedItsStepsIsNotAskedToJoinTheSameJobAgain) {
+  // Rank 1 trains its last step and ends its part before rank 0's final
+  // report lands: it is free, the job has room (max 3), but joining it
+  // again would start a generation at the very end.
+  Submit("j", 2, 3);
+  const std::string a = Register("a", 200), b = Register("b", 100);
+  Beat(a);
+  Beat(b);
+  Beat(a, "j", 1);
+  Beat(b, "j", 1);
+  ASSERT_EQ(coordinator_->GetJob("j")->generation(), 1);
+  Beat(b);  // b (rank 1) is done: no job
+  Beat(a, "j", 1);
+  Beat(b);
+  EXPECT_EQ(coordinator_->GetJob("j")->generation(), 1) << coordinator_->GetJob("j")->reason();
+  // It stays free for other jobs.
+  Submit("k", 1, 1);
+  EXPECT_EQ(Beat(b).directives(0).assign().job_id(), "k");
+}
+
 TEST_F(CoordinatorTest, ADrainedMemberLeavesAndTheJobGoesOnWithoutIt) {
   Submit("j", 1, 2);
   const std::string a = Register("a", 200), b = Register("b", 100);

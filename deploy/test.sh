@@ -14,11 +14,7 @@ bazel test //... "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 deploy/check_rules.sh 2>&1 | tee -a "$log"
 rules_rc=${PIPESTATUS[0]}
-# (worker_daemon_test's lost-peer case counts generations and, at ASan's
-# slowdown, sometimes sees one more: it runs in the plain pass only until
-# that test is made independent of speed.)
-bazel test --config=asan //collective/... //coordinator:all //worker:all \
-  -- -//worker:worker_daemon_test 2>&1 |
+bazel test --config=asan //collective/... //coordinator:all //worker:all 2>&1 |
   sed 's|^//|asan://|' | tee -a "$log"
 asan_rc=${PIPESTATUS[0]}
 deploy/fuzz.sh --seconds=10 2>/dev/null | tee -a "$log"
