@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -218,13 +219,20 @@ class Client {
     v1::ListWorkersResponse workers;
     grpc::Status s = stub_->ListWorkers(Context().get(), {}, &workers);
     if (!s.ok()) return Fail(s);
-    std::printf("%-18s %-20s %-11s %-9s %-12s %-22s %s\n", "ID", "NAME", "POOL", "STATE",
-                "SAMPLES/S", "PEER", "JOB");
+    std::printf("%-18s %-20s %-11s %-9s %-12s %-22s %-16s %s\n", "ID", "NAME", "POOL", "STATE",
+                "SAMPLES/S", "PEER", "JOB", "ELIGIBILITY");
     for (const auto& w : workers.workers()) {
-      std::printf("%-18s %-20s %-11s %-9s %-12.0f %-22s %s\n", w.id().c_str(), w.name().c_str(),
-                  v1::WorkerPool_Name(w.pool()).substr(12).c_str(),
+      // Vehicles: whether they may compute, and why.
+      const std::string eligibility =
+          w.pool() != v1::WORKER_POOL_EDGE ? ""
+          : w.eligibility().reason().empty()
+              ? "ineligible: not reported"
+              : absl::StrCat(w.eligibility().eligible() ? "eligible: " : "ineligible: ",
+                             w.eligibility().reason());
+      std::printf("%-18s %-20s %-11s %-9s %-12.0f %-22s %-16s %s\n", w.id().c_str(),
+                  w.name().c_str(), v1::WorkerPool_Name(w.pool()).substr(12).c_str(),
                   v1::WorkerState_Name(w.state()).substr(13).c_str(), w.samples_per_second(),
-                  w.peer_address().c_str(), w.job_id().c_str());
+                  w.peer_address().c_str(), w.job_id().c_str(), eligibility.c_str());
     }
     return 0;
   }

@@ -22,6 +22,19 @@
 namespace nightshift::coordinator {
 namespace {
 
+// An edge agent's reason is shown in `nightshift workers` and /v1/workers:
+// kept to 256 bytes, cut at a character (UTF-8) boundary and marked "...".
+// (Cut, not refused: a refused heartbeat would cost the agent its lease
+// over a long file name in a parser's message.)
+constexpr size_t kMaxEligibilityReasonBytes = 256;
+void BoundReason(std::string& reason) {
+  if (reason.size() <= kMaxEligibilityReasonBytes) return;
+  size_t cut = kMaxEligibilityReasonBytes - 3;
+  while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+  reason.resize(cut);
+  reason += "...";
+}
+
 absl::Status ValidJobId(const std::string& id) {
   if (id.empty() || id.size() > 64) {
     return absl::InvalidArgumentError("job_id: must be 1 to 64 characters");
@@ -317,6 +330,10 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   RETURN_IF_ERROR(CallerIs(caller, it->second.info));
   Worker& w = it->second;
   w.lease_expiry = clock_->Now() + options_.lease_ttl;
+  if (request.has_eligibility()) {
+    *w.info.mutable_eligibility() = request.eligibility();
+    BoundReason(*w.info.mutable_eligibility()->mutable_reason());
+  }
   *w.info.mutable_last_heartbeat() = NowProto();
   if (request.samples_per_second() > 0) w.info.set_samples_per_second(request.samples_per_second());
   // 4. Released: the job it was given is no longer running there.

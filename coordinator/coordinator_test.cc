@@ -490,6 +490,29 @@ TEST_F(CoordinatorTest, EdgeWorkersNeverJoinAllreduceJobs) {
   EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_QUEUED);
 }
 
+TEST_F(CoordinatorTest, AnEdgeAgentsEligibilityIsKeptFromItsHeartbeatAndCutToItsBound) {
+  const std::string car = Register("car", 1000, v1::WORKER_POOL_EDGE);
+  v1::HeartbeatRequest h;
+  h.set_worker_id(car);
+  h.mutable_eligibility()->set_eligible(false);
+  h.mutable_eligibility()->set_reason("not charging and state of charge 34% < 50%");
+  ASSERT_TRUE(HeartbeatAs(h).ok());
+  v1::WorkerInfo info = coordinator_->ListWorkers()[0];
+  EXPECT_FALSE(info.eligibility().eligible());
+  EXPECT_EQ(info.eligibility().reason(), "not charging and state of charge 34% < 50%");
+  // A long reason is cut to 256 bytes, never inside a character.
+  std::string degrees;
+  for (int i = 0; i < 200; ++i) degrees += "°";  // two bytes each
+  h.mutable_eligibility()->set_reason("x" + degrees);
+  ASSERT_TRUE(HeartbeatAs(h).ok()) << "cut, not refused: the agent keeps its lease";
+  const std::string cut = coordinator_->ListWorkers()[0].eligibility().reason();
+  EXPECT_EQ(cut, "x" + degrees.substr(0, 252) + "...");
+  h.clear_eligibility();
+  ASSERT_TRUE(HeartbeatAs(h).ok());
+  EXPECT_EQ(coordinator_->ListWorkers()[0].eligibility().reason(), cut)
+      << "a heartbeat without one keeps the last answer";
+}
+
 TEST_F(CoordinatorTest, ARestartKeepsEveryJobAndReAdoptsTheRunningOnes) {
   Submit("queued-one", 3);
   Submit("running-one", 1);

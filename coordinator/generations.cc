@@ -39,7 +39,8 @@ std::vector<std::string> Coordinator::FreeWorkersForLocked(const v1::JobStatus& 
   std::vector<std::pair<double, std::string>> free;
   for (const auto& [id, w] : workers_) {
     if (w.info.state() == v1::WORKER_STATE_LOST || w.draining || !w.assigned_job.empty() ||
-        w.released_job == job.id() || !PoolAllowed(job.spec(), w.info.pool())) {
+        w.released_job == job.id() || !PoolAllowed(job.spec(), w.info.pool()) ||
+        (w.info.pool() == v1::WORKER_POOL_EDGE && !w.info.eligibility().eligible())) {
       continue;
     }
     free.push_back({-w.info.samples_per_second(), id});

@@ -121,7 +121,15 @@ std::string HttpApi::Metrics(Coordinator* c) {
     }
   }
   std::map<std::string, int> workers;
-  for (const auto& w : c->ListWorkers()) {
+  std::string eligible;
+  const std::vector<v1::WorkerInfo> listed = c->ListWorkers();
+  for (const auto& w : listed) {
+    if (w.pool() == v1::WORKER_POOL_EDGE && w.state() != v1::WORKER_STATE_LOST) {
+      absl::StrAppendFormat(&eligible, "nightshift_edge_worker_eligible{worker=\"%s\"} %d\n",
+                            w.name(), w.eligibility().eligible() ? 1 : 0);
+    }
+  }
+  for (const auto& w : listed) {
     std::string state = v1::WorkerState_Name(w.state()).substr(13);
     for (char& ch : state) ch = static_cast<char>(tolower(ch));
     ++workers[state];
@@ -131,6 +139,10 @@ std::string HttpApi::Metrics(Coordinator* c) {
   for (const auto& [state, n] : workers) {
     absl::StrAppendFormat(&out, "nightshift_workers{state=\"%s\"} %d\n", state, n);
   }
+  out +=
+      "# HELP nightshift_edge_worker_eligible Edge agents whose vehicle lets them compute (1) or "
+      "not (0).\n# TYPE nightshift_edge_worker_eligible gauge\n";
+  out += eligible;
   return out;
 }
 

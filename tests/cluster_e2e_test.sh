@@ -65,6 +65,26 @@ nworkers=$(curl -sf "$H/v1/jobs/three" | json 'len(d["workers"])')
 curl -sf "$H/v1/jobs/three/history" | json '[e["state"] for e in d["events"]]' | grep -q "SUCCEEDED" || fail "history"
 curl -sf "$H/v1/jobs" | json '[j["id"] for j in d["jobs"]]' | grep -q three || fail "/v1/jobs"
 curl -sf "$H/v1/workers" | json '[w["pool"] for w in d["workers"]]' | grep -q EDGE || fail "/v1/workers misses the edge worker"
+# The edge agent's vehicle (local_cluster.sh wrote its state file): its
+# eligibility and reason reach `nightshift workers`, /v1/workers and
+# /metrics, and follow the file when the gateway rewrites it.
+edge_says() {  # WHAT: wait (10 s at most) until `nightshift workers` shows it for edge-0
+  for _ in $(seq 1 100); do
+    "$NS" workers --coordinator="$C" | grep '^w-.* edge-0 ' | grep -q "$1" && return 0
+    sleep 0.1
+  done
+  "$NS" workers --coordinator="$C" >&2
+  return 1
+}
+edge_says "eligible: parked .* charging at 7.4 kW, on ethernet" || fail "edge-0 is not eligible"
+curl -sf "$H/metrics" | grep -q '^nightshift_edge_worker_eligible{worker="edge-0"} 1$' || fail "/metrics eligibility"
+vehicle="$NIGHTSHIFT_CLUSTER_DIR/edge-0/vehicle.json"
+sed 's/IGNITION_OFF/IGNITION_ON/' "$vehicle" >"$vehicle.new" && mv "$vehicle.new" "$vehicle"
+edge_says "ineligible: ignition on" || fail "edge-0 did not see the ignition"
+curl -sf "$H/v1/workers?pool=edge" | json '[w["eligibility"].get("reason") for w in d["workers"]]' | grep -q "ignition on" \
+  || fail "/v1/workers?pool=edge lacks the reason"
+echo "{not json" >"$vehicle.new" && mv "$vehicle.new" "$vehicle"
+edge_says "ineligible: vehicle state unreadable: .*vehicle.json" || fail "a malformed state file is not named"
 curl -sf "$H/metrics" | grep -q '^nightshift_jobs_succeeded_total 1$' || fail "/metrics"
 curl -s "$H/v1/jobs/nope" | json 'd["code"]' | grep -q NOT_FOUND || fail "HTTP NOT_FOUND"
 

@@ -200,6 +200,7 @@ absl::Status WorkerDaemon::Tick() {
     request.set_job_ready(current_.ready);
   }
   if (request.worker_id().empty()) return RegisterOnce();
+  if (options_.eligibility) *request.mutable_eligibility() = options_.eligibility();
   {
     absl::MutexLock lock(&leave_mu_);
     if (leave_deadline_.has_value()) draining_ = true;

@@ -104,6 +104,9 @@ struct WorkerOptions {
   // Benchmarks only (nightshift-worker --simulated_slowdown): act this
   // many times slower, to stand for a slower machine. 1: off.
   double simulated_slowdown = 1;
+  // Edge agents: the idle policy's current answer (worker/edge/
+  // eligibility_monitor.h), sent with every heartbeat. Unset: none sent.
+  std::function<v1::Eligibility()> eligibility;
 };
 
 class WorkerDaemon {

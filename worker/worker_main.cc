@@ -4,6 +4,8 @@
 //                     --threads=N --listen=HOST:PORT --name=NAME
 //                     --tls_ca=FILE --tls_cert=FILE --tls_key=FILE | --insecure
 //                     --token_file=FILE (a worker join token)
+//                     edge agents: --vehicle_state=FILE | --vehicle_trace=FILE
+//                                  [--idle_policy=FILE]
 //
 // Dials out only; data-center workers also serve the Peer service on
 // --listen for their ring neighbours. Every link is mutual TLS with the
@@ -11,6 +13,13 @@
 // the join token: the coordinator binds its name to a credential of its
 // own, kept in --credential_file, which it presents from then on (and
 // must present to register that name again). Stops on SIGINT/SIGTERM.
+//
+// An edge agent (--pool=edge) reads its vehicle's state from the JSON file
+// its gateway rewrites (--vehicle_state) or replays a trace
+// (--vehicle_trace), decides with the idle policy (--idle_policy, a
+// textproto IdlePolicy; defaults in proto/nightshift/v1/vehicle.proto)
+// whether it may compute, and reports that answer and its reason with
+// every heartbeat (worker/edge/).
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,6 +32,7 @@
 #include "base/stop_signals.h"
 #include "glog/logging.h"
 #include "security/token_file.h"
+#include "worker/edge/eligibility_monitor.h"
 #include "worker/group_transports.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/worker_daemon.h"
@@ -46,6 +56,11 @@ ABSL_FLAG(std::string, token_file, "",
 ABSL_FLAG(std::string, token, "", "a worker join token (prefer --token_file: flags show in ps)");
 ABSL_FLAG(std::string, credential_file, "",
           "where this worker keeps its own credential (default: SCRATCH_DIR/NAME/credential)");
+ABSL_FLAG(std::string, vehicle_state, "",
+          "edge: the vehicle state JSON file the gateway rewrites (watched)");
+ABSL_FLAG(std::string, vehicle_trace, "",
+          "edge: a vehicle trace (JSON lines) to replay instead (tests, simulations)");
+ABSL_FLAG(std::string, idle_policy, "", "edge: textproto IdlePolicy (default: its defaults)");
 ABSL_FLAG(double, simulated_slowdown, 1,
           "for benchmarks only: stretch compute by this factor, to stand for a slower machine");
 
@@ -55,6 +70,36 @@ namespace {
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "nightshift-worker: %s\n", s.ToString().c_str());
   return 1;
+}
+
+// The edge agent's eligibility from its flags: exactly one state source,
+// and the policy file if given.
+absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> StartEligibility(Clock* clock) {
+  const std::string state = absl::GetFlag(FLAGS_vehicle_state);
+  const std::string trace = absl::GetFlag(FLAGS_vehicle_trace);
+  if (state.empty() == trace.empty()) {
+    return absl::InvalidArgumentError(
+        "--pool=edge needs the vehicle's state: exactly one of --vehicle_state=FILE (the JSON "
+        "file its gateway rewrites) and --vehicle_trace=FILE");
+  }
+  v1::IdlePolicy policy;
+  if (!absl::GetFlag(FLAGS_idle_policy).empty()) {
+    absl::StatusOr<v1::IdlePolicy> loaded = edge::LoadIdlePolicy(absl::GetFlag(FLAGS_idle_policy));
+    if (!loaded.ok()) return loaded.status();
+    policy = *loaded;
+  }
+  std::unique_ptr<edge::VehicleStateSource> source;
+  if (!state.empty()) {
+    absl::StatusOr<std::unique_ptr<edge::JsonFileSource>> file = edge::JsonFileSource::Start(state);
+    if (!file.ok()) return file.status();
+    source = *std::move(file);
+  } else {
+    absl::StatusOr<std::unique_ptr<edge::TraceSource>> replay =
+        edge::TraceSource::Load(trace, clock);
+    if (!replay.ok()) return replay.status();
+    source = *std::move(replay);
+  }
+  return std::make_unique<edge::EligibilityMonitor>(std::move(source), policy, clock);
 }
 
 int Main(int argc, char** argv) {
@@ -105,6 +150,15 @@ int Main(int argc, char** argv) {
         "--role=worker`)"));
   }
 
+  RealClock clock;
+  std::unique_ptr<edge::EligibilityMonitor> eligibility;
+  if (options.pool == v1::WORKER_POOL_EDGE) {
+    absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> monitor = StartEligibility(&clock);
+    if (!monitor.ok()) return Fail(monitor.status());
+    eligibility = *std::move(monitor);
+    options.eligibility = [m = eligibility.get()] { return m->Current(); };
+  }
+
   // Before any thread starts, so that every thread inherits the mask.
   WorkerDaemon* daemon_to_stop = nullptr;
   absl::Mutex stop_mu;
@@ -132,7 +186,6 @@ int Main(int argc, char** argv) {
   }
   std::unique_ptr<CoordinatorClient> client =
       NewGrpcCoordinatorClient(absl::GetFlag(FLAGS_coordinator), *transport, identity);
-  RealClock clock;
   WorkerDaemon daemon(options, client.get(), transports.get(), &clock);
   {
     absl::MutexLock lock(&stop_mu);
