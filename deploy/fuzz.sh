@@ -28,6 +28,7 @@ ALL=(
   //collective/transport/grpc:peer_chunk_fuzzer:collective/transport/grpc/testdata/peer_chunk_corpus
   //coordinator:coordinator_fuzzer:coordinator/testdata/coordinator_corpus
   //coordinator:http_api_fuzzer:coordinator/testdata/http_api_corpus
+  //collective:delta_codec_fuzzer:collective/testdata/delta_codec_corpus
 )
 selected=()
 for entry in "${ALL[@]}"; do
