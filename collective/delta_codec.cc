@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "collective/wire.h"
+#include "collective/bfloat16.h"
 
 namespace nightshift::collective {
 namespace {
@@ -76,13 +76,18 @@ std::string EncodeDelta(DeltaFormat format, absl::Span<const float> values, int 
   PutU32(out, static_cast<uint32_t>(n));
   PutU32(out, format == DeltaFormat::kInt8Blockwise ? static_cast<uint32_t>(block) : 0);
   switch (format) {
-    case DeltaFormat::kFloat32:
-    case DeltaFormat::kBFloat16: {
-      const WireDtype dtype =
-          format == DeltaFormat::kFloat32 ? WireDtype::kFloat32 : WireDtype::kBFloat16;
+    case DeltaFormat::kFloat32: {
       const size_t at = out.size();
-      out.resize(at + WireBytes(dtype, n));
-      EncodeToWire(dtype, values.data(), n, out.data() + at);
+      out.resize(at + 4 * n);
+      std::memcpy(out.data() + at, values.data(), 4 * n);
+      break;
+    }
+    case DeltaFormat::kBFloat16: {
+      for (float v : values) {
+        const uint16_t h = FloatToBf16(v);
+        out.push_back(static_cast<char>(h & 0xff));
+        out.push_back(static_cast<char>(h >> 8));
+      }
       break;
     }
     case DeltaFormat::kInt8Blockwise: {
@@ -126,9 +131,15 @@ absl::StatusOr<std::vector<float>> DecodeDelta(absl::string_view bytes, size_t e
   }
   std::vector<float> out(n);
   const char* body = bytes.data() + kHeaderBytes;
-  if (format != DeltaFormat::kInt8Blockwise) {
-    DecodeFromWire(format == DeltaFormat::kFloat32 ? WireDtype::kFloat32 : WireDtype::kBFloat16,
-                   body, n, out.data());
+  if (format == DeltaFormat::kFloat32) {
+    std::memcpy(out.data(), body, 4 * static_cast<size_t>(n));
+    return out;
+  }
+  if (format == DeltaFormat::kBFloat16) {
+    for (size_t i = 0; i < n; ++i) {
+      out[i] = Bf16ToFloat(static_cast<uint16_t>(static_cast<unsigned char>(body[2 * i]) |
+                                                 static_cast<unsigned char>(body[2 * i + 1]) << 8));
+    }
     return out;
   }
   const size_t blocks = Blocks(n, static_cast<int>(block));

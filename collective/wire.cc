@@ -4,23 +4,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "collective/bfloat16.h"
+
 namespace nightshift::collective {
 namespace {
-
-inline uint16_t FloatToBf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  if (std::isnan(f)) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest even
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-inline float Bf16ToFloat(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 inline uint16_t FloatToF16(float f) {
   _Float16 h = static_cast<_Float16>(f);

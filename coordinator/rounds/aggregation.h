@@ -1,0 +1,77 @@
+// Aggregation of a DiLoCo round's updates: each replica's delta (the
+// change of its parameters over the round, collective/delta_codec.h
+// decoded) into the one delta the outer optimizer applies.
+//
+// Screening first, every refusal with its reason (the round's history
+// records them): a delta of the wrong length, with a NaN or infinity
+// (the index is named), from a replica that saw no samples, or whose norm
+// is more than `max_norm_ratio` times the median norm of the round's
+// finite updates (a scaled or exploded update).
+//
+// Then one rule over the accepted deltas:
+//   kMean           sample-weighted mean (FedAvg): Σ s_i x_i / Σ s_i
+//   kTrimmedMean    per coordinate, the mean after dropping the
+//                   floor(trim_fraction * n) largest and smallest values
+//   kMedian         per coordinate median
+//   kCenteredClip   centered clipping (Karimireddy, He & Jaggi, ICML
+//                   2021): from v = `center` (the last round's aggregate;
+//                   zeros if empty), `clip_iterations` times
+//                   v <- v + (1/n) Σ (x_i - v) min(1, tau / |x_i - v|),
+//                   tau = clip_radius, or when 0 the median of |x_i - v| at
+//                   each iteration (the majority's spread sets it).
+//                   The default when the edge pool is in the job: a
+//                   minority of updates, however large or however shifted,
+//                   moves v by at most tau times their share.
+//
+// Plain C++ (the coordinator links no oneDNN); pure functions.
+#ifndef NIGHTSHIFT_COORDINATOR_ROUNDS_AGGREGATION_H_
+#define NIGHTSHIFT_COORDINATOR_ROUNDS_AGGREGATION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace nightshift::coordinator::rounds {
+
+enum class AggregationRule { kMean, kTrimmedMean, kMedian, kCenteredClip };
+
+const char* AggregationRuleName(AggregationRule rule);
+
+struct ReplicaUpdate {
+  std::string replica;  // names it in refusals
+  std::vector<float> delta;
+  int64_t samples = 0;  // seen in the round's inner steps
+};
+
+struct AggregationOptions {
+  AggregationRule rule = AggregationRule::kCenteredClip;
+  double trim_fraction = 0.1;  // kTrimmedMean, in [0, 0.5)
+  double clip_radius = 0;      // kCenteredClip; 0: the median distance
+  int clip_iterations = 3;     // kCenteredClip, >= 1
+  double max_norm_ratio = 10;  // screening; 0: off
+};
+
+struct Refusal {
+  std::string replica;
+  std::string reason;
+};
+
+struct AggregationResult {
+  std::vector<float> delta;
+  std::vector<std::string> accepted;
+  std::vector<Refusal> refused;
+};
+
+// `size`: the model's parameter count. FAILED_PRECONDITION when no update
+// passes screening (the message lists the refusals); INVALID_ARGUMENT for
+// options out of range or a `center` of another size.
+absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& updates, size_t size,
+                                            const AggregationOptions& options,
+                                            absl::Span<const float> center = {});
+
+}  // namespace nightshift::coordinator::rounds
+
+#endif  // NIGHTSHIFT_COORDINATOR_ROUNDS_AGGREGATION_H_

@@ -1,0 +1,124 @@
+// Aggregation: each rule on hand-checked numbers, screening with its
+// reasons, and the robust rules against poisoned minorities (sign-flipped,
+// x100, "A Little Is Enough"-shifted) that move the plain mean.
+#include "coordinator/rounds/aggregation.h"
+
+#include <cmath>
+#include <random>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nightshift::coordinator::rounds {
+namespace {
+
+using testing::ElementsAre;
+using testing::FloatNear;
+using testing::HasSubstr;
+
+ReplicaUpdate U(const std::string& name, std::vector<float> delta, int64_t samples = 1) {
+  return {name, std::move(delta), samples};
+}
+
+AggregationOptions Rule(AggregationRule rule) {
+  AggregationOptions o;
+  o.rule = rule;
+  o.max_norm_ratio = 0;  // screening off unless a test turns it on
+  return o;
+}
+
+TEST(AggregationTest, EachRuleOnHandCheckedNumbers) {
+  const std::vector<ReplicaUpdate> u = {U("a", {1, 10}, 1), U("b", {2, 20}, 1), U("c", {3, 30}, 2),
+                                        U("d", {100, -40}, 1)};
+  EXPECT_THAT(Aggregate(u, 2, Rule(AggregationRule::kMean))->delta,
+              ElementsAre(FloatNear(21.8, 1e-4), FloatNear(10, 1e-4)))
+      << "sample-weighted: (1+2+6+100)/5, (10+20+60-40)/5";
+  EXPECT_THAT(Aggregate(u, 2, Rule(AggregationRule::kMedian))->delta, ElementsAre(2.5, 15));
+  AggregationOptions trimmed = Rule(AggregationRule::kTrimmedMean);
+  trimmed.trim_fraction = 0.25;  // one from each end of four
+  EXPECT_THAT(Aggregate(u, 2, trimmed)->delta, ElementsAre(2.5, 15));
+  const std::vector<ReplicaUpdate> odd = {U("a", {1}), U("b", {5}), U("c", {2})};
+  EXPECT_THAT(Aggregate(odd, 1, Rule(AggregationRule::kMedian))->delta, ElementsAre(2));
+  // Centered clipping with a radius no update exceeds is the plain mean
+  // after enough iterations from the center.
+  AggregationOptions clip = Rule(AggregationRule::kCenteredClip);
+  clip.clip_radius = 1e6;
+  clip.clip_iterations = 1;
+  EXPECT_THAT(Aggregate(odd, 1, clip)->delta, ElementsAre(FloatNear(8.0 / 3, 1e-5)));
+}
+
+TEST(AggregationTest, ScreeningRefusesWithReasonsAndGoesOnWithTheRest) {
+  AggregationOptions o = Rule(AggregationRule::kMean);
+  o.max_norm_ratio = 10;
+  const std::vector<ReplicaUpdate> u = {
+      U("ok-1", {1, 1}), U("ok-2", {1, 2}),    U("ok-3", {2, 1}),    U("nan", {1, std::nanf("")}),
+      U("short", {1}),   U("idle", {1, 1}, 0), U("huge", {300, 300})};
+  const AggregationResult r = *Aggregate(u, 2, o);
+  EXPECT_THAT(r.accepted, ElementsAre("ok-1", "ok-2", "ok-3"));
+  ASSERT_EQ(r.refused.size(), 4u);
+  EXPECT_EQ(r.refused[0].replica, "nan");
+  EXPECT_EQ(r.refused[0].reason, "value 1 is nan");
+  EXPECT_EQ(r.refused[1].reason, "1 values, the model has 2");
+  EXPECT_EQ(r.refused[2].reason, "it saw no samples");
+  EXPECT_THAT(r.refused[3].reason, HasSubstr("norm 424.3 is 189.7x the round's median 2.236"));
+  EXPECT_THAT(r.delta, ElementsAre(FloatNear(4.0 / 3, 1e-5), FloatNear(4.0 / 3, 1e-5)));
+  const auto none = Aggregate({U("nan", {std::nanf("")})}, 1, o);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(none.status().message(),
+              HasSubstr("no update to aggregate (refused: nan: value 0 is nan)"));
+  o.trim_fraction = 0.5;
+  EXPECT_EQ(Aggregate(u, 2, o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// 10 honest replicas around a true delta, 2 poisoned ones (20%).
+std::vector<ReplicaUpdate> Poisoned(const std::string& attack, std::vector<float>* truth) {
+  const size_t d = 64;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0, 0.1f);
+  truth->assign(d, 0);
+  for (size_t i = 0; i < d; ++i) (*truth)[i] = std::sin(static_cast<float>(i));
+  std::vector<ReplicaUpdate> u;
+  for (int r = 0; r < 10; ++r) {
+    std::vector<float> x(d);
+    for (size_t i = 0; i < d; ++i) x[i] = (*truth)[i] + noise(rng);
+    u.push_back(U("honest-" + std::to_string(r), x));
+  }
+  for (int r = 0; r < 2; ++r) {
+    std::vector<float> x(*truth);
+    for (size_t i = 0; i < d; ++i) {
+      if (attack == "sign") x[i] = -x[i];
+      if (attack == "x100") x[i] *= 100;
+      // A Little Is Enough (Baruch et al. 2019): every coordinate shifted
+      // the same way, by ten times the honest spread here (so that it
+      // moves the mean measurably), yet inside what screening accepts.
+      if (attack == "alie") x[i] -= 1.0f;
+    }
+    u.push_back(U("poisoned-" + std::to_string(r), x, 1));
+  }
+  return u;
+}
+
+double Error(const std::vector<float>& got, const std::vector<float>& truth) {
+  double sum = 0;
+  for (size_t i = 0; i < got.size(); ++i) sum += (got[i] - truth[i]) * (got[i] - truth[i]);
+  return std::sqrt(sum / got.size());
+}
+
+TEST(AggregationTest, RobustRulesHoldAgainstAPoisonedFifthThatMovesTheMean) {
+  for (const std::string attack : {"sign", "x100", "alie"}) {
+    std::vector<float> truth;
+    const std::vector<ReplicaUpdate> u = Poisoned(attack, &truth);
+    const double mean =
+        Error(Aggregate(u, truth.size(), Rule(AggregationRule::kMean))->delta, truth);
+    AggregationOptions robust;  // the default: centered clipping, screening on
+    const double clipped = Error(Aggregate(u, truth.size(), robust)->delta, truth);
+    const double median =
+        Error(Aggregate(u, truth.size(), Rule(AggregationRule::kMedian))->delta, truth);
+    EXPECT_GT(mean, 0.15) << attack << ": the attack must move the plain mean";
+    EXPECT_LT(clipped, 0.1) << attack << " (mean's error " << mean << ")";
+    EXPECT_LT(median, 0.1) << attack;
+  }
+}
+
+}  // namespace
+}  // namespace nightshift::coordinator::rounds
