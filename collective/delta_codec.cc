@@ -75,6 +75,7 @@ std::string EncodeDelta(DeltaFormat format, absl::Span<const float> values, int 
   out.push_back(static_cast<char>(format));
   PutU32(out, static_cast<uint32_t>(n));
   PutU32(out, format == DeltaFormat::kInt8Blockwise ? static_cast<uint32_t>(block) : 0);
+  if (n == 0) return out;
   switch (format) {
     case DeltaFormat::kFloat32: {
       const size_t at = out.size();
@@ -130,6 +131,7 @@ absl::StatusOr<std::vector<float>> DecodeDelta(absl::string_view bytes, size_t e
                                           DeltaFormatName(format), " values take ", want));
   }
   std::vector<float> out(n);
+  if (n == 0) return out;  // (and no memcpy from or to a null pointer)
   const char* body = bytes.data() + kHeaderBytes;
   if (format == DeltaFormat::kFloat32) {
     std::memcpy(out.data(), body, 4 * static_cast<size_t>(n));
