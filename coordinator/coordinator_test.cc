@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "checkpoint/safetensors.h"
+#include "coordinator/test_spec.h"
 #include "coordinator/upload_check.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
@@ -16,31 +17,7 @@ namespace {
 
 using testing::HasSubstr;
 
-v1::JobSpec Spec(int min_workers = 2) {
-  v1::JobSpec spec;
-  google::protobuf::TextFormat::ParseFromString(R"pb(
-                                                  model {
-                                                    layers { flatten {} }
-                                                    layers { dense { units: 4 } }
-                                                  }
-                                                  dataset {
-                                                    synthetic {
-                                                      train_examples: 100
-                                                      test_examples: 10
-                                                      channels: 1
-                                                      height: 2
-                                                      width: 2
-                                                      classes: 4
-                                                    }
-                                                  }
-                                                  optimizer { sgd { lr: 0.1 } }
-                                                  global_batch_size: 10
-                                                  steps: 20
-                                                )pb",
-                                                &spec);
-  spec.set_min_workers(min_workers);
-  return spec;
-}
+v1::JobSpec Spec(int min_workers = 2) { return SmallTestSpec(min_workers); }
 
 // A well-formed upload of `spec`'s tensors (zeros), as a worker writes one.
 std::string Upload(const v1::JobSpec& spec, bool final) {

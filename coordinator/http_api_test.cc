@@ -7,8 +7,8 @@
 
 #include <cstdlib>
 
+#include "coordinator/test_spec.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 
 namespace nightshift::coordinator {
@@ -47,27 +47,7 @@ class HttpApiTest : public testing::Test {
   }
   void Submit(const std::string& id) {
     v1::SubmitJobRequest s;
-    google::protobuf::TextFormat::ParseFromString(R"pb(
-                                                    model {
-                                                      layers { flatten {} }
-                                                      layers { dense { units: 4 } }
-                                                    }
-                                                    dataset {
-                                                      synthetic {
-                                                        train_examples: 100
-                                                        test_examples: 10
-                                                        channels: 1
-                                                        height: 2
-                                                        width: 2
-                                                        classes: 4
-                                                      }
-                                                    }
-                                                    optimizer { sgd { lr: 0.1 } }
-                                                    global_batch_size: 10
-                                                    steps: 20
-                                                    min_workers: 1
-                                                  )pb",
-                                                  s.mutable_spec());
+    *s.mutable_spec() = SmallTestSpec(/*min_workers=*/1);
     s.set_job_id(id);
     ASSERT_TRUE(coordinator_->SubmitJob(s).ok());
   }
