@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -263,11 +264,29 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
     auto loop = std::make_unique<Loop>();
     loop->base = event_base_new();
     loop->http = loop->base != nullptr ? evhttp_new(loop->base) : nullptr;
-    if (fd < 0 || loop->http == nullptr ||
-        evhttp_accept_socket_with_handle(loop->http, fd) == nullptr) {
+    evhttp_bound_socket* bound = fd >= 0 && loop->http != nullptr
+                                     ? evhttp_accept_socket_with_handle(loop->http, fd)
+                                     : nullptr;
+    if (bound == nullptr) {
       if (fd >= 0) close(fd);
       return absl::InternalError("HTTP: cannot start an event loop");
     }
+    // accept() failing (out of descriptors: many clients at once) leaves
+    // the listening socket readable: accepting pauses for 100 ms instead
+    // of spinning on it, and the open connections are served meanwhile.
+    evconnlistener_set_error_cb(
+        evhttp_bound_socket_get_listener(bound), [](evconnlistener* listener, void*) {
+          LOG_EVERY_N(WARNING, 100) << "HTTP: cannot accept a connection: " << std::strerror(errno)
+                                    << "; pausing new connections";
+          evconnlistener_disable(listener);
+          const timeval pause{0, 100'000};
+          event_base_once(
+              evconnlistener_get_base(listener), -1, EV_TIMEOUT,
+              [](evutil_socket_t, short, void* l) {
+                evconnlistener_enable(static_cast<evconnlistener*>(l));
+              },
+              listener, &pause);
+        });
     evhttp* http = loop->http;
     evhttp_set_timeout(http, static_cast<int>(absl::ToInt64Seconds(options.timeout)));
     evhttp_set_max_headers_size(http, options.max_header_bytes);

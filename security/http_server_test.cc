@@ -7,12 +7,15 @@
 #include "security/http_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -52,9 +55,13 @@ struct Reply {
 class Client {
  public:
   static std::unique_ptr<Client> Dial(int port, SSL_CTX* tls) {
+    return Connect(socket(AF_INET, SOCK_STREAM, 0), port, tls);
+  }
+  // The same with a socket made beforehand.
+  static std::unique_ptr<Client> Connect(int fd, int port, SSL_CTX* tls) {
     signal(SIGPIPE, SIG_IGN);  // writes to a refused connection fail, not kill the test
     auto c = std::unique_ptr<Client>(new Client());
-    c->fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    c->fd_ = fd;
     timeval limit{10, 0};  // a broken server fails the test instead of hanging it
     setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
     sockaddr_in to{};
@@ -268,6 +275,32 @@ TEST_F(HttpServerTest, StopClosesEveryConnection) {
   EXPECT_TRUE(c->Closed());
   EXPECT_EQ(Dial(), nullptr) << "nothing listens any more";
   server_->Stop();  // idempotent
+}
+
+TEST(HttpServerPlainTest, RunningOutOfDescriptorsPausesAcceptingAndServesEveryoneAfter) {
+  TransportSecurity insecure;
+  insecure.insecure = true;
+  auto server = HttpServer::Start("127.0.0.1:0", insecure, Echo);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // The clients' sockets first, then no descriptor left: they connect
+  // (the kernel's backlog takes them) but the server cannot accept them.
+  std::vector<int> sockets;
+  for (int i = 0; i < 20; ++i) sockets.push_back(socket(AF_INET, SOCK_STREAM, 0));
+  rlimit original{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &original), 0);
+  rlimit none = original;
+  none.rlim_cur = static_cast<rlim_t>(*std::max_element(sockets.begin(), sockets.end()) + 1);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(Client::Connect(sockets[i], (*server)->port(), nullptr));
+    ASSERT_NE(clients.back(), nullptr);
+    ASSERT_TRUE(clients.back()->Get(absl::StrCat("/c", i)));
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &original), 0);
+  for (size_t i = 0; i < clients.size(); ++i) {
+    EXPECT_EQ(clients[i]->Read().status, 200) << "client " << i << " of " << clients.size();
+  }
 }
 
 TEST(HttpServerPlainTest, InsecureServesPlaintextAndBadAddressesAreNamed) {
