@@ -292,6 +292,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
     evhttp_set_max_headers_size(http, options.max_header_bytes);
     evhttp_set_max_body_size(http, options.max_body_bytes);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    // A body over the limit is read and dropped after the 413, not cut off
+    // mid-upload: closing at once resets the connection under a client
+    // still sending, which then never reads its 413.
+    evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
     if (server->tls_ != nullptr) {
       evhttp_set_bevcb(
           http,

@@ -228,6 +228,15 @@ TEST_F(HttpServerTest, OnlyGetAndHeadAreServed) {
   EXPECT_EQ(post->Read().status, 501) << "evhttp: 501 Not Implemented";
 }
 
+TEST_F(HttpServerTest, AnOversizedUploadIsReadToItsEndAndGetsIts413) {
+  // Closing at the first byte over the limit would reset the connection
+  // under a client still sending: it would never read why.
+  auto c = Dial();
+  ASSERT_TRUE(c->Send(absl::StrCat("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\n",
+                                   "Content-Length: 1000000\r\n\r\n", std::string(1000000, 'x'))));
+  EXPECT_EQ(c->Read().status, 413);
+}
+
 TEST_F(HttpServerTest, OversizedOrMalformedRequestsAreRefusedAndOthersGoOn) {
   auto big = Dial();
   ASSERT_TRUE(big->Send(absl::StrCat(
