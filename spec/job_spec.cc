@@ -1,6 +1,7 @@
 #include "spec/job_spec.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 
@@ -186,13 +187,51 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
   if (s.has_diloco()) {
     const v1::DiLoCoSync& d = s.diloco();
     if (d.inner_steps() <= 0) return FieldError("sync.diloco.inner_steps", "must be > 0");
-    if (!(d.outer_lr() > 0)) return FieldError("sync.diloco.outer_lr", "must be > 0");
+    if (!(d.outer_lr() >= 0) || std::isinf(d.outer_lr())) {
+      return FieldError("sync.diloco.outer_lr", "must be > 0 (0: 0.7)");
+    }
+    if (d.rounds() == 0 && spec.steps() == 0) {
+      return FieldError("sync.diloco.rounds",
+                        "set rounds, or steps (each replica's inner steps in all): epochs "
+                        "count passes over the whole training set, which no replica makes");
+    }
     if (!(d.outer_momentum() >= 0 && d.outer_momentum() < 1)) {
       return FieldError("sync.diloco.outer_momentum", "must be in [0, 1)");
     }
     if (!(d.trim_fraction() >= 0 && d.trim_fraction() < 0.5)) {
       return FieldError("sync.diloco.trim_fraction", "must be in [0, 0.5)");
     }
+    if (d.delta_block() < 0 || d.delta_block() > 65536) {
+      return FieldError("sync.diloco.delta_block", "must be in [1, 65536] (0: 256)");
+    }
+    if (d.parameter_dtype() == v1::WIRE_DTYPE_FLOAT16) {
+      return FieldError("sync.diloco.parameter_dtype", "must be float32 or bfloat16");
+    }
+    if (d.quorum() < 0) return FieldError("sync.diloco.quorum", "must be >= 0");
+    if (d.has_over_selection() && !(d.over_selection() >= 0 && d.over_selection() <= 10)) {
+      return FieldError("sync.diloco.over_selection", "must be in [0, 10]");
+    }
+    if (d.round_deadline_seconds() < 0) {
+      return FieldError("sync.diloco.round_deadline_seconds", "must be >= 0");
+    }
+    if (d.has_max_staleness() && d.max_staleness() < 0) {
+      return FieldError("sync.diloco.max_staleness", "must be >= 0");
+    }
+    if (d.shards().count() < 0) return FieldError("sync.diloco.shards.count", "must be >= 0");
+    if (!(d.shards().dirichlet_alpha() >= 0) || std::isinf(d.shards().dirichlet_alpha())) {
+      return FieldError("sync.diloco.shards.dirichlet_alpha", "must be >= 0 and finite");
+    }
+    if (d.replica_batch_size() < 0) {
+      return FieldError("sync.diloco.replica_batch_size", "must be >= 0");
+    }
+    if (d.has_max_norm_ratio() && !(d.max_norm_ratio() == 0 || d.max_norm_ratio() >= 1)) {
+      return FieldError("sync.diloco.max_norm_ratio", "must be 0 (off) or >= 1");
+    }
+    if (d.has_min_partial_fraction() &&
+        !(d.min_partial_fraction() >= 0 && d.min_partial_fraction() <= 1)) {
+      return FieldError("sync.diloco.min_partial_fraction", "must be in [0, 1]");
+    }
+    if (d.rounds() < 0) return FieldError("sync.diloco.rounds", "must be >= 0");
   }
   std::set<int> seen;
   for (int i = 0; i < spec.pools_size(); ++i) {

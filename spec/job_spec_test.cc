@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "spec/diloco.h"
 
 namespace nightshift {
 namespace {
@@ -132,6 +133,30 @@ const BadSpec kBadSpecs[] = {
     {"diloco without inner steps",
      [](v1::JobSpec& s) { s.mutable_sync()->mutable_diloco()->set_outer_lr(0.7f); },
      "sync.diloco.inner_steps"},
+    {"diloco counted in epochs",
+     [](v1::JobSpec& s) { s.mutable_sync()->mutable_diloco()->set_inner_steps(5); },
+     "sync.diloco.rounds: set rounds, or steps"},
+    {"diloco parameters in float16",
+     [](v1::JobSpec& s) {
+       s.mutable_sync()->mutable_diloco()->set_inner_steps(5);
+       s.mutable_sync()->mutable_diloco()->set_rounds(3);
+       s.mutable_sync()->mutable_diloco()->set_parameter_dtype(v1::WIRE_DTYPE_FLOAT16);
+     },
+     "sync.diloco.parameter_dtype"},
+    {"diloco shards with a negative alpha",
+     [](v1::JobSpec& s) {
+       s.mutable_sync()->mutable_diloco()->set_inner_steps(5);
+       s.mutable_sync()->mutable_diloco()->set_rounds(3);
+       s.mutable_sync()->mutable_diloco()->mutable_shards()->set_dirichlet_alpha(-1);
+     },
+     "sync.diloco.shards.dirichlet_alpha"},
+    {"diloco partial fraction above one",
+     [](v1::JobSpec& s) {
+       s.mutable_sync()->mutable_diloco()->set_inner_steps(5);
+       s.mutable_sync()->mutable_diloco()->set_rounds(3);
+       s.mutable_sync()->mutable_diloco()->set_min_partial_fraction(2);
+     },
+     "sync.diloco.min_partial_fraction"},
     {"max below min",
      [](v1::JobSpec& s) {
        s.set_min_workers(3);
@@ -208,6 +233,38 @@ TEST(TotalStepsTest, EpochsRoundUpPartialBatches) {
   EXPECT_EQ(TotalSteps(spec, 60000), 2 * 938);  // 60000 / 64 = 937.5
   spec.set_steps(17);
   EXPECT_EQ(TotalSteps(spec, 60000), 17);
+}
+
+// Unset DiLoCo fields mean the documented defaults (job.proto), the same
+// for the coordinator and the agents.
+TEST(DiLoCoSettingsTest, UnsetFieldsTakeTheDocumentedDefaults) {
+  v1::JobSpec spec;
+  spec.set_steps(95);
+  spec.set_global_batch_size(64);
+  spec.set_min_workers(4);
+  spec.set_max_workers(8);
+  spec.add_pools(v1::WORKER_POOL_EDGE);
+  spec.mutable_sync()->mutable_diloco()->set_inner_steps(10);
+  const DiLoCoSettings d = ResolveDiLoCo(spec);
+  EXPECT_EQ(d.rounds, 10);  // ceil(95 / 10)
+  EXPECT_FLOAT_EQ(d.outer_lr, 0.7);
+  EXPECT_FLOAT_EQ(d.outer_momentum, 0.9);
+  EXPECT_TRUE(d.outer_nesterov);
+  EXPECT_EQ(d.aggregation, v1::AGGREGATION_CENTERED_CLIP);  // the edge pool is in it
+  EXPECT_EQ(d.delta_encoding, v1::DELTA_ENCODING_INT8_BLOCKWISE);
+  EXPECT_EQ(d.delta_block, 256);
+  EXPECT_EQ(d.quorum, 4);
+  EXPECT_EQ(d.selected_per_round, 6);  // ceil(4 * 1.3)
+  EXPECT_EQ(d.max_staleness, 1);
+  EXPECT_EQ(d.shard_count, 8);
+  EXPECT_EQ(d.replica_batch_size, 64);
+  spec.clear_pools();
+  spec.mutable_sync()->mutable_diloco()->set_outer_momentum(0);
+  spec.mutable_sync()->mutable_diloco()->set_over_selection(0);
+  const DiLoCoSettings plain = ResolveDiLoCo(spec);
+  EXPECT_EQ(plain.aggregation, v1::AGGREGATION_MEAN);
+  EXPECT_EQ(plain.outer_momentum, 0);  // set to zero, not unset
+  EXPECT_EQ(plain.selected_per_round, 4);
 }
 
 }  // namespace
