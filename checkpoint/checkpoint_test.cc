@@ -247,5 +247,33 @@ TEST(CheckpointTest, FilesHoldExactlyTheTensorsTheSpecPredicts) {
   }
 }
 
+// A diloco job's coordinator starts from InitialParameters without
+// building a model: they must be the model's own, bit for bit.
+TEST(CheckpointTest, InitialParametersAreTheModelsOwn) {
+  v1::JobSpec spec;
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        model {
+          layers { conv2d { filters: 2 kernel_size: 3 padding: 1 } }
+          layers { relu {} }
+          layers { flatten {} }
+          layers { dense { units: 4 } }
+          layers { dense { units: 3 no_bias: true } }
+        }
+        dataset { synthetic { channels: 2 height: 5 width: 5 classes: 3 } }
+        optimizer { sgd { lr: 0.1 } }
+        seed: 77
+      )pb",
+      &spec);
+  const Shape input = ExpectedDatasetShape(spec.dataset()).sample_shape;
+  auto model = Model::Create(spec.model(), input, spec.seed());
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<std::vector<float>> initial = InitialParameters(spec);
+  ASSERT_TRUE(initial.ok()) << initial.status();
+  const absl::Span<const float> own = static_cast<const Model&>(**model).flat_parameters();
+  ASSERT_EQ(initial->size(), own.size());
+  for (size_t i = 0; i < own.size(); ++i) ASSERT_EQ((*initial)[i], own[i]) << "parameter " << i;
+}
+
 }  // namespace
 }  // namespace nightshift

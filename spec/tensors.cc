@@ -1,6 +1,11 @@
 #include "spec/tensors.h"
 
+#include <cmath>
+#include <string>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/random.h"
 #include "kernels/shape_inference.h"
 #include "spec/defaults.h"
 
@@ -28,6 +33,32 @@ absl::StatusOr<std::vector<TensorSpec>> ExpectedParameters(const v1::JobSpec& sp
           absl::StrCat("model.layers[", i, "]: ", next.status().message()));
     }
     shape = *next;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<float>> InitialParameters(const v1::JobSpec& spec) {
+  absl::StatusOr<std::vector<TensorSpec>> params = ExpectedParameters(spec);
+  if (!params.ok()) return params.status();
+  std::vector<float> out;
+  // As kernels/model.cc draws them: one stream per parameter, seeded by
+  // (job seed, 0x1417, layer index, 1-based parameter ordinal); weights
+  // and biases both U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in the
+  // weight's inputs per output.
+  uint64_t ordinal = 0;
+  int64_t fan_in = 1;
+  for (const TensorSpec& p : *params) {
+    const size_t dot = p.name.find('.', 7);  // "layers.I.weight"
+    const uint64_t layer = std::stoull(p.name.substr(7, dot - 7));
+    if (absl::EndsWith(p.name, ".weight")) {
+      fan_in = 1;
+      for (size_t d = 1; d < p.shape.size(); ++d) fan_in *= p.shape[d];
+    }
+    ++ordinal;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    Rng rng({spec.seed(), 0x1417, layer, ordinal});
+    const int64_t n = NumElements(p.shape);
+    for (int64_t k = 0; k < n; ++k) out.push_back(static_cast<float>(rng.Uniform(-bound, bound)));
   }
   return out;
 }

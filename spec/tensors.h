@@ -34,6 +34,12 @@ std::vector<std::string> OptimizerStateBuffers(const v1::OptimizerSpec& optimize
 absl::StatusOr<std::vector<TensorSpec>> ExpectedCheckpointTensors(const v1::JobSpec& spec,
                                                                   bool model_only);
 
+// The parameters Model::Create starts from (the job seed's PyTorch-default
+// init, kernels/model.cc), flat in ExpectedParameters order: what a diloco
+// job's coordinator holds before its first round. model_test checks them
+// against a real Model.
+absl::StatusOr<std::vector<float>> InitialParameters(const v1::JobSpec& spec);
+
 }  // namespace nightshift
 
 #endif  // NIGHTSHIFT_SPEC_TENSORS_H_
