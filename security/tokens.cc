@@ -58,12 +58,14 @@ std::string NewToken() { return absl::StrCat("nst_", absl::WebSafeBase64Escape(R
 
 std::string RandomHex(int bytes) { return absl::BytesToHexString(RandomBytes(bytes)); }
 
-std::string TokenHash(absl::string_view token) {
+std::string Sha256Hex(absl::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(token.data(), token.size(), digest, &length, EVP_sha256(), nullptr);
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
   return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), length));
 }
+
+std::string TokenHash(absl::string_view token) { return Sha256Hex(token); }
 
 absl::StatusOr<std::string> BearerToken(absl::string_view authorization) {
   if (authorization.empty()) {

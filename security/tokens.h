@@ -44,6 +44,9 @@ struct Principal {
 std::string NewToken();
 // Lowercase hex SHA-256 of the token.
 std::string TokenHash(absl::string_view token);
+// Lowercase hex SHA-256 of any bytes (DiLoCo parameters, checked after a
+// resumed fetch).
+std::string Sha256Hex(absl::string_view bytes);
 // `bytes` random bytes from the CSPRNG, as lowercase hex.
 std::string RandomHex(int bytes);
 
