@@ -1,0 +1,92 @@
+// RoundClient: the agent's side of the round protocol
+// (coordinator/rounds/round_keeper.h has the coordinator's). One call of
+// RunOnce is one attempt at one round:
+//   1. Join: not selected → kWait with the coordinator's retry_after;
+//      job ended → kJobEnded.
+//   2. Fetch the ticket's version in chunks, each from the length already
+//      held, so a cut link costs only the chunk in flight (a failed call
+//      is retried up to `max_attempts` times from where it stopped); the
+//      assembled bytes must match the ticket's SHA-256 and size, and
+//      decode to the model's parameter count, or the round is abandoned.
+//   3. ReplicaTrainer::RunRound with the stop flag (preemption).
+//   4. A full round, or a preempted one with at least
+//      min_partial_fraction of the inner steps: the delta is encoded in
+//      the job's format with this replica's error feedback and pushed in
+//      chunks, resuming at the coordinator's next_offset after a cut.
+//      Less than that: a withdrawal (an empty push) frees its place.
+// The transport sits behind RoundService, so the same client runs over
+// gRPC in the agent and in-process against a RoundKeeper in tests and in
+// the fleet simulator.
+//
+// Not thread-safe; blocking. The stop flag may be set from any thread.
+#ifndef NIGHTSHIFT_WORKER_EDGE_ROUND_CLIENT_H_
+#define NIGHTSHIFT_WORKER_EDGE_ROUND_CLIENT_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "collective/delta_codec.h"
+#include "nightshift/v1/coordinator.pb.h"
+#include "spec/diloco.h"
+#include "worker/edge/replica_trainer.h"
+
+namespace nightshift {
+
+// The three round calls, over whatever carries them. worker_id and
+// job_id are filled in by the client.
+class RoundService {
+ public:
+  virtual ~RoundService() = default;
+  virtual absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) = 0;
+  virtual absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& request) = 0;
+  virtual absl::StatusOr<v1::PushUpdateResponse> PushUpdate(
+      const v1::PushUpdateRequest& request) = 0;
+};
+
+struct RoundClientOptions {
+  std::string worker_id;
+  std::string job_id;
+  int64_t chunk_bytes = 1 << 20;  // per fetch and push call
+  int max_attempts = 20;          // per chunk, against a cut or slow link
+};
+
+struct RoundOutcome {
+  enum Kind { kPushed, kWithdrew, kWait, kJobEnded, kRefused };
+  Kind kind = kWait;
+  int64_t round = -1;
+  absl::Duration retry_after;  // kWait
+  std::string reason;          // kWait, kRefused, kWithdrew
+  RoundResult result;          // kPushed, kWithdrew
+  int64_t bytes_fetched = 0, bytes_pushed = 0;
+};
+
+class RoundClient {
+ public:
+  RoundClient(const v1::JobSpec& spec, RoundService* service, ReplicaTrainer* trainer,
+              RoundClientOptions options);
+
+  // One attempt at one round (above). Errors: the service failed past
+  // max_attempts, or the coordinator's bytes were not what it announced.
+  absl::StatusOr<RoundOutcome> RunOnce(const std::atomic<bool>* stop = nullptr);
+
+ private:
+  absl::StatusOr<std::string> Fetch(const v1::RoundTicket& ticket, int64_t* bytes);
+  absl::StatusOr<v1::PushUpdateResponse> Push(const v1::RoundTicket& ticket,
+                                              const RoundResult& result, const std::string& bytes,
+                                              int64_t* sent);
+
+  const DiLoCoSettings settings_;
+  RoundService* service_;
+  ReplicaTrainer* trainer_;
+  RoundClientOptions options_;
+  collective::DeltaFormat format_;
+  collective::ErrorFeedback feedback_;
+};
+
+}  // namespace nightshift
+
+#endif  // NIGHTSHIFT_WORKER_EDGE_ROUND_CLIENT_H_

@@ -1,0 +1,164 @@
+// The agent's round client against the coordinator's real RoundKeeper,
+// in process, through a service that cuts calls on a schedule.
+#include "worker/edge/round_client.h"
+
+#include "coordinator/rounds/round_keeper.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "spec/tensors.h"
+
+namespace nightshift {
+namespace {
+
+using coordinator::rounds::RoundKeeper;
+using coordinator::rounds::RoundSnapshot;
+using testing::HasSubstr;
+
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+
+v1::JobSpec Spec() {
+  v1::JobSpec spec;
+  google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        model {
+          layers { flatten {} }
+          layers { dense { units: 16 } }
+          layers { relu {} }
+          layers { dense { units: 4 } }
+        }
+        dataset {
+          synthetic {
+            train_examples: 800
+            test_examples: 200
+            channels: 1
+            height: 4
+            width: 4
+            classes: 4
+            noise: 0.5
+          }
+        }
+        optimizer { sgd { lr: 0.1 momentum: 0.9 } }
+        global_batch_size: 16
+        steps: 40
+        seed: 5
+        min_workers: 2
+        max_workers: 2
+        pools: WORKER_POOL_EDGE
+        sync { diloco { inner_steps: 10 rounds: 4 quorum: 2 over_selection: 0 } }
+      )pb",
+      &spec);
+  return spec;
+}
+
+// Calls the keeper as the coordinator's service would, failing every
+// `cut_every`-th call (a dropped cellular link) and optionally flipping
+// a byte of the fetched parameters.
+class KeeperService : public RoundService {
+ public:
+  KeeperService(RoundKeeper* keeper, int cut_every) : keeper_(keeper), cut_every_(cut_every) {}
+  absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& r) override {
+    return keeper_->Join(r.worker_id(), kNow);
+  }
+  absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& r) override {
+    if (Cut()) return absl::UnavailableError("link cut");
+    absl::StatusOr<v1::FetchParametersResponse> out = keeper_->Fetch(r.worker_id(), r);
+    if (out.ok() && corrupt) (*out->mutable_data())[0] ^= 1;
+    return out;
+  }
+  absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& r) override {
+    if (Cut()) return absl::UnavailableError("link cut");
+    absl::StatusOr<v1::PushUpdateResponse> out = keeper_->Push(r.worker_id(), r);
+    if (out.ok() && out->complete()) keeper_->MaybeClose(kNow);
+    return out;
+  }
+  int cuts = 0;
+  bool corrupt = false;
+
+ private:
+  bool Cut() {
+    if (cut_every_ > 0 && ++calls_ % cut_every_ == 0) {
+      ++cuts;
+      return true;
+    }
+    return false;
+  }
+  RoundKeeper* keeper_;
+  int cut_every_;
+  int calls_ = 0;
+};
+
+std::unique_ptr<RoundKeeper> Keeper(const v1::JobSpec& spec) {
+  RoundSnapshot start;
+  start.parameters = *InitialParameters(spec);
+  return *RoundKeeper::Create(spec, std::move(start), kNow);
+}
+
+TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
+  const v1::JobSpec spec = Spec();
+  auto keeper = Keeper(spec);
+  KeeperService service(keeper.get(), 3);
+  std::vector<std::unique_ptr<ReplicaTrainer>> trainers;
+  std::vector<std::unique_ptr<RoundClient>> clients;
+  for (int i = 0; i < 2; ++i) {
+    const std::string name = "edge-" + std::to_string(i);
+    trainers.push_back(*ReplicaTrainer::Create(spec, keeper->ShardFor(name)));
+    clients.push_back(std::make_unique<RoundClient>(
+        spec, &service, trainers.back().get(),
+        RoundClientOptions{name, "job", /*chunk_bytes=*/100, /*max_attempts=*/5}));
+  }
+  const float before = *trainers[0]->TestAccuracy(keeper->parameters());
+  for (int round = 0; round < 4; ++round) {
+    for (auto& client : clients) {
+      absl::StatusOr<RoundOutcome> out = client->RunOnce();
+      ASSERT_TRUE(out.ok()) << out.status();
+      ASSERT_EQ(out->kind, RoundOutcome::kPushed) << out->reason;
+      EXPECT_EQ(out->round, round);
+      EXPECT_GT(out->bytes_fetched, 0);
+      EXPECT_EQ(out->result.steps_done, 10);
+    }
+    EXPECT_EQ(keeper->round(), round + 1);
+  }
+  EXPECT_GT(service.cuts, 10);
+  EXPECT_TRUE(keeper->done());
+  EXPECT_EQ(clients[0]->RunOnce()->kind, RoundOutcome::kJobEnded);
+  const float after = *trainers[0]->TestAccuracy(keeper->parameters());
+  EXPECT_GT(after, before + 0.2f) << before << " -> " << after;
+}
+
+TEST(RoundClientTest, APreemptedReplicaWithdrawsAndFreesItsPlace) {
+  const v1::JobSpec spec = Spec();
+  auto keeper = Keeper(spec);
+  KeeperService service(keeper.get(), 0);
+  auto trainer = *ReplicaTrainer::Create(spec, 0);
+  RoundClient a(spec, &service, trainer.get(), {"a", "job"});
+  RoundClient b(spec, &service, trainer.get(), {"b", "job"});
+  RoundClient c(spec, &service, trainer.get(), {"c", "job"});
+  std::atomic<bool> stop{true};  // ignition on before the first micro-batch
+  absl::StatusOr<RoundOutcome> preempted = a.RunOnce(&stop);
+  ASSERT_TRUE(preempted.ok()) << preempted.status();
+  EXPECT_EQ(preempted->kind, RoundOutcome::kWithdrew);
+  EXPECT_THAT(preempted->reason, HasSubstr("preempted after 0 of 10"));
+  // Two places (quorum 2, no over-selection): a's is free again, so b
+  // and c both get one and close the round.
+  EXPECT_EQ(b.RunOnce()->kind, RoundOutcome::kPushed);
+  EXPECT_EQ(c.RunOnce()->kind, RoundOutcome::kPushed);
+  EXPECT_EQ(keeper->round(), 1);
+}
+
+TEST(RoundClientTest, ParametersThatDoNotMatchTheTicketAreNeverTrainedOn) {
+  const v1::JobSpec spec = Spec();
+  auto keeper = Keeper(spec);
+  KeeperService service(keeper.get(), 0);
+  service.corrupt = true;
+  auto trainer = *ReplicaTrainer::Create(spec, 0);
+  RoundClient client(spec, &service, trainer.get(), {"a", "job"});
+  absl::StatusOr<RoundOutcome> out = client.RunOnce();
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(out.status().message(), HasSubstr("SHA-256"));
+  EXPECT_EQ(trainer->inner_steps_taken(), 0);
+}
+
+}  // namespace
+}  // namespace nightshift
