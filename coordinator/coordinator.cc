@@ -198,8 +198,10 @@ absl::StatusOr<v1::GetJobHistoryResponse> Coordinator::GetJobHistory(const std::
   v1::GetJobHistoryResponse history;
   ASSIGN_OR_RETURN(std::vector<v1::JobEvent> events, store_->Events(id));
   ASSIGN_OR_RETURN(std::vector<v1::Progress> progress, store_->ProgressHistory(id));
+  ASSIGN_OR_RETURN(std::vector<v1::RoundInfo> rounds, store_->Rounds(id));
   for (auto& e : events) *history.add_events() = std::move(e);
   for (auto& p : progress) *history.add_progress() = std::move(p);
+  for (auto& r : rounds) *history.add_rounds() = std::move(r);
   return history;
 }
 

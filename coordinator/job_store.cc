@@ -30,6 +30,11 @@ constexpr char kSchema[] = R"sql(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
     info BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS rounds (
+    job_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    info BLOB NOT NULL,
+    PRIMARY KEY (job_id, round));
   CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     info BLOB NOT NULL);
@@ -202,6 +207,18 @@ absl::StatusOr<std::vector<v1::Progress>> JobStore::ProgressHistory(const std::s
   return ParseAll<v1::Progress>(
       ReadBlobs("SELECT progress FROM progress WHERE job_id = ?1 ORDER BY seq", &job_id),
       "progress");
+}
+
+absl::Status JobStore::PutRound(const std::string& job_id, const v1::RoundInfo& info) {
+  absl::MutexLock lock(&mu_);
+  return Write("INSERT OR REPLACE INTO rounds (job_id, info, round) VALUES (?1, ?2, ?3)", job_id,
+               info.SerializeAsString(), info.round());
+}
+
+absl::StatusOr<std::vector<v1::RoundInfo>> JobStore::Rounds(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::RoundInfo>(
+      ReadBlobs("SELECT info FROM rounds WHERE job_id = ?1 ORDER BY round", &job_id), "round");
 }
 
 absl::Status JobStore::PutWorker(const v1::WorkerInfo& worker) {

@@ -1,7 +1,7 @@
 // JobStore: the coordinator's durable state in one SQLite file — jobs with
 // their status, each job's history of state changes and progress samples,
-// the workers last seen, and the hashes of the bearer tokens it accepts. A restarted coordinator
-// opens the same file and finds everything as it was.
+// a diloco job's closed rounds, the workers last seen, and the hashes of the bearer tokens it
+// accepts. A restarted coordinator opens the same file and finds everything as it was.
 //
 // Records are the API's own protobuf messages, stored serialized, keyed by
 // id and kept in insertion order. Every write is one transaction. Jobs are
@@ -59,6 +59,13 @@ class JobStore {
     std::shared_ptr<const v1::JobStatus> job;
   };
   std::vector<VersionedJob> Snapshot();
+
+  // A diloco job's closed rounds, by round number (a round closed again
+  // after a restart replaces its row). The round's checkpoint file is
+  // written before its row (checkpoint/file_names.h names it), so a row
+  // always has its file.
+  absl::Status PutRound(const std::string& job_id, const v1::RoundInfo& info);
+  absl::StatusOr<std::vector<v1::RoundInfo>> Rounds(const std::string& job_id);
 
   absl::Status PutWorker(const v1::WorkerInfo& worker);
   absl::StatusOr<std::vector<v1::WorkerInfo>> ListWorkers();

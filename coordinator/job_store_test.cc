@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace nightshift::coordinator {
@@ -41,6 +42,13 @@ TEST(JobStoreTest, EverythingSurvivesAReopen) {
     v1::Progress p;
     p.set_step(10);
     ASSERT_TRUE((*store)->AppendProgress("a", p).ok());
+    for (int r : {1, 0, 1}) {  // round 1 closed again after a restart
+      v1::RoundInfo round;
+      round.set_round(r);
+      round.add_accepted(absl::StrCat("edge-", r, "-", p.step()));
+      p.set_step(p.step() + 1);
+      ASSERT_TRUE((*store)->PutRound("a", round).ok());
+    }
     v1::WorkerInfo w;
     w.set_id("w1");
     w.set_name("alpha");
@@ -60,6 +68,12 @@ TEST(JobStoreTest, EverythingSurvivesAReopen) {
   ASSERT_EQ(events->size(), 2u);
   EXPECT_EQ((*events)[1].reason(), "started on 2 workers");
   EXPECT_EQ((*store)->ProgressHistory("a")->at(0).step(), 10);
+  auto rounds = (*store)->Rounds("a");
+  ASSERT_TRUE(rounds.ok()) << rounds.status();
+  ASSERT_EQ(rounds->size(), 2u);  // by round, the later row of round 1 kept
+  EXPECT_EQ((*rounds)[0].accepted(0), "edge-0-11");
+  EXPECT_EQ((*rounds)[1].accepted(0), "edge-1-12");
+  EXPECT_TRUE((*store)->Rounds("b")->empty());
   auto workers = (*store)->ListWorkers();
   ASSERT_EQ(workers->size(), 1u);
   EXPECT_EQ((*workers)[0].name(), "alpha-renamed");
