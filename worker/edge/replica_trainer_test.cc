@@ -3,9 +3,9 @@
 #include "worker/edge/replica_trainer.h"
 
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "spec/tensors.h"
+#include "worker/edge/edge_test_spec.h"
 
 namespace nightshift {
 namespace {
@@ -13,42 +13,18 @@ namespace {
 using testing::HasSubstr;
 
 v1::JobSpec Spec() {
-  v1::JobSpec spec;
-  google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        model {
-          layers { flatten {} }
-          layers { dense { units: 16 } }
-          layers { relu {} }
-          layers { dense { units: 4 } }
-        }
-        dataset {
-          synthetic {
-            train_examples: 800
-            test_examples: 200
-            channels: 1
-            height: 4
-            width: 4
-            classes: 4
-            noise: 0.5
-          }
-        }
-        optimizer { sgd { lr: 0.1 momentum: 0.9 } }
-        global_batch_size: 100
-        steps: 100
-        seed: 5
-        max_workers: 4
-        pools: WORKER_POOL_EDGE
-        sync {
-          diloco {
-            inner_steps: 10
-            replica_batch_size: 16
-            shards { count: 4 }
-          }
-        }
-      )pb",
-      &spec);
-  return spec;
+  return EdgeTestSpec(R"pb(
+    global_batch_size: 100
+    steps: 100
+    max_workers: 4
+    sync {
+      diloco {
+        inner_steps: 10
+        replica_batch_size: 16
+        shards { count: 4 }
+      }
+    }
+  )pb");
 }
 
 TEST(ReplicaTrainerTest, RoundsFromTheOuterParametersLearnOnTheShard) {

@@ -4,9 +4,9 @@
 
 #include "coordinator/rounds/round_keeper.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "spec/tensors.h"
+#include "worker/edge/edge_test_spec.h"
 
 namespace nightshift {
 namespace {
@@ -18,37 +18,13 @@ using testing::HasSubstr;
 const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 
 v1::JobSpec Spec() {
-  v1::JobSpec spec;
-  google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        model {
-          layers { flatten {} }
-          layers { dense { units: 16 } }
-          layers { relu {} }
-          layers { dense { units: 4 } }
-        }
-        dataset {
-          synthetic {
-            train_examples: 800
-            test_examples: 200
-            channels: 1
-            height: 4
-            width: 4
-            classes: 4
-            noise: 0.5
-          }
-        }
-        optimizer { sgd { lr: 0.1 momentum: 0.9 } }
-        global_batch_size: 16
-        steps: 40
-        seed: 5
-        min_workers: 2
-        max_workers: 2
-        pools: WORKER_POOL_EDGE
-        sync { diloco { inner_steps: 10 rounds: 4 quorum: 2 over_selection: 0 } }
-      )pb",
-      &spec);
-  return spec;
+  return EdgeTestSpec(R"pb(
+    global_batch_size: 16
+    steps: 40
+    min_workers: 2
+    max_workers: 2
+    sync { diloco { inner_steps: 10 rounds: 4 quorum: 2 over_selection: 0 } }
+  )pb");
 }
 
 // Calls the keeper as the coordinator's service would, failing every
