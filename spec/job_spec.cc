@@ -188,7 +188,7 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
     const v1::DiLoCoSync& d = s.diloco();
     if (d.inner_steps() <= 0) return FieldError("sync.diloco.inner_steps", "must be > 0");
     if (!(d.outer_lr() >= 0) || std::isinf(d.outer_lr())) {
-      return FieldError("sync.diloco.outer_lr", "must be > 0 (0: 0.7)");
+      return FieldError("sync.diloco.outer_lr", "must be >= 0 and finite (0: 0.7)");
     }
     if (d.rounds() == 0 && spec.steps() == 0) {
       return FieldError("sync.diloco.rounds",

@@ -47,13 +47,11 @@ absl::StatusOr<std::unique_ptr<RoundKeeper>> RoundKeeper::Create(const v1::JobSp
     return absl::InvalidArgumentError(
         absl::StrCat("round snapshot: momentum or aggregate size is not the ", n, " parameters"));
   }
-  std::unique_ptr<RoundKeeper> keeper(
-      new RoundKeeper(spec, ResolveDiLoCo(spec), std::move(start), now));
+  std::unique_ptr<RoundKeeper> keeper(new RoundKeeper(ResolveDiLoCo(spec), std::move(start), now));
   return keeper;
 }
 
-RoundKeeper::RoundKeeper(const v1::JobSpec& spec, DiLoCoSettings settings, RoundSnapshot start,
-                         absl::Time now)
+RoundKeeper::RoundKeeper(DiLoCoSettings settings, RoundSnapshot start, absl::Time now)
     : settings_(std::move(settings)),
       size_(start.parameters.size()),
       round_(start.round),
@@ -62,7 +60,6 @@ RoundKeeper::RoundKeeper(const v1::JobSpec& spec, DiLoCoSettings settings, Round
       outer_(size_, {settings_.outer_lr, settings_.outer_momentum, settings_.outer_nesterov}),
       shards_(std::move(start.shards)),
       shard_load_(std::max(1, settings_.shard_count), 0) {
-  (void)spec;
   if (!start.momentum.empty()) outer_.RestoreMomentum(start.momentum).IgnoreError();
   aggregation_.rule = RuleOf(settings_.aggregation);
   aggregation_.trim_fraction = settings_.trim_fraction;

@@ -104,8 +104,7 @@ class RoundKeeper {
     int32_t inner_steps_done = 0;
     std::string bytes;
   };
-  RoundKeeper(const v1::JobSpec& spec, DiLoCoSettings settings, RoundSnapshot start,
-              absl::Time now);
+  RoundKeeper(DiLoCoSettings settings, RoundSnapshot start, absl::Time now);
   void EncodeParameters();
   void OpenRound(absl::Time now);
   // Judges a complete upload: into updates_, or a refusal.

@@ -93,8 +93,8 @@ absl::StatusOr<v1::PushUpdateResponse> RoundClient::Push(const v1::RoundTicket& 
       }
       continue;  // the coordinator says where to go on at the next reply
     }
+    *sent += n;  // every chunk on the wire, resends included (a metered link pays them)
     if (response->complete()) return *response;
-    *sent += n;
     const int64_t next = std::clamp<int64_t>(response->next_offset(), 0, bytes.size());
     if (next > offset) {
       failures = 0;  // max_attempts counts per chunk
@@ -149,7 +149,6 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
                                   ticket->inner_steps(), " inner steps");
   } else if (pushed->accepted()) {
     outcome.kind = RoundOutcome::kPushed;
-    outcome.bytes_pushed = static_cast<int64_t>(bytes.size());
   } else {
     outcome.kind = RoundOutcome::kRefused;
     outcome.reason = pushed->reason();

@@ -58,10 +58,10 @@ struct RoundOutcome {
   enum Kind { kPushed, kWithdrew, kWait, kJobEnded, kRefused };
   Kind kind = kWait;
   int64_t round = -1;
-  absl::Duration retry_after;  // kWait
-  std::string reason;          // kWait, kRefused, kWithdrew
-  RoundResult result;          // kPushed, kWithdrew
-  int64_t bytes_fetched = 0, bytes_pushed = 0;
+  absl::Duration retry_after;                   // kWait
+  std::string reason;                           // kWait, kRefused, kWithdrew
+  RoundResult result;                           // kPushed, kWithdrew
+  int64_t bytes_fetched = 0, bytes_pushed = 0;  // on the wire, resends included
 };
 
 class RoundClient {

@@ -92,6 +92,10 @@ TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
       ASSERT_EQ(out->kind, RoundOutcome::kPushed) << out->reason;
       EXPECT_EQ(out->round, round);
       EXPECT_GT(out->bytes_fetched, 0);
+      // The whole int8 update at least, more when a cut chunk was resent.
+      EXPECT_GE(out->bytes_pushed,
+                static_cast<int64_t>(collective::EncodedDeltaBytes(
+                    collective::DeltaFormat::kInt8Blockwise, trainers[0]->num_parameters())));
       EXPECT_EQ(out->result.steps_done, 10);
     }
     EXPECT_EQ(keeper->round(), round + 1);
