@@ -23,6 +23,12 @@ inline std::string CheckpointFileName(int64_t next_step) {
   return absl::StrFormat("checkpoint-step-%07d.safetensors", next_step);
 }
 
+// "round-0000012.safetensors": a diloco job's outer state after `rounds`
+// rounds (coordinator/rounds/round_checkpoint.h).
+inline std::string RoundCheckpointFileName(int64_t rounds) {
+  return absl::StrFormat("round-%07d.safetensors", rounds);
+}
+
 // The path of `file` (one of the names above) in folder `dir`.
 inline std::string PathIn(absl::string_view dir, absl::string_view file) {
   return absl::StrFormat("%s/%s", dir, file);

@@ -94,6 +94,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store
   absl::MutexLock lock(&c->mu_);
   for (v1::JobStatus& job : jobs) {
     if (job.state() != v1::JOB_STATE_RUNNING && job.state() != v1::JOB_STATE_WAITING) continue;
+    if (IsDiLoCo(job.spec())) {
+      if (absl::Status resumed = c->ResumeDiLoCoJobLocked(job); !resumed.ok()) {
+        c->Transition(job, v1::JOB_STATE_FAILED,
+                      absl::StrCat("cannot resume the rounds after a restart: ", resumed.message()))
+            .IgnoreError();  // reported again at the next start
+      }
+      continue;
+    }
     // Its workers train on without us; they re-register with it (Register).
     c->adoption_deadline_[job.id()] = clock->Now() + c->options_.lease_ttl;
     c->NoteLocked(job, absl::StrCat("the coordinator restarted; generation ", job.generation(),
@@ -113,6 +121,7 @@ absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
   if (IsTerminal(state)) {
     *job.mutable_end_time() = NowProto();
     awaiting_ready_.erase(job.id());  // a join under way ends with the job
+    diloco_.erase(job.id());
     for (auto& [id, w] : workers_) {
       if (w.assigned_job == job.id()) w.held.clear();
     }
@@ -235,6 +244,13 @@ absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worke
   if (w.info.state() != v1::WORKER_STATE_LOST) w.info.set_state(v1::WORKER_STATE_DRAINING);
   LOG(INFO) << "worker " << w.info.name() << " (" << id << "): draining";
   const std::string job_id = w.assigned_job;
+  if (diloco_.count(job_id) > 0) {  // a replica: it stops now; the rounds go on
+    v1::Directive cancel;
+    cancel.set_cancel_job_id(job_id);
+    w.pending.push_back(cancel);
+    DropReplicaLocked(id, "drained");
+    return w.info;
+  }
   absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
   std::vector<std::string> others = MembersLocked(job_id);
   others.erase(std::remove(others.begin(), others.end(), id), others.end());
@@ -309,7 +325,8 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   // A replaced member not re-adopted is lost to its job.
   if (!replaced_job.empty() && workers_[id].assigned_job != replaced_job) {
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(replaced_job);
-    if (job.ok() && !IsTerminal(job->state()) && adoption_deadline_.count(replaced_job) == 0) {
+    if (job.ok() && !IsTerminal(job->state()) && adoption_deadline_.count(replaced_job) == 0 &&
+        diloco_.count(replaced_job) == 0) {
       NextGenerationLocked(*job, MembersLocked(replaced_job),
                            absl::StrCat("worker ", request.name(), " restarted during the job"),
                            /*abandon_previous=*/true);
@@ -338,9 +355,14 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   }
   *w.info.mutable_last_heartbeat() = NowProto();
   if (request.samples_per_second() > 0) w.info.set_samples_per_second(request.samples_per_second());
+  w.info.set_preemptions(request.preemptions());
   // 4. Released: the job it was given is no longer running there.
   const bool assignment_pending = std::any_of(
       w.pending.begin(), w.pending.end(), [](const v1::Directive& d) { return d.has_assign(); });
+  if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job &&
+      diloco_.count(w.assigned_job) > 0) {
+    DropReplicaLocked(request.worker_id(), "it ended its part");
+  }
   if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
     const std::string released = w.assigned_job;
     w.released_job = released;
@@ -395,6 +417,7 @@ absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& reques
   RETURN_IF_ERROR(CallerIs(caller, it->second.info));
   ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(request.job_id()));
   if (IsTerminal(job.state())) return absl::OkStatus();  // a late report of a job that ended
+  if (diloco_.count(job.id()) > 0) return ReplicaReportLocked(job, it->second, request);
   if (request.generation() != job.generation()) {
     // Errors of an older generation are what the newer one recovers from;
     // its progress, or its rank 0 finishing the job just as the next
@@ -517,6 +540,7 @@ void Coordinator::Tick() {
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
   ExpireWaitsLocked();
+  CloseRoundsLocked();
   ScheduleLocked();
 }
 
@@ -541,10 +565,10 @@ void Coordinator::ExpireLeasesLocked() {
     const std::string why =
         absl::StrCat(w.info.name(), " (rank ", w.rank, ") lost its lease: no heartbeat for ",
                      absl::FormatDuration(options_.lease_ttl));
-    FenceLocked(id, "lease expired");
+    FenceLocked(id, "lease expired");  // a replica's place in its round is freed too
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
     if (job_id.empty() || !job.ok() || IsTerminal(job->state()) ||
-        adoption_deadline_.count(job_id) > 0) {
+        adoption_deadline_.count(job_id) > 0 || diloco_.count(job_id) > 0) {
       continue;
     }
     const int64_t generation = job->generation();
@@ -635,7 +659,18 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
 
 void Coordinator::ScheduleLocked() {
   absl::StatusOr<std::vector<v1::JobStatus>> queued = store_->ListJobsInState(v1::JOB_STATE_QUEUED);
-  if (!queued.ok() || queued->empty()) return GrowJobsLocked();
+  if (queued.ok()) {
+    // Diloco jobs start without workers: their replicas come as they may.
+    auto diloco = std::stable_partition(queued->begin(), queued->end(),
+                                        [](const v1::JobStatus& j) { return !IsDiLoCo(j.spec()); });
+    for (auto it = diloco; it != queued->end(); ++it) StartDiLoCoJobLocked(*it);
+    queued->erase(diloco, queued->end());
+  }
+  if (!queued.ok() || queued->empty()) {
+    GrowJobsLocked();
+    AssignReplicasLocked();
+    return;
+  }
   std::vector<FreeWorker> free;
   for (const auto& [id, w] : workers_) {
     if (w.info.state() != v1::WORKER_STATE_LOST && !w.draining && w.assigned_job.empty()) {
@@ -662,6 +697,7 @@ void Coordinator::ScheduleLocked() {
         .IgnoreError();  // the job stays QUEUED in the store if this fails
   }
   GrowJobsLocked();
+  AssignReplicasLocked();
 }
 
 }  // namespace nightshift::coordinator

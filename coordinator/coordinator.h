@@ -68,6 +68,36 @@
 // that drained from it: the job may have ended as it left). A joiner that
 // fails before it is ready is fenced and the members go on without it.
 //
+// DiLoCo jobs (sync.diloco; diloco_jobs.cc) have no generations and no
+// ring: each worker given the job is a replica that takes part in rounds
+// over its own outbound connection (coordinator/rounds/round_keeper.h has
+// the round protocol; the keeper holds the outer parameters).
+//  - Start: a queued diloco job starts at once, with no worker needed
+//    (PlanPlacements never sees it), from its initial parameters; RUNNING.
+//  - Replicas: a free worker of the job's pools (an edge agent only while
+//    it reports itself eligible) is assigned the job — rank = its sticky
+//    shard, world_size = the shard count — up to max_workers replicas. It
+//    keeps the assignment while its vehicle is ineligible (it just joins
+//    no round) and leaves by ending the job on its side (its heartbeat no
+//    longer names it), by a drain (cancelled at once: a partial round is
+//    only withdrawn), by an error it reports (the job goes on without it;
+//    it fails when selected_per_round replicas failed with no round
+//    closing in between), or by losing its lease (its place in the open
+//    round is freed). A replica that re-registers naming the job is
+//    taken back, with its shard and its place in the open round.
+//  - Rounds close on a complete push or Tick, at quorum or deadline:
+//    the round checkpoint is written (state_dir/checkpoints/<job>/
+//    round-<r>.safetensors, the two newest kept), then the round's row
+//    and the job's round and progress go into the store — that update is
+//    the commit: a restarted coordinator goes on from the checkpoint of
+//    the job's stored round, losing at most the open round, and the
+//    replicas re-register with it.
+//  - End: after the last round the final parameters are the job's model
+//    (model.safetensors); the next replica to join is asked to evaluate
+//    them (RoundTicket.evaluate) and its report (evaluated_version) ends
+//    the job SUCCEEDED with the test accuracy. With no report within a
+//    round deadline, it ends SUCCEEDED without one, saying so.
+//
 // Thread-safe: one mutex over the in-memory state; the store is the
 // source of truth for jobs.
 #ifndef NIGHTSHIFT_COORDINATOR_COORDINATOR_H_
@@ -83,6 +113,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "coordinator/job_store.h"
+#include "coordinator/rounds/round_keeper.h"
 #include "nightshift/v1/coordinator.pb.h"
 #include "security/tokens.h"
 
@@ -102,9 +133,12 @@ struct CoordinatorMetrics {
   int64_t jobs_cancelled = 0;
   int64_t heartbeats = 0;
   int64_t leases_expired = 0;
-  int64_t generations = 0;   // generations formed (starts and changes)
-  int64_t recoveries = 0;    // generations formed after a lost worker
-  int64_t steps_redone = 0;  // steps trained again from a commit point
+  int64_t generations = 0;       // generations formed (starts and changes)
+  int64_t recoveries = 0;        // generations formed after a lost worker
+  int64_t steps_redone = 0;      // steps trained again from a commit point
+  int64_t rounds_closed = 0;     // DiLoCo rounds
+  int64_t updates_accepted = 0;  // replica updates a closed round took
+  int64_t updates_refused = 0;   // ... and refused (stale, broken, screened)
 };
 
 class Coordinator {
@@ -169,6 +203,16 @@ class Coordinator {
   absl::StatusOr<std::string> ModelPath(const std::string& job_id);
   // Path of the job's uploaded checkpoint before `step`.
   absl::StatusOr<std::string> CheckpointPath(const std::string& job_id, int64_t step);
+
+  // DiLoCo rounds (round_keeper.h's protocol): PERMISSION_DENIED unless
+  // the caller is the worker named; FAILED_PRECONDITION unless it is a
+  // replica of the job.
+  absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request,
+                                            const security::Principal& caller);
+  absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& request, const security::Principal& caller);
+  absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& request,
+                                                    const security::Principal& caller);
 
   // Expires leases and schedules; called periodically and on heartbeats.
   void Tick();
@@ -257,6 +301,42 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static absl::Status CallerIs(const security::Principal& caller, const v1::WorkerInfo& worker);
 
+  // DiLoCo jobs (diloco_jobs.cc; see "DiLoCo jobs" above).
+  struct DiLoCoJob {
+    std::unique_ptr<rounds::RoundKeeper> keeper;
+    int failures = 0;       // replica errors since the last round closed
+    std::string evaluator;  // the replica asked to evaluate the final model
+    absl::Time evaluation_deadline = absl::InfiniteFuture();
+  };
+  static bool IsDiLoCo(const v1::JobSpec& spec) { return spec.sync().has_diloco(); }
+  // Starts a queued diloco job (its keeper from the initial parameters).
+  void StartDiLoCoJobLocked(v1::JobStatus& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A started diloco job found in the store at start: its keeper from the
+  // checkpoint of its stored round.
+  absl::Status ResumeDiLoCoJobLocked(v1::JobStatus& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Free workers become replicas of running diloco jobs.
+  void AssignReplicasLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AssignReplicaLocked(v1::JobStatus& job, DiLoCoJob& d, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Worker `id` is no replica of its diloco job any more (`why` logged).
+  void DropReplicaLocked(const std::string& id, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Closes the rounds that are due and ends the jobs whose evaluation is
+  // overdue; `only` limits it to one job.
+  void CloseRoundsLocked(const std::string& only = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CommitRoundLocked(v1::JobStatus& job, DiLoCoJob& d, const v1::RoundInfo& info)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The caller's replica entry in `job_id`'s diloco job.
+  absl::StatusOr<std::pair<Worker*, DiLoCoJob*>> ReplicaLocked(const std::string& worker_id,
+                                                               const std::string& job_id,
+                                                               const security::Principal& caller)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A replica's report: an evaluation of the final model, or an error.
+  absl::Status ReplicaReportLocked(v1::JobStatus& job, Worker& w,
+                                   const v1::ReportProgressRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string RoundDir(const std::string& job_id) const;
+
   JobStore* store_;
   Clock* clock_;
   CoordinatorOptions options_;
@@ -271,6 +351,8 @@ class Coordinator {
   // Joins under way: by job, the joiners not yet ready (their heartbeat's
   // job_ready); the members' assignments are held until none is left.
   std::map<std::string, std::set<std::string>> awaiting_ready_ ABSL_GUARDED_BY(mu_);
+  // Started diloco jobs, by id.
+  std::map<std::string, DiLoCoJob> diloco_ ABSL_GUARDED_BY(mu_);
   CoordinatorMetrics metrics_ ABSL_GUARDED_BY(mu_);
 };
 

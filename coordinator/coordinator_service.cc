@@ -18,6 +18,7 @@ namespace {
 constexpr size_t kMaxSubmitBytes = 1 << 20;
 constexpr size_t kMaxSmallRequestBytes = 16 << 10;
 constexpr size_t kMaxReportBytes = 256 << 10;
+constexpr size_t kMaxPushChunkBytes = 2 << 20;  // the agent sends 1 MiB
 
 absl::Status CheckSize(const google::protobuf::Message& m, size_t limit, const char* method) {
   const size_t size = m.ByteSizeLong();
@@ -304,6 +305,39 @@ grpc::ServerUnaryReactor* CoordinatorService::ReportProgress(
     return Reply(ctx, Flooding("ReportProgress", caller->subject));
   }
   return Reply(ctx, c_->ReportProgress(*request, *caller));
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::JoinRound(grpc::CallbackServerContext* ctx,
+                                                        const v1::JoinRoundRequest* request,
+                                                        v1::RoundTicket* response) {
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kWork, "JoinRound", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  if (!rounds_.Allow(caller->subject)) return Reply(ctx, Flooding("JoinRound", caller->subject));
+  return Reply(ctx, c_->JoinRound(*request, *caller), response);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::FetchParameters(
+    grpc::CallbackServerContext* ctx, const v1::FetchParametersRequest* request,
+    v1::FetchParametersResponse* response) {
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kWork, "FetchParameters", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  if (!rounds_.Allow(caller->subject)) {
+    return Reply(ctx, Flooding("FetchParameters", caller->subject));
+  }
+  return Reply(ctx, c_->FetchParameters(*request, *caller), response);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::PushUpdate(grpc::CallbackServerContext* ctx,
+                                                         const v1::PushUpdateRequest* request,
+                                                         v1::PushUpdateResponse* response) {
+  // A chunk of at most kMaxPushChunkBytes plus its small header.
+  absl::StatusOr<Principal> caller = Admit(c_, ctx, Access::kWork, "PushUpdate", *request,
+                                           kMaxPushChunkBytes + kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  if (!rounds_.Allow(caller->subject)) return Reply(ctx, Flooding("PushUpdate", caller->subject));
+  return Reply(ctx, c_->PushUpdate(*request, *caller), response);
 }
 
 grpc::ServerReadReactor<v1::UploadCheckpointRequest>* CoordinatorService::UploadCheckpoint(

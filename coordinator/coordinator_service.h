@@ -28,7 +28,8 @@ struct CoordinatorServiceOptions {
   // The largest checkpoint or model file UploadCheckpoint takes (each job
   // bounds its own further: coordinator/upload_check.h).
   size_t max_upload_bytes = size_t{1} << 30;
-  // Each worker's Register, Heartbeat and ReportProgress calls (separately):
+  // Each worker's Register, Heartbeat, ReportProgress and round calls
+  // (separately):
   // this many at once, then this many per second; more are
   // RESOURCE_EXHAUSTED (a daemon makes about one heartbeat and two
   // reports a second).
@@ -43,7 +44,8 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
         options_(options),
         registers_(options.worker_calls_per_second, options.worker_call_burst, clock),
         heartbeats_(options.worker_calls_per_second, options.worker_call_burst, clock),
-        reports_(options.worker_calls_per_second, options.worker_call_burst, clock) {}
+        reports_(options.worker_calls_per_second, options.worker_call_burst, clock),
+        rounds_(options.worker_calls_per_second, options.worker_call_burst, clock) {}
 
   grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitJobRequest* request,
@@ -77,6 +79,15 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* ReportProgress(grpc::CallbackServerContext* ctx,
                                            const v1::ReportProgressRequest* request,
                                            v1::ReportProgressResponse* response) override;
+  grpc::ServerUnaryReactor* JoinRound(grpc::CallbackServerContext* ctx,
+                                      const v1::JoinRoundRequest* request,
+                                      v1::RoundTicket* response) override;
+  grpc::ServerUnaryReactor* FetchParameters(grpc::CallbackServerContext* ctx,
+                                            const v1::FetchParametersRequest* request,
+                                            v1::FetchParametersResponse* response) override;
+  grpc::ServerUnaryReactor* PushUpdate(grpc::CallbackServerContext* ctx,
+                                       const v1::PushUpdateRequest* request,
+                                       v1::PushUpdateResponse* response) override;
   grpc::ServerReadReactor<v1::UploadCheckpointRequest>* UploadCheckpoint(
       grpc::CallbackServerContext* ctx, v1::UploadCheckpointResponse* response) override;
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
@@ -92,7 +103,8 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
  private:
   Coordinator* c_;
   const CoordinatorServiceOptions options_;
-  security::RateLimiter registers_, heartbeats_, reports_;
+  // JoinRound, FetchParameters and PushUpdate share one budget per worker.
+  security::RateLimiter registers_, heartbeats_, reports_, rounds_;
 };
 
 }  // namespace nightshift::coordinator

@@ -53,6 +53,9 @@ std::vector<std::string> Coordinator::FreeWorkersForLocked(const v1::JobStatus& 
 
 void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
   Worker& w = workers_[id];
+  if (auto d = diloco_.find(w.assigned_job); d != diloco_.end()) {
+    d->second.keeper->Forget(w.info.name());
+  }
   if (!w.assigned_job.empty()) {
     LOG(WARNING) << "job " << w.assigned_job << ": fencing " << w.info.name() << " (rank " << w.rank
                  << "): " << why;
@@ -173,7 +176,7 @@ void Coordinator::GrowJobsLocked() {
     absl::StatusOr<std::vector<v1::JobStatus>> jobs = store_->ListJobsInState(state);
     if (!jobs.ok()) continue;
     for (v1::JobStatus& job : *jobs) {
-      if (adoption_deadline_.count(job.id()) > 0) continue;
+      if (adoption_deadline_.count(job.id()) > 0 || diloco_.count(job.id()) > 0) continue;
       const std::vector<std::string> members = MembersLocked(job.id());
       const std::vector<std::string> free = FreeWorkersForLocked(job);
       if (members.empty() || free.empty()) continue;
@@ -244,6 +247,27 @@ void Coordinator::ExpireWaitsLocked() {
 }
 
 bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& request) {
+  if (auto d = diloco_.find(request.job_id()); d != diloco_.end()) {
+    // A replica back (it restarted, or its lease ran out on a cut link):
+    // its shard is its own still; it joins the open round again as any
+    // replica does (the lost lease freed its place).
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(request.job_id());
+    if (!job.ok() || job->state() != v1::JOB_STATE_RUNNING) return false;
+    Worker& w = workers_[id];
+    const int shard = d->second.keeper->ShardFor(w.info.name());
+    if (request.rank() != shard) return false;  // not the replica it says it is
+    w.assigned_job = job->id();
+    w.rank = shard;
+    w.generation_seen = request.generation();
+    w.info.set_job_id(job->id());
+    w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_BUSY);
+    if (std::find(job->workers().begin(), job->workers().end(), w.info.name()) ==
+        job->workers().end()) {
+      job->add_workers(w.info.name());
+      store_->UpdateJob(*job).IgnoreError();  // job.workers: informational
+    }
+    return true;
+  }
   // Only a restarted coordinator's jobs: a worker fenced by this one
   // (its lease ran out, its peers lost it) stays out.
   if (adoption_deadline_.count(request.job_id()) == 0) return false;

@@ -97,6 +97,12 @@ std::string HttpApi::Metrics(Coordinator* c) {
           m.recoveries);
   counter("nightshift_job_steps_redone_total", "Steps trained again from a commit point.",
           m.steps_redone);
+  counter("nightshift_rounds_closed_total", "DiLoCo rounds closed.", m.rounds_closed);
+  counter("nightshift_round_updates_accepted_total", "Replica updates a closed round took.",
+          m.updates_accepted);
+  counter("nightshift_round_updates_refused_total",
+          "Replica updates a closed round refused (stale, broken or screened out).",
+          m.updates_refused);
   std::map<std::string, int> by_state;
   for (v1::JobState s : kJobStates) {
     by_state[JobStateLabel(s)] = 0;
@@ -122,11 +128,13 @@ std::string HttpApi::Metrics(Coordinator* c) {
   }
   std::map<std::string, int> workers;
   std::string eligible;
+  int64_t preemptions = 0;
   const std::vector<v1::WorkerInfo> listed = c->ListWorkers();
   for (const auto& w : listed) {
     if (w.pool() == v1::WORKER_POOL_EDGE && w.state() != v1::WORKER_STATE_LOST) {
       absl::StrAppendFormat(&eligible, "nightshift_edge_worker_eligible{worker=\"%s\"} %d\n",
                             w.name(), w.eligibility().eligible() ? 1 : 0);
+      preemptions += w.preemptions();
     }
   }
   for (const auto& w : listed) {
@@ -143,6 +151,10 @@ std::string HttpApi::Metrics(Coordinator* c) {
       "# HELP nightshift_edge_worker_eligible Edge agents whose vehicle lets them compute (1) or "
       "not (0).\n# TYPE nightshift_edge_worker_eligible gauge\n";
   out += eligible;
+  counter("nightshift_edge_preemptions_total",
+          "Times edge agents' compute stopped because their vehicle became ineligible (as the "
+          "registered agents report it).",
+          preemptions);
   return out;
 }
 

@@ -66,6 +66,21 @@ absl::Status WriteRoundCheckpoint(const std::string& path, const v1::JobSpec& sp
   return w.WriteFile(path);
 }
 
+absl::Status WriteRoundModel(const std::string& path, const v1::JobSpec& spec,
+                             const std::vector<float>& parameters) {
+  absl::StatusOr<std::vector<TensorSpec>> params = ExpectedParameters(spec);
+  if (!params.ok()) return params.status();
+  size_t n = 0;
+  for (const TensorSpec& p : *params) n += NumElements(p.shape);
+  if (parameters.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model has ", parameters.size(), " parameters; the spec's has ", n));
+  }
+  SafetensorsWriter w;
+  AddFlat(w, *params, "", parameters);
+  return w.WriteFile(path);
+}
+
 absl::StatusOr<RoundSnapshot> ReadRoundCheckpoint(const std::string& path,
                                                   const v1::JobSpec& spec) {
   absl::StatusOr<std::vector<TensorSpec>> params = ExpectedParameters(spec);

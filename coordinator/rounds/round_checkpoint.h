@@ -26,6 +26,9 @@ namespace nightshift::coordinator::rounds {
 
 absl::Status WriteRoundCheckpoint(const std::string& path, const v1::JobSpec& spec,
                                   const RoundSnapshot& snapshot);
+// The outer parameters alone, as the job's exported model.
+absl::Status WriteRoundModel(const std::string& path, const v1::JobSpec& spec,
+                             const std::vector<float>& parameters);
 absl::StatusOr<RoundSnapshot> ReadRoundCheckpoint(const std::string& path, const v1::JobSpec& spec);
 
 }  // namespace nightshift::coordinator::rounds

@@ -140,6 +140,17 @@ v1::RoundTicket RoundKeeper::Join(const std::string& replica, absl::Time now) {
   return ticket;
 }
 
+v1::RoundTicket RoundKeeper::EvaluationTicket() const {
+  v1::RoundTicket ticket;
+  ticket.set_selected(true);
+  ticket.set_evaluate(true);
+  ticket.set_round(round_);
+  ticket.set_base_version(round_);
+  ticket.set_parameter_bytes(static_cast<int64_t>(encoded_.size()));
+  ticket.set_parameter_sha256(encoded_sha256_);
+  return ticket;
+}
+
 absl::StatusOr<v1::FetchParametersResponse> RoundKeeper::Fetch(
     const std::string& replica, const v1::FetchParametersRequest& request) {
   if (request.version() != round_) {

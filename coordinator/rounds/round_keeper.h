@@ -76,6 +76,9 @@ class RoundKeeper {
                                                              RoundSnapshot start, absl::Time now);
 
   v1::RoundTicket Join(const std::string& replica, absl::Time now);
+  // After the last round: a ticket to fetch the final parameters and
+  // evaluate them (RoundTicket.evaluate); the coordinator decides who.
+  v1::RoundTicket EvaluationTicket() const;
   absl::StatusOr<v1::FetchParametersResponse> Fetch(const std::string& replica,
                                                     const v1::FetchParametersRequest& request);
   absl::StatusOr<v1::PushUpdateResponse> Push(const std::string& replica,

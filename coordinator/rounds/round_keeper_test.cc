@@ -244,6 +244,16 @@ TEST(RoundKeeperTest, EndsAfterItsRoundsAndResumesFromASnapshot) {
   EXPECT_TRUE(keeper->done());
   EXPECT_THAT(keeper->parameters(), ElementsAre(3.0f));
   EXPECT_TRUE(keeper->Join("a", kStart).job_ended());
+  // The final parameters stay fetchable for their evaluation.
+  const v1::RoundTicket eval = keeper->EvaluationTicket();
+  EXPECT_TRUE(eval.evaluate());
+  EXPECT_EQ(eval.base_version(), 3);
+  v1::FetchParametersRequest fetch;
+  fetch.set_version(3);
+  absl::StatusOr<v1::FetchParametersResponse> got = keeper->Fetch("a", fetch);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->total_bytes(), eval.parameter_bytes());
+  EXPECT_EQ(security::Sha256Hex(got->data()), eval.parameter_sha256());
 }
 
 }  // namespace
