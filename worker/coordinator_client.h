@@ -22,7 +22,22 @@
 
 namespace nightshift {
 
-class CoordinatorClient {
+// The three round calls, over whatever carries them. worker_id and
+// job_id are filled in by the client.
+class RoundService {
+ public:
+  virtual ~RoundService() = default;
+  virtual absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) = 0;
+  virtual absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& request) = 0;
+  virtual absl::StatusOr<v1::PushUpdateResponse> PushUpdate(
+      const v1::PushUpdateRequest& request) = 0;
+};
+
+// The coordinator's round calls (RoundService) are part of it: an edge
+// agent's RoundClient (worker/edge/round_client.h) runs over its daemon's
+// client.
+class CoordinatorClient : public RoundService {
  public:
   virtual ~CoordinatorClient() = default;
 

@@ -75,6 +75,27 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return Result(s, std::move(response));
   }
 
+  // Round calls: a fetch or push chunk (1 MiB) over a slow link gets the
+  // upload deadline; a cut one fails and the round client resumes it.
+  absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) override {
+    v1::RoundTicket response;
+    const grpc::Status s =
+        stub_->JoinRound(Context(kControlCallDeadline).get(), request, &response);
+    return Result(s, std::move(response));
+  }
+  absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& request) override {
+    v1::FetchParametersResponse response;
+    const grpc::Status s =
+        stub_->FetchParameters(Context(kUploadDeadline).get(), request, &response);
+    return Result(s, std::move(response));
+  }
+  absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& request) override {
+    v1::PushUpdateResponse response;
+    const grpc::Status s = stub_->PushUpdate(Context(kUploadDeadline).get(), request, &response);
+    return Result(s, std::move(response));
+  }
+
   absl::Status ReportProgress(const v1::ReportProgressRequest& request) override {
     v1::ReportProgressResponse response;
     return FromGrpc(stub_->ReportProgress(Context(kReportDeadline).get(), request, &response));

@@ -77,6 +77,30 @@ absl::Status InProcessCoordinatorClient::ReportProgress(const v1::ReportProgress
   return c->ReportProgress(request, caller);
 }
 
+absl::StatusOr<v1::RoundTicket> InProcessCoordinatorClient::JoinRound(
+    const v1::JoinRoundRequest& request) {
+  absl::ReaderMutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, request.worker_id()));
+  return c->JoinRound(request, caller);
+}
+
+absl::StatusOr<v1::FetchParametersResponse> InProcessCoordinatorClient::FetchParameters(
+    const v1::FetchParametersRequest& request) {
+  absl::ReaderMutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, request.worker_id()));
+  return c->FetchParameters(request, caller);
+}
+
+absl::StatusOr<v1::PushUpdateResponse> InProcessCoordinatorClient::PushUpdate(
+    const v1::PushUpdateRequest& request) {
+  absl::ReaderMutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+  ASSIGN_OR_RETURN(security::Principal caller, Caller(c, request.worker_id()));
+  return c->PushUpdate(request, caller);
+}
+
 absl::Status InProcessCoordinatorClient::DownloadCheckpoint(const std::string& job_id, int64_t step,
                                                             const std::string& path) {
   std::string from;

@@ -36,6 +36,10 @@ class InProcessCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request) override;
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override;
   absl::Status ReportProgress(const v1::ReportProgressRequest& request) override;
+  absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) override;
+  absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& request) override;
+  absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& request) override;
   absl::Status UploadCheckpoint(const std::string& worker_id, const std::string& job_id,
                                 int64_t step, bool final, const std::string& path) override;
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override;

@@ -102,6 +102,16 @@ class RecordingClient final : public CoordinatorClient {
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override {
     return inner_->DrainWorker(worker_id);
   }
+  absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& r) override {
+    return inner_->JoinRound(r);
+  }
+  absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
+      const v1::FetchParametersRequest& r) override {
+    return inner_->FetchParameters(r);
+  }
+  absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& r) override {
+    return inner_->PushUpdate(r);
+  }
 
   void Inject(v1::Directive d) {
     absl::MutexLock lock(&mu_);

@@ -129,6 +129,14 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
   absl::StatusOr<std::vector<float>> parameters =
       collective::DecodeDelta(*encoded, static_cast<size_t>(trainer_->num_parameters()));
   if (!parameters.ok()) return parameters.status();
+  if (ticket->evaluate()) {  // the last round closed: the final parameters' accuracy
+    absl::StatusOr<float> accuracy = trainer_->TestAccuracy(*parameters);
+    if (!accuracy.ok()) return accuracy.status();
+    outcome.kind = RoundOutcome::kEvaluated;
+    outcome.version = ticket->base_version();
+    outcome.test_accuracy = *accuracy;
+    return outcome;
+  }
   absl::StatusOr<RoundResult> result = trainer_->RunRound(*parameters, ticket->inner_steps(), stop);
   if (!result.ok()) return result.status();
   outcome.result = *std::move(result);

@@ -8,7 +8,9 @@
 //      is retried up to `max_attempts` times from where it stopped); the
 //      assembled bytes must match the ticket's SHA-256 and size, and
 //      decode to the model's parameter count, or the round is abandoned.
-//   3. ReplicaTrainer::RunRound with the stop flag (preemption).
+//   3. ReplicaTrainer::RunRound with the stop flag (preemption) — or, with
+//      an evaluate ticket (the job's rounds are done), TestAccuracy of the
+//      fetched parameters (kEvaluated).
 //   4. A full round, or a preempted one with at least
 //      min_partial_fraction of the inner steps: the delta is encoded in
 //      the job's format with this replica's error feedback and pushed in
@@ -31,21 +33,10 @@
 #include "collective/delta_codec.h"
 #include "nightshift/v1/coordinator.pb.h"
 #include "spec/diloco.h"
+#include "worker/coordinator_client.h"
 #include "worker/edge/replica_trainer.h"
 
 namespace nightshift {
-
-// The three round calls, over whatever carries them. worker_id and
-// job_id are filled in by the client.
-class RoundService {
- public:
-  virtual ~RoundService() = default;
-  virtual absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) = 0;
-  virtual absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
-      const v1::FetchParametersRequest& request) = 0;
-  virtual absl::StatusOr<v1::PushUpdateResponse> PushUpdate(
-      const v1::PushUpdateRequest& request) = 0;
-};
 
 struct RoundClientOptions {
   std::string worker_id;
@@ -55,12 +46,16 @@ struct RoundClientOptions {
 };
 
 struct RoundOutcome {
-  enum Kind { kPushed, kWithdrew, kWait, kJobEnded, kRefused };
+  // kEvaluated: the ticket asked to evaluate the final parameters
+  // (RoundTicket.evaluate) instead of training; report test_accuracy.
+  enum Kind { kPushed, kWithdrew, kWait, kJobEnded, kRefused, kEvaluated };
   Kind kind = kWait;
   int64_t round = -1;
   absl::Duration retry_after;                   // kWait
   std::string reason;                           // kWait, kRefused, kWithdrew
   RoundResult result;                           // kPushed, kWithdrew
+  int64_t version = 0;                          // kEvaluated: of the parameters
+  float test_accuracy = 0;                      // kEvaluated
   int64_t bytes_fetched = 0, bytes_pushed = 0;  // on the wire, resends included
 };
 

@@ -34,6 +34,7 @@ class KeeperService : public RoundService {
  public:
   KeeperService(RoundKeeper* keeper, int cut_every) : keeper_(keeper), cut_every_(cut_every) {}
   absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& r) override {
+    if (keeper_->done() && evaluate_when_done) return keeper_->EvaluationTicket();
     return keeper_->Join(r.worker_id(), kNow);
   }
   absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
@@ -51,6 +52,7 @@ class KeeperService : public RoundService {
   }
   int cuts = 0;
   bool corrupt = false;
+  bool evaluate_when_done = false;  // as the coordinator asks one replica
 
  private:
   bool Cut() {
@@ -105,6 +107,14 @@ TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
   EXPECT_EQ(clients[0]->RunOnce()->kind, RoundOutcome::kJobEnded);
   const float after = *trainers[0]->TestAccuracy(keeper->parameters());
   EXPECT_GT(after, before + 0.2f) << before << " -> " << after;
+  // Asked to evaluate the final parameters, a replica fetches and scores
+  // them instead of training.
+  service.evaluate_when_done = true;
+  absl::StatusOr<RoundOutcome> evaluated = clients[1]->RunOnce();
+  ASSERT_TRUE(evaluated.ok()) << evaluated.status();
+  EXPECT_EQ(evaluated->kind, RoundOutcome::kEvaluated);
+  EXPECT_EQ(evaluated->version, 4);
+  EXPECT_FLOAT_EQ(evaluated->test_accuracy, after);
 }
 
 TEST(RoundClientTest, APreemptedReplicaWithdrawsAndFreesItsPlace) {
