@@ -201,6 +201,7 @@ absl::Status WorkerDaemon::Tick() {
   }
   if (request.worker_id().empty()) return RegisterOnce();
   if (options_.eligibility) *request.mutable_eligibility() = options_.eligibility();
+  request.set_preemptions(preemptions_.load());
   {
     absl::MutexLock lock(&leave_mu_);
     if (leave_deadline_.has_value()) draining_ = true;
@@ -283,6 +284,7 @@ void WorkerDaemon::CancelLocked(const std::string& why) {
   if (current_.cancel == nullptr) return;
   LOG(INFO) << "job " << current_.id << " generation " << current_.generation << ": " << why;
   current_.cancel->store(true);
+  compute_stop_.store(true);  // a replica's round stops at its next micro-batch
   if (current_.communicator != nullptr) {
     current_.communicator->Interrupt(
         absl::CancelledError(absl::StrCat("job ", current_.id, " ", why)));
@@ -626,7 +628,9 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
   failed.set_generation(a.generation());  // TrainJob moves it on with each regroup
   failed.set_committed_step(-1);
   bool reported = false;
-  const absl::Status status = TrainJob(a, worker_id, cancelled.get(), &failed, &reported);
+  const absl::Status status = a.spec().sync().has_diloco()
+                                  ? RunReplica(a, worker_id, cancelled.get())
+                                  : TrainJob(a, worker_id, cancelled.get(), &failed, &reported);
   if (!status.ok() && !cancelled->load() && !reported) {
     LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
                  << ": failed here: " << status;

@@ -139,6 +139,12 @@ class WorkerDaemon {
   // unreachable; the refusal of a registration otherwise.
   absl::Status Tick();
 
+  // Edge agents: the idle policy's answer flipped (EligibilityMonitor's
+  // on_change, any thread). Ineligible while a replica computes: its round
+  // stops at the next micro-batch (a preemption, counted in heartbeats).
+  void EligibilityChanged(bool eligible);
+  int64_t preemptions() const { return preemptions_.load(); }
+
   // What the daemon stands at, for tests and logs.
   std::string worker_id() const;
   std::string current_job() const;
@@ -177,6 +183,14 @@ class WorkerDaemon {
   // On failure, fills `failure` with the survivors' report: the ranks
   // that fell silent and this rank's last committed step; sets
   // `*reported` when it has told the coordinator already.
+  // A diloco job (sync.diloco; replica_job.cc): rounds over RoundClient
+  // while eligible, until the job ends here or is cancelled.
+  absl::Status RunReplica(const v1::Assignment& a, const std::string& worker_id,
+                          const std::atomic<bool>* cancelled);
+  bool Eligible() const;
+  // Waits (real time) up to `d`, less when eligibility flips or the daemon
+  // stops; a cancel is seen within kReplicaPoll.
+  void WaitForEligibility(absl::Duration d, const std::atomic<bool>* cancelled);
   absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
                         const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure,
                         bool* reported);
@@ -218,6 +232,14 @@ class WorkerDaemon {
   mutable absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);  // empty: not registered
   Job current_ ABSL_GUARDED_BY(mu_);            // id empty: none
+
+  // Replicas (RunReplica): the round's stop flag, set on preemption and
+  // cancel; whether a round computes now; preemptions since start.
+  std::atomic<bool> compute_stop_{false};
+  std::atomic<bool> computing_{false};
+  std::atomic<int64_t> preemptions_{0};
+  absl::Mutex eligibility_mu_;
+  int64_t eligibility_flips_ ABSL_GUARDED_BY(eligibility_mu_) = 0;
 
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;

@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "worker/edge/edge_test_spec.h"
 #include "worker/in_process_coordinator_client.h"
 
 namespace nightshift {
@@ -589,6 +590,58 @@ TEST_F(WorkerDaemonTest, AnEdgeWorkerWithoutTransportsRegistersWithoutAPeerAddre
   const v1::WorkerInfo w = WorkerNamed("vehicle-1");
   EXPECT_EQ(w.pool(), v1::WORKER_POOL_EDGE);
   EXPECT_EQ(w.peer_address(), "");
+}
+
+// Edge agents as diloco replicas: an ineligible one is given no work; two
+// eligible ones train the job's rounds over the daemon's own client and
+// one evaluates the final model, which ends the job with its accuracy.
+TEST_F(WorkerDaemonTest, EdgeAgentsTrainADiLoCoJobWhileEligible) {
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = EdgeTestSpec(R"pb(
+    global_batch_size: 16
+    steps: 40
+    min_workers: 2
+    max_workers: 2
+    sync { diloco { inner_steps: 10 rounds: 4 quorum: 2 over_selection: 0 } }
+  )pb");
+  request.set_job_id("fleet");
+  absl::StatusOr<v1::JobStatus> submitted = coordinator_->SubmitJob(request);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  std::atomic<bool> b_eligible{false};
+  std::vector<std::unique_ptr<WorkerDaemon>> agents;
+  for (const std::string name : {"edge-a", "edge-b"}) {
+    WorkerOptions options;
+    options.name = name;
+    options.pool = v1::WORKER_POOL_EDGE;
+    options.compute_rate = 100;
+    options.threads = 1;
+    options.eligibility = [name, &b_eligible] {
+      v1::Eligibility e;
+      e.set_eligible(name == "edge-a" || b_eligible.load());
+      e.set_reason(e.eligible() ? "parked and charging" : "ignition on");
+      return e;
+    };
+    agents.push_back(std::make_unique<WorkerDaemon>(options, recording_.get(), nullptr, &clock_));
+  }
+  std::vector<WorkerDaemon*> daemons = {agents[0].get(), agents[1].get()};
+  ASSERT_TRUE(DriveUntil(daemons, [&] { return !agents[0]->current_job().empty(); }));
+  EXPECT_EQ(agents[1]->current_job(), "");  // ineligible: no work
+  EXPECT_EQ(WorkerNamed("edge-b").eligibility().reason(), "ignition on");
+  b_eligible.store(true);
+  agents[1]->EligibilityChanged(true);
+  ASSERT_TRUE(DriveUntil(daemons, [&] {
+    const v1::JobState s = Job("fleet").state();
+    return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED;
+  })) << Job("fleet").reason();
+  const v1::JobStatus job = Job("fleet");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.reason();
+  EXPECT_EQ(job.round(), 4);
+  EXPECT_THAT(job.reason(), testing::HasSubstr("test accuracy"));
+  EXPECT_GT(job.progress().test_accuracy(), 0.5f) << job.reason();  // 4 classes: chance is 0.25
+  EXPECT_TRUE(DriveUntilNoJob(daemons));
+  auto history = coordinator_->GetJobHistory("fleet");
+  ASSERT_EQ(history->rounds_size(), 4);
+  EXPECT_EQ(history->rounds(3).accepted_size(), 2);
 }
 
 }  // namespace

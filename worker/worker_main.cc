@@ -74,7 +74,8 @@ int Fail(const absl::Status& s) {
 
 // The edge agent's eligibility from its flags: exactly one state source,
 // and the policy file if given.
-absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> StartEligibility(Clock* clock) {
+absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> StartEligibility(
+    Clock* clock, std::function<void(const v1::Eligibility&)> on_change) {
   const std::string state = absl::GetFlag(FLAGS_vehicle_state);
   const std::string trace = absl::GetFlag(FLAGS_vehicle_trace);
   if (state.empty() == trace.empty()) {
@@ -99,7 +100,8 @@ absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> StartEligibility(Clock
     if (!replay.ok()) return replay.status();
     source = *std::move(replay);
   }
-  return std::make_unique<edge::EligibilityMonitor>(std::move(source), policy, clock);
+  return std::make_unique<edge::EligibilityMonitor>(std::move(source), policy, clock,
+                                                    std::move(on_change));
 }
 
 int Main(int argc, char** argv) {
@@ -151,9 +153,17 @@ int Main(int argc, char** argv) {
   }
 
   RealClock clock;
+  // The monitor starts before the daemon exists and ends after it: its
+  // flips reach the daemon (preemption) while it runs.
+  absl::Mutex preempt_mu;
+  WorkerDaemon* preemptible = nullptr;
   std::unique_ptr<edge::EligibilityMonitor> eligibility;
   if (options.pool == v1::WORKER_POOL_EDGE) {
-    absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> monitor = StartEligibility(&clock);
+    absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> monitor =
+        StartEligibility(&clock, [&](const v1::Eligibility& e) {
+          absl::MutexLock lock(&preempt_mu);
+          if (preemptible != nullptr) preemptible->EligibilityChanged(e.eligible());
+        });
     if (!monitor.ok()) return Fail(monitor.status());
     eligibility = *std::move(monitor);
     options.eligibility = [m = eligibility.get()] { return m->Current(); };
@@ -188,6 +198,10 @@ int Main(int argc, char** argv) {
       NewGrpcCoordinatorClient(absl::GetFlag(FLAGS_coordinator), *transport, identity);
   WorkerDaemon daemon(options, client.get(), transports.get(), &clock);
   {
+    absl::MutexLock lock(&preempt_mu);
+    preemptible = &daemon;
+  }
+  {
     absl::MutexLock lock(&stop_mu);
     daemon_to_stop = &daemon;
   }
@@ -195,6 +209,10 @@ int Main(int argc, char** argv) {
   {
     absl::MutexLock lock(&stop_mu);
     daemon_to_stop = nullptr;
+  }
+  {
+    absl::MutexLock lock(&preempt_mu);
+    preemptible = nullptr;
   }
   return s.ok() ? 0 : Fail(s);
 }
