@@ -83,6 +83,7 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
       WaitForEligibility(absl::Seconds(5), cancelled);
       continue;
     }
+    client.set_worker_id(JobWorkerId(a.job_id(), worker_id));  // re-registered: a new id
     computing_.store(true);
     absl::StatusOr<RoundOutcome> out = client.RunOnce(&compute_stop_);
     computing_.store(false);
@@ -103,7 +104,7 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
         break;
       case RoundOutcome::kEvaluated: {
         v1::ReportProgressRequest report;
-        report.set_worker_id(worker_id);
+        report.set_worker_id(JobWorkerId(a.job_id(), worker_id));
         report.set_job_id(a.job_id());
         report.set_generation(a.generation());
         report.set_evaluated_version(out->version);

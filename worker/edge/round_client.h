@@ -67,6 +67,9 @@ class RoundClient {
   // One attempt at one round (above). Errors: the service failed past
   // max_attempts, or the coordinator's bytes were not what it announced.
   absl::StatusOr<RoundOutcome> RunOnce(const std::atomic<bool>* stop = nullptr);
+  // The id the worker holds its lease under changes when it registers
+  // again (a restarted coordinator): the rounds after go under the new one.
+  void set_worker_id(const std::string& id) { options_.worker_id = id; }
 
  private:
   absl::StatusOr<std::string> Fetch(const v1::RoundTicket& ticket, int64_t* bytes);
