@@ -268,8 +268,10 @@ v1::PushUpdateResponse RoundKeeper::Judge(const std::string& replica, Upload upl
   update.samples = upload.samples / (1 + staleness);
   if (upload.samples > 0) update.samples = std::max<int64_t>(1, update.samples);
   updates_.push_back(std::move(update));
-  auto place = places_.find(replica);
-  if (place != places_.end()) place->second.pushed = true;
+  // Its push to the open round, also when the update is a stale one from
+  // a replica not selected for it: it is not selected again to train the
+  // same round twice (a second update would only be refused).
+  places_[replica].pushed = true;
   response.set_accepted(true);
   return response;
 }

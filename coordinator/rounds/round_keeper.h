@@ -23,7 +23,9 @@
 //     model (memory bound per replica). With every byte in, the update
 //     is decoded (a bad one is refused naming the byte offset) and
 //     judged: staleness s = current version − base; s > max_staleness →
-//     refused ("stale"); else taken with weight samples / (1 + s).
+//     refused ("stale"); else taken with weight samples / (1 + s), as
+//     the replica's push to the open round (it is not selected for it
+//     again).
 //     An empty push (total_bytes 0) withdraws the replica from the round
 //     (preempted with too little done): its place is freed for another.
 //  4. MaybeClose(now): at quorum updates, or at the deadline with at

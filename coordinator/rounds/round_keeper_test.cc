@@ -173,6 +173,10 @@ TEST(RoundKeeperTest, StaleUpdatesAreDownWeightedOrRefusedByTheDocumentedRule) {
   const v1::PushUpdateResponse late =
       *keeper->Push("late", Push(0, 0, EncodeDelta(DeltaFormat::kFloat32, {0}), 10));
   EXPECT_TRUE(late.accepted()) << late.reason();
+  // Its stale update is its part of round 1: it does not train round 1 again.
+  const v1::RoundTicket again = keeper->Join("late", kStart);
+  EXPECT_FALSE(again.selected());
+  EXPECT_THAT(again.reason(), HasSubstr("already pushed to round 1"));
   ASSERT_TRUE(keeper->MaybeClose(kStart).has_value());
   // (10 * 3 + 5 * 0) / 15 = 2.
   EXPECT_THAT(keeper->parameters(), ElementsAre(3.0f));
