@@ -31,6 +31,8 @@ class SafetensorsWriter {
   // Copies the tensor's data now. Names must be unique.
   void Add(const std::string& name, const Tensor& tensor);
   void AddMetadata(const std::string& key, const std::string& value);
+  // Atomic and durable: written to a temporary file, fsynced, renamed into
+  // place, the folder fsynced; a failure leaves `path` as it was.
   absl::Status WriteFile(const std::string& path) const;
   // The complete file contents.
   std::string Serialize() const;
