@@ -34,6 +34,7 @@ struct DiLoCoSettings {
   double dirichlet_alpha = 0;  // 0: IID
   int replica_batch_size = 0;
   double max_norm_ratio = 10;  // 0: off
+  double min_cosine = -1;      // -1: off
   double min_partial_fraction = 0.5;
 };
 
@@ -68,6 +69,7 @@ inline DiLoCoSettings ResolveDiLoCo(const v1::JobSpec& spec) {
   s.replica_batch_size =
       d.replica_batch_size() > 0 ? d.replica_batch_size() : spec.global_batch_size();
   if (d.has_max_norm_ratio()) s.max_norm_ratio = d.max_norm_ratio();
+  if (d.has_min_cosine()) s.min_cosine = d.min_cosine();
   if (d.has_min_partial_fraction()) s.min_partial_fraction = d.min_partial_fraction();
   return s;
 }

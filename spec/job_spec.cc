@@ -227,6 +227,9 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
     if (d.has_max_norm_ratio() && !(d.max_norm_ratio() == 0 || d.max_norm_ratio() >= 1)) {
       return FieldError("sync.diloco.max_norm_ratio", "must be 0 (off) or >= 1");
     }
+    if (d.has_min_cosine() && !(d.min_cosine() >= -1 && d.min_cosine() <= 1)) {
+      return FieldError("sync.diloco.min_cosine", "must be in [-1, 1] (-1: off)");
+    }
     if (d.has_min_partial_fraction() &&
         !(d.min_partial_fraction() >= 0 && d.min_partial_fraction() <= 1)) {
       return FieldError("sync.diloco.min_partial_fraction", "must be in [0, 1]");

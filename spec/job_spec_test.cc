@@ -157,6 +157,13 @@ const BadSpec kBadSpecs[] = {
        s.mutable_sync()->mutable_diloco()->set_min_partial_fraction(2);
      },
      "sync.diloco.min_partial_fraction"},
+    {"diloco min_cosine below -1",
+     [](v1::JobSpec& s) {
+       s.mutable_sync()->mutable_diloco()->set_inner_steps(5);
+       s.mutable_sync()->mutable_diloco()->set_rounds(3);
+       s.mutable_sync()->mutable_diloco()->set_min_cosine(-2);
+     },
+     "sync.diloco.min_cosine"},
     {"max below min",
      [](v1::JobSpec& s) {
        s.set_min_workers(3);

@@ -111,9 +111,11 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
     return absl::InvalidArgumentError(
         absl::StrCat("trim_fraction must be in [0, 0.5), not ", options.trim_fraction));
   }
-  if (options.clip_iterations < 1 || options.clip_radius < 0 || options.max_norm_ratio < 0) {
+  if (options.clip_iterations < 1 || options.clip_radius < 0 || options.max_norm_ratio < 0 ||
+      !(options.min_cosine >= -1 && options.min_cosine <= 1)) {
     return absl::InvalidArgumentError(
-        "clip_iterations must be >= 1, clip_radius and max_norm_ratio >= 0");
+        "clip_iterations must be >= 1, clip_radius and max_norm_ratio >= 0, min_cosine in "
+        "[-1, 1]");
   }
   if (!center.empty() && center.size() != size) {
     return absl::InvalidArgumentError(
@@ -144,7 +146,7 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
     finite.push_back(&u);
     norms.push_back(Norm(u.delta));
   }
-  std::vector<const ReplicaUpdate*> accepted;
+  std::vector<const ReplicaUpdate*> sized;
   const double median_norm = norms.empty() ? 0 : Median(norms);
   for (size_t k = 0; k < finite.size(); ++k) {
     if (options.max_norm_ratio > 0 && median_norm > 0 &&
@@ -155,8 +157,34 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
                            norms[k] / median_norm, median_norm, options.max_norm_ratio)});
       continue;
     }
-    accepted.push_back(finite[k]);
-    result.accepted.push_back(finite[k]->replica);
+    sized.push_back(finite[k]);
+  }
+  std::vector<const ReplicaUpdate*> accepted;
+  const bool screen_direction = options.min_cosine > -1 && sized.size() >= 3;
+  for (size_t k = 0; k < sized.size(); ++k) {
+    const ReplicaUpdate* u = sized[k];
+    if (screen_direction) {
+      // The majority's direction without this update: each update is a
+      // part of the median of all, which would tilt it toward the update
+      // (much so when the replicas' updates are nearly orthogonal).
+      std::vector<const ReplicaUpdate*> others = sized;
+      others.erase(others.begin() + static_cast<std::ptrdiff_t>(k));
+      const std::vector<float> majority = OrderStatistic(others, size, /*median=*/true, 0);
+      const double majority_norm = Norm(majority);
+      double dot = 0;
+      for (size_t i = 0; i < size; ++i) dot += static_cast<double>(u->delta[i]) * majority[i];
+      const double norm = Norm(u->delta);
+      const double cosine = norm > 0 && majority_norm > 0 ? dot / (norm * majority_norm) : 0;
+      if (cosine < options.min_cosine) {
+        result.refused.push_back(
+            {u->replica, absl::StrFormat("points against the round's majority: cosine %.3f with "
+                                         "the others' coordinate-wise median (at least %g)",
+                                         cosine, options.min_cosine)});
+        continue;
+      }
+    }
+    accepted.push_back(u);
+    result.accepted.push_back(u->replica);
   }
   if (accepted.empty()) {
     std::vector<std::string> reasons;

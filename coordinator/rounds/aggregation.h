@@ -6,7 +6,11 @@
 // records them): a delta of the wrong length, with a NaN or infinity
 // (the index is named), from a replica that saw no samples, or whose norm
 // is more than `max_norm_ratio` times the median norm of the round's
-// finite updates (a scaled or exploded update).
+// finite updates (a scaled or exploded update), or — with at least 3
+// left — whose cosine similarity with the coordinate-wise median of the
+// others is below `min_cosine` (an update that points against the
+// majority: sign flipped, or trained on garbage; the median is the
+// majority's direction, which a minority cannot turn).
 //
 // Then one rule over the accepted deltas:
 //   kMean           sample-weighted mean (FedAvg): Σ s_i x_i / Σ s_i
@@ -52,6 +56,7 @@ struct AggregationOptions {
   double clip_radius = 0;      // kCenteredClip; 0: the median distance
   int clip_iterations = 3;     // kCenteredClip, >= 1
   double max_norm_ratio = 10;  // screening; 0: off
+  double min_cosine = -1;      // screening, in [-1, 1]; -1: off
 };
 
 struct Refusal {

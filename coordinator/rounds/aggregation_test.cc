@@ -70,6 +70,40 @@ TEST(AggregationTest, ScreeningRefusesWithReasonsAndGoesOnWithTheRest) {
   EXPECT_EQ(Aggregate(u, 2, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Pseudo-gradients of replicas are noisy — each one's noise as large as
+// the signal they share — so a sign-flipped one hides among them by norm;
+// it still points against the coordinate-wise median.
+TEST(AggregationTest, ScreeningRefusesUpdatesThatPointAgainstTheMajority) {
+  const size_t d = 256;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0, 1.0f);
+  std::vector<ReplicaUpdate> u;
+  for (int r = 0; r < 10; ++r) {
+    std::vector<float> x(d);
+    for (size_t i = 0; i < d; ++i) x[i] = std::sin(static_cast<float>(i)) + noise(rng);
+    if (r >= 8) {
+      for (float& v : x) v = -v;
+    }
+    u.push_back(U((r >= 8 ? "flipped-" : "honest-") + std::to_string(r), x));
+  }
+  AggregationOptions o = Rule(AggregationRule::kCenteredClip);
+  o.max_norm_ratio = 10;
+  o.min_cosine = 0;
+  const AggregationResult r = *Aggregate(u, d, o);
+  EXPECT_EQ(r.accepted.size(), 8u);
+  ASSERT_EQ(r.refused.size(), 2u);
+  EXPECT_EQ(r.refused[0].replica, "flipped-8");
+  EXPECT_THAT(r.refused[0].reason, HasSubstr("points against the round's majority: cosine -0."));
+  EXPECT_THAT(r.refused[1].reason, HasSubstr("with the others' coordinate-wise median (at least 0)"));
+  // Off at -1; and with fewer than 3 updates there is no majority to ask.
+  o.min_cosine = -1;
+  EXPECT_EQ(Aggregate(u, d, o)->accepted.size(), 10u);
+  o.min_cosine = 0;
+  EXPECT_EQ(Aggregate({u[0], u[9]}, d, o)->accepted.size(), 2u);
+  o.min_cosine = 1.5;
+  EXPECT_EQ(Aggregate(u, d, o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // 10 honest replicas around a true delta, 2 poisoned ones (20%).
 std::vector<ReplicaUpdate> Poisoned(const std::string& attack, std::vector<float>* truth) {
   const size_t d = 64;

@@ -64,6 +64,7 @@ RoundKeeper::RoundKeeper(DiLoCoSettings settings, RoundSnapshot start, absl::Tim
   aggregation_.rule = RuleOf(settings_.aggregation);
   aggregation_.trim_fraction = settings_.trim_fraction;
   aggregation_.max_norm_ratio = settings_.max_norm_ratio;
+  aggregation_.min_cosine = settings_.min_cosine;
   for (const auto& [replica, shard] : shards_) {
     if (shard >= 0 && shard < static_cast<int>(shard_load_.size())) ++shard_load_[shard];
   }
