@@ -76,23 +76,28 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   }
 
   // Round calls: a fetch or push chunk (1 MiB) over a slow link gets the
-  // upload deadline; a cut one fails and the round client resumes it.
+  // upload deadline; a cut one fails and the round client resumes it. They
+  // wait for the channel to connect again (wait_for_ready) rather than
+  // fail at once while a cut link comes back, so a retry is a real one.
   absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) override {
     v1::RoundTicket response;
     const grpc::Status s =
-        stub_->JoinRound(Context(kControlCallDeadline).get(), request, &response);
+        stub_->JoinRound(Context(kControlCallDeadline, /*wait_for_ready=*/true).get(), request,
+                         &response);
     return Result(s, std::move(response));
   }
   absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
       const v1::FetchParametersRequest& request) override {
     v1::FetchParametersResponse response;
     const grpc::Status s =
-        stub_->FetchParameters(Context(kUploadDeadline).get(), request, &response);
+        stub_->FetchParameters(Context(kUploadDeadline, /*wait_for_ready=*/true).get(), request,
+                               &response);
     return Result(s, std::move(response));
   }
   absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& request) override {
     v1::PushUpdateResponse response;
-    const grpc::Status s = stub_->PushUpdate(Context(kUploadDeadline).get(), request, &response);
+    const grpc::Status s = stub_->PushUpdate(
+        Context(kUploadDeadline, /*wait_for_ready=*/true).get(), request, &response);
     return Result(s, std::move(response));
   }
 
@@ -172,9 +177,11 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
     return absl::OkStatus();
   }
 
-  static std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline) {
+  static std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline,
+                                                      bool wait_for_ready = false) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    ctx->set_wait_for_ready(wait_for_ready);
     return ctx;
   }
 

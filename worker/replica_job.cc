@@ -73,6 +73,7 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
   RoundClientOptions options;
   options.worker_id = worker_id;
   options.job_id = a.job_id();
+  options.chunk_bytes = options_.round_chunk_bytes;
   RoundClient client(a.spec(), coordinator_, trainer.get(), options);
   absl::Duration backoff = absl::Milliseconds(100);
   while (!cancelled->load() && !stop_.HasBeenNotified()) {
@@ -121,6 +122,9 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
                                                              : "refused")
                   << " after " << out->result.steps_done << " inner steps, " << out->bytes_fetched
                   << " bytes in, " << out->bytes_pushed << " out"
+                  << (out->retried > 0 ? absl::StrCat(", ", out->retried,
+                                                      " calls retried after a cut link")
+                                       : "")
                   << (out->reason.empty() ? "" : ": ") << out->reason;
     }
   }

@@ -107,6 +107,9 @@ struct WorkerOptions {
   // Edge agents: the idle policy's current answer (worker/edge/
   // eligibility_monitor.h), sent with every heartbeat. Unset: none sent.
   std::function<v1::Eligibility()> eligibility;
+  // Edge agents: bytes per fetch and push call of a round; a cut link
+  // costs at most one such chunk (worker/edge/round_client.h).
+  int64_t round_chunk_bytes = 1 << 20;
 };
 
 class WorkerDaemon {

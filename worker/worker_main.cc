@@ -26,6 +26,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "base/allocator.h"
 #include "base/clock.h"
 #include "base/filesystem.h"
@@ -61,6 +62,8 @@ ABSL_FLAG(std::string, vehicle_state, "",
 ABSL_FLAG(std::string, vehicle_trace, "",
           "edge: a vehicle trace (JSON lines) to replay instead (tests, simulations)");
 ABSL_FLAG(std::string, idle_policy, "", "edge: textproto IdlePolicy (default: its defaults)");
+ABSL_FLAG(int64_t, round_chunk_bytes, 1 << 20,
+          "edge: bytes per fetch/push call of a DiLoCo round (a cut link loses at most one)");
 ABSL_FLAG(double, simulated_slowdown, 1,
           "for benchmarks only: stretch compute by this factor, to stand for a slower machine");
 
@@ -129,6 +132,13 @@ int Main(int argc, char** argv) {
   }
   options.scratch_dir = absl::GetFlag(FLAGS_scratch_dir) + "/" + options.name;
   options.simulated_slowdown = std::max(1.0, absl::GetFlag(FLAGS_simulated_slowdown));
+  if (absl::GetFlag(FLAGS_round_chunk_bytes) < 1024 ||
+      absl::GetFlag(FLAGS_round_chunk_bytes) > (2 << 20)) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--round_chunk_bytes=", absl::GetFlag(FLAGS_round_chunk_bytes),
+                     ": expected 1024 to 2097152 (the coordinator takes 2 MiB chunks at most)")));
+  }
+  options.round_chunk_bytes = absl::GetFlag(FLAGS_round_chunk_bytes);
   absl::StatusOr<security::TransportSecurity> transport = security::TransportSecurityFromFlags(
       absl::GetFlag(FLAGS_insecure),
       {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)},

@@ -30,7 +30,8 @@ RoundClient::RoundClient(const v1::JobSpec& spec, RoundService* service, Replica
       format_(FormatOf(settings_.delta_encoding)),
       feedback_(static_cast<size_t>(trainer->num_parameters())) {}
 
-absl::StatusOr<std::string> RoundClient::Fetch(const v1::RoundTicket& ticket, int64_t* bytes) {
+absl::StatusOr<std::string> RoundClient::Fetch(const v1::RoundTicket& ticket,
+                                               RoundOutcome* outcome) {
   std::string data;
   int failures = 0;
   while (static_cast<int64_t>(data.size()) < ticket.parameter_bytes()) {
@@ -46,6 +47,7 @@ absl::StatusOr<std::string> RoundClient::Fetch(const v1::RoundTicket& ticket, in
           absl::IsPermissionDenied(chunk.status()) || ++failures >= options_.max_attempts) {
         return chunk.status();
       }
+      ++outcome->retried;
       continue;  // resume from data.size()
     }
     if (chunk->offset() != static_cast<int64_t>(data.size()) || chunk->data().empty() ||
@@ -56,7 +58,7 @@ absl::StatusOr<std::string> RoundClient::Fetch(const v1::RoundTicket& ticket, in
                                               ticket.parameter_bytes()));
     }
     data += chunk->data();
-    *bytes += static_cast<int64_t>(chunk->data().size());
+    outcome->bytes_fetched += static_cast<int64_t>(chunk->data().size());
     failures = 0;  // max_attempts counts per chunk
   }
   if (static_cast<int64_t>(data.size()) != ticket.parameter_bytes() ||
@@ -69,7 +71,8 @@ absl::StatusOr<std::string> RoundClient::Fetch(const v1::RoundTicket& ticket, in
 
 absl::StatusOr<v1::PushUpdateResponse> RoundClient::Push(const v1::RoundTicket& ticket,
                                                          const RoundResult& result,
-                                                         const std::string& bytes, int64_t* sent) {
+                                                         const std::string& bytes,
+                                                         RoundOutcome* outcome) {
   v1::PushUpdateRequest request;
   request.set_worker_id(options_.worker_id);
   request.set_job_id(options_.job_id);
@@ -91,9 +94,10 @@ absl::StatusOr<v1::PushUpdateResponse> RoundClient::Push(const v1::RoundTicket& 
           absl::IsPermissionDenied(response.status()) || ++failures >= options_.max_attempts) {
         return response.status();
       }
+      ++outcome->retried;
       continue;  // the coordinator says where to go on at the next reply
     }
-    *sent += n;  // every chunk on the wire, resends included (a metered link pays them)
+    outcome->bytes_pushed += n;  // every chunk on the wire, resends included (a metered link pays them)
     if (response->complete()) return *response;
     const int64_t next = std::clamp<int64_t>(response->next_offset(), 0, bytes.size());
     if (next > offset) {
@@ -124,7 +128,7 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
     return outcome;
   }
   outcome.round = ticket->round();
-  absl::StatusOr<std::string> encoded = Fetch(*ticket, &outcome.bytes_fetched);
+  absl::StatusOr<std::string> encoded = Fetch(*ticket, &outcome);
   if (!encoded.ok()) return encoded.status();
   absl::StatusOr<std::vector<float>> parameters =
       collective::DecodeDelta(*encoded, static_cast<size_t>(trainer_->num_parameters()));
@@ -149,7 +153,7 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
     bytes = feedback_.Encode(format_, outcome.result.delta, settings_.delta_block);
   }
   absl::StatusOr<v1::PushUpdateResponse> pushed =
-      Push(*ticket, outcome.result, bytes, &outcome.bytes_pushed);
+      Push(*ticket, outcome.result, bytes, &outcome);
   if (!pushed.ok()) return pushed.status();
   if (!worth_pushing) {
     outcome.kind = RoundOutcome::kWithdrew;

@@ -57,6 +57,7 @@ struct RoundOutcome {
   int64_t version = 0;                          // kEvaluated: of the parameters
   float test_accuracy = 0;                      // kEvaluated
   int64_t bytes_fetched = 0, bytes_pushed = 0;  // on the wire, resends included
+  int retried = 0;  // fetch and push calls that failed (a cut link) and were sent again
 };
 
 class RoundClient {
@@ -72,10 +73,11 @@ class RoundClient {
   void set_worker_id(const std::string& id) { options_.worker_id = id; }
 
  private:
-  absl::StatusOr<std::string> Fetch(const v1::RoundTicket& ticket, int64_t* bytes);
+  // Both add their bytes and retried calls to `outcome`.
+  absl::StatusOr<std::string> Fetch(const v1::RoundTicket& ticket, RoundOutcome* outcome);
   absl::StatusOr<v1::PushUpdateResponse> Push(const v1::RoundTicket& ticket,
                                               const RoundResult& result, const std::string& bytes,
-                                              int64_t* sent);
+                                              RoundOutcome* outcome);
 
   const DiLoCoSettings settings_;
   RoundService* service_;

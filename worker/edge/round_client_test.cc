@@ -87,6 +87,7 @@ TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
         RoundClientOptions{name, "job", /*chunk_bytes=*/100, /*max_attempts=*/5}));
   }
   const float before = *trainers[0]->TestAccuracy(keeper->parameters());
+  int retried = 0;
   for (int round = 0; round < 4; ++round) {
     for (auto& client : clients) {
       absl::StatusOr<RoundOutcome> out = client->RunOnce();
@@ -99,10 +100,12 @@ TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
                 static_cast<int64_t>(collective::EncodedDeltaBytes(
                     collective::DeltaFormat::kInt8Blockwise, trainers[0]->num_parameters())));
       EXPECT_EQ(out->result.steps_done, 10);
+      retried += out->retried;
     }
     EXPECT_EQ(keeper->round(), round + 1);
   }
   EXPECT_GT(service.cuts, 10);
+  EXPECT_GT(retried, 10);  // every cut call was sent again
   EXPECT_TRUE(keeper->done());
   EXPECT_EQ(clients[0]->RunOnce()->kind, RoundOutcome::kJobEnded);
   const float after = *trainers[0]->TestAccuracy(keeper->parameters());
