@@ -4,6 +4,8 @@
 #
 #   deploy/local_cluster.sh up [--datacenter N] [--edge M] [--threads T]
 #                              [--slowdown-last F]   (benchmarks)
+#                              [--parked-debounce S] (edge: seconds parked
+#                                                    before eligible; 5)
 #                              [--insecure]          (no TLS: development only)
 #   deploy/local_cluster.sh status
 #   deploy/local_cluster.sh down
@@ -38,7 +40,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 up() {
-  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0
+  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0 debounce=5
   while [ $# -gt 0 ]; do
     case "$1" in
       --insecure) insecure=1; shift ;;
@@ -46,6 +48,7 @@ up() {
       --edge) edge="$2"; shift 2 ;;
       --threads) threads="$2"; shift 2 ;;
       --slowdown-last) slowdown_last="$2"; shift 2 ;;  # benchmarks: a slower last worker
+      --parked-debounce) debounce="$2"; shift 2 ;;      # edge: seconds parked before eligible
       *) echo "local_cluster.sh up: unknown flag $1" >&2; exit 2 ;;
     esac
   done
@@ -107,11 +110,13 @@ up() {
       # Its vehicle: parked and charging on ethernet, as a gateway would
       # write it; edit the file to try the idle policy (nightshift workers
       # shows the answer). No gateway refreshes it here, so the policy
-      # trusts it however old it is, and waits 5 s, not 5 min, once parked.
+      # trusts it however old it is, and waits 5 s (--parked-debounce), not
+      # 5 min, once parked.
       mkdir -p "$DIR/$name"
       echo '{"ignition": "IGNITION_OFF", "gear": "GEAR_PARK", "charging": true, "chargerPowerKw": 7.4, "stateOfCharge": 0.8, "estimatedRangeKm": 380, "network": "NETWORK_ETHERNET"}' \
         >"$DIR/$name/vehicle.json"
-      printf 'staleness_seconds: 1e9\nparked_debounce_seconds: 5\n' >"$DIR/$name/idle_policy.textproto"
+      printf 'staleness_seconds: 1e9\nparked_debounce_seconds: %s\n' "$debounce" \
+        >"$DIR/$name/idle_policy.textproto"
       vehicle=(--vehicle_state="$DIR/$name/vehicle.json" --idle_policy="$DIR/$name/idle_policy.textproto")
     fi
     if ((i == dc - 1)); then slow=$slowdown_last; fi

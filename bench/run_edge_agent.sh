@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The edge agent measured from outside, on a local cluster of real
+# processes (a coordinator and one nightshift-worker --pool=edge driven by
+# its vehicle-state file, parked debounce 1 ms): preemption latency over
+# --events ignition-on changes during compute (from the state file's
+# rewrite to the agent's CPU back to idle; p50/p90/p99/max, target p99 ≤
+# 200 ms), and the agent's CPU and resident memory while training, with
+# the ignition on, and with no job. bench/edge_agent_probe.py says how.
+# The job: the Fashion-MNIST MLP as one diloco replica with a round far
+# longer than the run, so the agent always computes when it may.
+#
+# usage: bench/run_edge_agent.sh [--events=N]   (default 200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=200
+for a in "$@"; do
+  case "$a" in
+    --events=*) EVENTS="${a#*=}" ;;
+    *) echo "usage: $0 [--events=N]" >&2; exit 2 ;;
+  esac
+done
+bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >/dev/null 2>&1
+OUT=$(mktemp -d)
+export NIGHTSHIFT_CLUSTER_DIR="$OUT/cluster" NIGHTSHIFT_CONFIG_DIR="$OUT/config"
+NS=bazel-bin/cli/nightshift
+trap 'deploy/local_cluster.sh down >/dev/null 2>&1 || true' EXIT
+deploy/local_cluster.sh up --datacenter 0 --edge 1 --threads 1 --parked-debounce 0.001 >/dev/null
+{
+  sed -e '/^epochs:/d' -e '/^checkpoint_interval_steps/d' -e '/^min_workers/d' -e '/^max_workers/d' \
+    examples/fashion_mlp.textproto
+  echo 'steps: 1000000'
+  echo 'min_workers: 1'
+  echo 'max_workers: 1'
+  echo 'pools: WORKER_POOL_EDGE'
+  echo 'sync { diloco { inner_steps: 1000000 rounds: 1 quorum: 1 over_selection: 0 } }'
+} >"$OUT/job.textproto"
+$NS submit "$OUT/job.textproto" --id=edge-bench >/dev/null
+/usr/bin/python3 bench/edge_agent_probe.py "$(cat "$NIGHTSHIFT_CLUSTER_DIR/edge-0.pid")" \
+  "$NIGHTSHIFT_CLUSTER_DIR/edge-0/vehicle.json" "$EVENTS" "$OUT/probe.json" \
+  $NS cancel edge-bench
+/usr/bin/python3 - "$OUT/probe.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"preemption, {r['events']} ignition-on events during compute ({r['missed']} never idle within 1.5 s):")
+print(f"  p50 {r['p50_ms']:.1f} ms   p90 {r['p90_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   max {r['max_ms']:.1f} ms  (target p99 <= 200 ms)\n")
+print("| agent state | CPU (share of one core) | resident memory |")
+print("|---|---|---|")
+for key, name in [("training", "training (parked, eligible)"), ("ineligible", "ignition on (preempted, job running)"),
+                  ("nojob", "eligible, no job")]:
+    print(f"| {name} | {r[key + '_cpu'] * 100:.2f}% | {r[key + '_rss_mib']:.0f} MiB |")
+PY
