@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "glog/logging.h"
+#include "kernels/threads.h"
 #include "worker/edge/replica_trainer.h"
 #include "worker/edge/round_client.h"
 #include "worker/worker_daemon.h"
@@ -64,6 +65,9 @@ void WorkerDaemon::WaitForEligibility(absl::Duration d, const std::atomic<bool>*
 
 absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string& worker_id,
                                       const std::atomic<bool>* cancelled) {
+  // OpenMP's thread count is per thread: set it on this job thread too
+  // (bench/run_edge_agent.sh found --threads=1 agents computing on two).
+  SetComputeThreads(options_.threads);
   ASSIGN_OR_RETURN(std::unique_ptr<ReplicaTrainer> trainer,
                    ReplicaTrainer::Create(a.spec(), a.rank()));
   {
@@ -122,9 +126,9 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
                                                              : "refused")
                   << " after " << out->result.steps_done << " inner steps, " << out->bytes_fetched
                   << " bytes in, " << out->bytes_pushed << " out"
-                  << (out->retried > 0 ? absl::StrCat(", ", out->retried,
-                                                      " calls retried after a cut link")
-                                       : "")
+                  << (out->retried > 0
+                          ? absl::StrCat(", ", out->retried, " calls retried after a cut link")
+                          : "")
                   << (out->reason.empty() ? "" : ": ") << out->reason;
     }
   }
