@@ -66,17 +66,19 @@ int Run() {
   const int replicas = (*job)->replicas();
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   std::printf(
-      "{\"replicas\": %d, \"num_parameters\": %lld, \"inner_steps\": %d, \"rounds\": %d, \"replica_batch\": %d, "
+      "{\"replicas\": %d, \"num_parameters\": %lld, \"inner_steps\": %d, \"rounds\": %d, "
+      "\"replica_batch\": %d, "
       "\"dirichlet_alpha\": %g, \"delta\": \"%s\", \"parameters\": \"%s\", "
       "\"aggregation\": \"%s\", \"attack\": \"%s\", \"poisoned\": %d, \"test_accuracy\": %.4f, "
       "\"bytes_fetched_per_replica\": %lld, \"bytes_pushed_per_replica\": %lld, "
       "\"refused\": %d, \"attacks_sent\": %d, \"seconds\": %.1f}\n",
       replicas, static_cast<long long>((*job)->num_parameters()), settings.inner_steps,
-      result->rounds, settings.replica_batch_size,
-      settings.dirichlet_alpha, v1::DeltaEncoding_Name(settings.delta_encoding).c_str(),
+      result->rounds, settings.replica_batch_size, settings.dirichlet_alpha,
+      v1::DeltaEncoding_Name(settings.delta_encoding).c_str(),
       v1::WireDtype_Name(settings.parameter_dtype).c_str(),
-      v1::Aggregation_Name(settings.aggregation).c_str(), AttackName(*attack), absl::GetFlag(FLAGS_poisoned),
-      result->test_accuracy, static_cast<long long>(result->bytes_fetched / replicas),
+      v1::Aggregation_Name(settings.aggregation).c_str(), AttackName(*attack),
+      absl::GetFlag(FLAGS_poisoned), result->test_accuracy,
+      static_cast<long long>(result->bytes_fetched / replicas),
       static_cast<long long>(result->bytes_pushed / replicas), result->refused,
       (*job)->attacks_sent(), seconds);
   return 0;

@@ -18,32 +18,31 @@ namespace {
 v1::JobSpec Spec(const std::string& diloco_extra) {
   v1::JobSpec spec;
   const std::string text = R"pb(
-    model {
-      layers { flatten {} }
-      layers { dense { units: 64 } }
-      layers { relu {} }
-      layers { dense { units: 4 } }
-    }
-    dataset {
-      synthetic {
-        train_examples: 4000
-        test_examples: 2000
-        channels: 1
-        height: 8
-        width: 8
-        classes: 4
-        noise: 3.0
-      }
-    }
-    optimizer { sgd { lr: 0.02 momentum: 0.9 } }
-    seed: 7
-    global_batch_size: 16
-    steps: 600
-    min_workers: 1
-    max_workers: 10
-    pools: WORKER_POOL_EDGE
-    sync {
-      diloco { inner_steps: 50 quorum: 10 over_selection: 0 )pb" +
+                             model {
+                               layers { flatten {} }
+                               layers { dense { units: 64 } }
+                               layers { relu {} }
+                               layers { dense { units: 4 } }
+                             }
+                             dataset {
+                               synthetic {
+                                 train_examples: 4000
+                                 test_examples: 2000
+                                 channels: 1
+                                 height: 8
+                                 width: 8
+                                 classes: 4
+                                 noise: 3.0
+                               }
+                             }
+                             optimizer { sgd { lr: 0.02 momentum: 0.9 } }
+                             seed: 7
+                             global_batch_size: 16
+                             steps: 600
+                             min_workers: 1
+                             max_workers: 10
+                             pools: WORKER_POOL_EDGE
+                             sync { diloco { inner_steps: 50 quorum: 10 over_selection: 0)pb" +
                            diloco_extra + " } }";
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec));
   return spec;

@@ -10,8 +10,8 @@
 namespace nightshift {
 
 absl::StatusOr<Attack> ParseAttack(const std::string& name) {
-  for (Attack a : {Attack::kNone, Attack::kSignFlip, Attack::kScale100, Attack::kNaN,
-                   Attack::kALIE}) {
+  for (Attack a :
+       {Attack::kNone, Attack::kSignFlip, Attack::kScale100, Attack::kNaN, Attack::kALIE}) {
     if (name == AttackName(a)) return a;
   }
   return absl::InvalidArgumentError(
@@ -20,11 +20,16 @@ absl::StatusOr<Attack> ParseAttack(const std::string& name) {
 
 const char* AttackName(Attack attack) {
   switch (attack) {
-    case Attack::kNone: return "none";
-    case Attack::kSignFlip: return "sign_flip";
-    case Attack::kScale100: return "scale100";
-    case Attack::kNaN: return "nan";
-    case Attack::kALIE: return "alie";
+    case Attack::kNone:
+      return "none";
+    case Attack::kSignFlip:
+      return "sign_flip";
+    case Attack::kScale100:
+      return "scale100";
+    case Attack::kNaN:
+      return "nan";
+    case Attack::kALIE:
+      return "alie";
   }
   return "?";
 }
@@ -44,8 +49,7 @@ double InverseNormalCdf(double p) {
 }  // namespace
 
 PoisonedRoundService::PoisonedRoundService(RoundService* inner, Attack attack, int replicas,
-                                           std::set<std::string> poisoned,
-                                           size_t num_parameters)
+                                           std::set<std::string> poisoned, size_t num_parameters)
     : inner_(inner),
       attack_(attack),
       replicas_(replicas),
@@ -91,7 +95,8 @@ absl::StatusOr<v1::PushUpdateResponse> PoisonedRoundService::PushUpdate(
 
 std::vector<float> PoisonedRoundService::Poison(std::vector<float> delta, int64_t round) const {
   switch (attack_) {
-    case Attack::kNone: break;
+    case Attack::kNone:
+      break;
     case Attack::kSignFlip:
       for (float& x : delta) x = -x;
       break;
@@ -99,7 +104,8 @@ std::vector<float> PoisonedRoundService::Poison(std::vector<float> delta, int64_
       for (float& x : delta) x *= 100;
       break;
     case Attack::kNaN:
-      for (size_t i = 0; i < delta.size(); i += 16) delta[i] = std::numeric_limits<float>::quiet_NaN();
+      for (size_t i = 0; i < delta.size(); i += 16)
+        delta[i] = std::numeric_limits<float>::quiet_NaN();
       break;
     case Attack::kALIE: {
       auto it = honest_.find(round);

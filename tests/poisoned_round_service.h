@@ -64,7 +64,7 @@ class PoisonedRoundService : public RoundService {
   int replicas_;
   std::set<std::string> poisoned_;
   size_t num_parameters_;
-  std::map<std::string, std::string> held_;                   // by replica: chunks so far
+  std::map<std::string, std::string> held_;                    // by replica: chunks so far
   std::map<int64_t, std::vector<std::vector<float>>> honest_;  // by round
   int attacks_sent_ = 0;
 };

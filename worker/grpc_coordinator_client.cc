@@ -81,17 +81,15 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   // fail at once while a cut link comes back, so a retry is a real one.
   absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& request) override {
     v1::RoundTicket response;
-    const grpc::Status s =
-        stub_->JoinRound(Context(kControlCallDeadline, /*wait_for_ready=*/true).get(), request,
-                         &response);
+    const grpc::Status s = stub_->JoinRound(
+        Context(kControlCallDeadline, /*wait_for_ready=*/true).get(), request, &response);
     return Result(s, std::move(response));
   }
   absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
       const v1::FetchParametersRequest& request) override {
     v1::FetchParametersResponse response;
-    const grpc::Status s =
-        stub_->FetchParameters(Context(kUploadDeadline, /*wait_for_ready=*/true).get(), request,
-                               &response);
+    const grpc::Status s = stub_->FetchParameters(
+        Context(kUploadDeadline, /*wait_for_ready=*/true).get(), request, &response);
     return Result(s, std::move(response));
   }
   absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& request) override {

@@ -94,7 +94,8 @@ TEST(AggregationTest, ScreeningRefusesUpdatesThatPointAgainstTheMajority) {
   ASSERT_EQ(r.refused.size(), 2u);
   EXPECT_EQ(r.refused[0].replica, "flipped-8");
   EXPECT_THAT(r.refused[0].reason, HasSubstr("points against the round's majority: cosine -0."));
-  EXPECT_THAT(r.refused[1].reason, HasSubstr("with the others' coordinate-wise median (at least 0)"));
+  EXPECT_THAT(r.refused[1].reason,
+              HasSubstr("with the others' coordinate-wise median (at least 0)"));
   // Off at -1; and with fewer than 3 updates there is no majority to ask.
   o.min_cosine = -1;
   EXPECT_EQ(Aggregate(u, d, o)->accepted.size(), 10u);

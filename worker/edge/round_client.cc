@@ -97,7 +97,8 @@ absl::StatusOr<v1::PushUpdateResponse> RoundClient::Push(const v1::RoundTicket& 
       ++outcome->retried;
       continue;  // the coordinator says where to go on at the next reply
     }
-    outcome->bytes_pushed += n;  // every chunk on the wire, resends included (a metered link pays them)
+    outcome->bytes_pushed +=
+        n;  // every chunk on the wire, resends included (a metered link pays them)
     if (response->complete()) return *response;
     const int64_t next = std::clamp<int64_t>(response->next_offset(), 0, bytes.size());
     if (next > offset) {
@@ -152,8 +153,7 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
   if (worth_pushing) {
     bytes = feedback_.Encode(format_, outcome.result.delta, settings_.delta_block);
   }
-  absl::StatusOr<v1::PushUpdateResponse> pushed =
-      Push(*ticket, outcome.result, bytes, &outcome);
+  absl::StatusOr<v1::PushUpdateResponse> pushed = Push(*ticket, outcome.result, bytes, &outcome);
   if (!pushed.ok()) return pushed.status();
   if (!worth_pushing) {
     outcome.kind = RoundOutcome::kWithdrew;
