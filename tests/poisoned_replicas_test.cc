@@ -17,7 +17,7 @@ namespace {
 // A 4-class synthetic set, 10 replicas × 12 rounds of 50 inner steps.
 v1::JobSpec Spec(const std::string& diloco_extra) {
   v1::JobSpec spec;
-  const std::string text = R"pb(
+  const std::string text = std::string(R"pb(
                              model {
                                layers { flatten {} }
                                layers { dense { units: 64 } }
@@ -42,8 +42,8 @@ v1::JobSpec Spec(const std::string& diloco_extra) {
                              min_workers: 1
                              max_workers: 10
                              pools: WORKER_POOL_EDGE
-                             sync { diloco { inner_steps: 50 quorum: 10 over_selection: 0)pb" +
-                           diloco_extra + " } }";
+                             sync { diloco { inner_steps: 50 quorum: 10 over_selection: 0)pb") +
+                           " " + diloco_extra + " } }";
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec));
   return spec;
 }
