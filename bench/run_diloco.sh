@@ -44,7 +44,7 @@ echo "sync: nightshift train --local, $STEPS steps at batch 128" >&2
 start=$(date +%s.%N)
 bazel-bin/cli/nightshift train --local "$OUT/sync.textproto" --threads=1 --out="$OUT/sync" \
   2>&1 | tr '\r' '\n' | grep 'test accuracy' >"$OUT/sync.log"
-echo "$(date +%s.%N) - $start" | bc >"$OUT/sync.seconds"
+/usr/bin/python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$(date +%s.%N)" "$start" >"$OUT/sync.seconds"
 
 # diloco NAME REPLICAS H ALPHA DELTA PARAMS AGGREGATION MAX_NORM_RATIO ATTACK POISONED [MIN_COSINE]
 diloco() {
