@@ -147,6 +147,7 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
     norms.push_back(Norm(u.delta));
   }
   std::vector<const ReplicaUpdate*> sized;
+  std::vector<double> sized_norms;  // Norm(sized[k]->delta), computed once above
   const double median_norm = norms.empty() ? 0 : Median(norms);
   for (size_t k = 0; k < finite.size(); ++k) {
     if (options.max_norm_ratio > 0 && median_norm > 0 &&
@@ -158,6 +159,7 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
       continue;
     }
     sized.push_back(finite[k]);
+    sized_norms.push_back(norms[k]);
   }
   std::vector<const ReplicaUpdate*> accepted;
   const bool screen_direction = options.min_cosine > -1 && sized.size() >= 3;
@@ -173,7 +175,7 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
       const double majority_norm = Norm(majority);
       double dot = 0;
       for (size_t i = 0; i < size; ++i) dot += static_cast<double>(u->delta[i]) * majority[i];
-      const double norm = Norm(u->delta);
+      const double norm = sized_norms[k];
       const double cosine = norm > 0 && majority_norm > 0 ? dot / (norm * majority_norm) : 0;
       if (cosine < options.min_cosine) {
         result.refused.push_back(
