@@ -202,16 +202,45 @@ grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListJobs(grpc::CallbackServerContext* ctx,
-                                                       const v1::ListJobsRequest* request,
-                                                       v1::ListJobsResponse* response) {
-  absl::StatusOr<Principal> caller =
-      Admit(c_, ctx, Access::kRead, "ListJobs", *request, kMaxSmallRequestBytes);
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
+  // Admit's steps on the raw request: authorize, bound, then parse.
+  absl::StatusOr<Principal> caller = Authorize(c_, ctx, Access::kRead, "ListJobs");
   if (!caller.ok()) return Reply(ctx, caller.status());
-  absl::StatusOr<std::vector<v1::JobStatus>> jobs = c_->ListJobs();
-  if (jobs.ok()) {
-    for (auto& j : *jobs) *response->add_jobs() = std::move(j);
+  if (request->Length() > kMaxSmallRequestBytes) {
+    return Reply(ctx, absl::ResourceExhaustedError(
+                          absl::StrCat("ListJobs: request of ", request->Length(),
+                                       " bytes, over its limit of ", kMaxSmallRequestBytes)));
   }
-  return Reply(ctx, jobs.status());
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (request->Dump(&slices).ok()) {
+    for (const grpc::Slice& piece : slices) {
+      bytes.append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+    }
+  }
+  if (v1::ListJobsRequest parsed; !parsed.ParseFromString(bytes)) {
+    return Reply(ctx, absl::InvalidArgumentError(
+                          absl::StrCat("ListJobs: the request's ", bytes.size(),
+                                       " bytes do not parse as a nightshift.v1.ListJobsRequest")));
+  }
+  // The version before the snapshot: a change between them is rebuilt for
+  // on the next call, never hidden.
+  auto jobs = std::make_unique<std::shared_ptr<const std::string>>(
+      jobs_wire_.Get(c_->jobs_version(), [this] { return c_->JobsSnapshot(); }));
+  // The slice borrows the cached bytes and holds them until gRPC has sent them.
+  const std::string& wire = **jobs;
+  if (wire.empty()) {  // no jobs: an empty reply
+    grpc::Slice empty{std::string()};
+    *response = grpc::ByteBuffer(&empty, 1);
+    return Reply(ctx, absl::OkStatus());
+  }
+  grpc::Slice slice(
+      const_cast<char*>(wire.data()), wire.size(),
+      [](void* held) { delete static_cast<std::shared_ptr<const std::string>*>(held); },
+      jobs.release());
+  *response = grpc::ByteBuffer(&slice, 1);
+  return Reply(ctx, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::CancelJob(grpc::CallbackServerContext* ctx,

@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/jobs_wire_cache.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
 #include "security/rate_limiter.h"
 
@@ -37,7 +38,10 @@ struct CoordinatorServiceOptions {
   double worker_calls_per_second = 50;
 };
 
-class CoordinatorService final : public v1::Coordinator::CallbackService {
+// ListJobs is served raw: its reply is bytes kept between calls
+// (jobs_wire_cache.h), not a message built and serialized per call.
+class CoordinatorService final
+    : public v1::Coordinator::WithRawCallbackMethod_ListJobs<v1::Coordinator::CallbackService> {
  public:
   CoordinatorService(Coordinator* coordinator, Clock* clock, CoordinatorServiceOptions options = {})
       : c_(coordinator),
@@ -54,8 +58,8 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                    const v1::GetJobRequest* request,
                                    v1::JobStatus* response) override;
   grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
-                                     const v1::ListJobsRequest* request,
-                                     v1::ListJobsResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* ctx,
                                       const v1::CancelJobRequest* request,
                                       v1::JobStatus* response) override;
@@ -105,6 +109,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   const CoordinatorServiceOptions options_;
   // JoinRound, FetchParameters and PushUpdate share one budget per worker.
   security::RateLimiter registers_, heartbeats_, reports_, rounds_;
+  JobsWireCache jobs_wire_;
 };
 
 }  // namespace nightshift::coordinator

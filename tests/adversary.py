@@ -74,6 +74,27 @@ expect("CancelJob with a made-up token", U,
 expect("CancelJob with a Basic header", U,
        lambda: s.CancelJob(pb.CancelJobRequest(job_id=JOB),
                            metadata=[("authorization", "Basic YWRtaW46YWRtaW4=")]))
+# ListJobs is served from cached bytes (coordinator/jobs_wire_cache.h):
+# they parse to the jobs, and its raw request is still bounded and parsed.
+listed = [j.id for j in s.ListJobs(pb.ListJobsRequest(), metadata=meta(viewer), timeout=5).jobs]
+print(f"{'ok  ' if JOB in listed else 'FAIL'} viewer ListJobs lists {JOB}: {listed}")
+failures += JOB not in listed
+raw = grpc.secure_channel(C, OURS, OPTIONS).unary_unary("/nightshift.v1.Coordinator/ListJobs")
+
+
+def varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+expect("ListJobs with bytes that are no ListJobsRequest", I,
+       lambda: raw(b"\xff\xff", metadata=meta(viewer), timeout=5))
+expect("ListJobs with a 20 KB request", R,
+       lambda: raw(b"\x7a" + varint(20000) + b"x" * 20000, metadata=meta(viewer), timeout=5))
+expect("ListJobs raw without a token", U, lambda: raw(b"", timeout=5))
 # A viewer doing admin calls; a viewer doing worker calls.
 expect("viewer CancelJob", P, lambda: s.CancelJob(pb.CancelJobRequest(job_id=JOB), metadata=meta(viewer)))
 expect("viewer SubmitJob", P, lambda: s.SubmitJob(pb.SubmitJobRequest(), metadata=meta(viewer)))
