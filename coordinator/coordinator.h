@@ -92,6 +92,19 @@
 //    the commit: a restarted coordinator goes on from the checkpoint of
 //    the job's stored round, losing at most the open round, and the
 //    replicas re-register with it.
+//  - Hybrid jobs (pools hold DATACENTER and EDGE; datacenter_ring.cc):
+//    the data-center workers are not replicas each but one ring that is
+//    one replica (ReplicaTrainer's group mode), under the name
+//    kRingReplica with a sticky shard of its own; it counts as one toward
+//    max_workers. Free data-center workers join it, and every change of
+//    its members (a join; a member fenced, drained, failed or done) is
+//    its next generation: an Assignment with rank, world_size, peers,
+//    group_key, generation (the ring's own count) and replica_shard,
+//    abandon_previous set, so the old ring stops at once; its part in the
+//    open round is forgotten. Only ring rank 0 joins, fetches and pushes.
+//    Errors of an older ring generation are ignored; a survivor's report
+//    with lost_ranks fences those members. A ring member is not
+//    re-adopted after a restart: it becomes free and joins a new ring.
 //  - End: after the last round the final parameters are the job's model
 //    (model.safetensors); the next replica to join is asked to evaluate
 //    them (RoundTicket.evaluate) and its report (evaluated_version) ends
@@ -116,6 +129,7 @@
 #include "coordinator/rounds/round_keeper.h"
 #include "nightshift/v1/coordinator.pb.h"
 #include "security/tokens.h"
+#include "spec/defaults.h"
 
 namespace nightshift::coordinator {
 
@@ -307,8 +321,39 @@ class Coordinator {
     int failures = 0;       // replica errors since the last round closed
     std::string evaluator;  // the replica asked to evaluate the final model
     absl::Time evaluation_deadline = absl::InfiniteFuture();
+    // Hybrid jobs (datacenter_ring.cc): the data-center ring that is one
+    // replica — its members' worker ids by rank (empty: no ring now) and
+    // its generation (each change of members is the next one).
+    bool hybrid = false;
+    std::vector<std::string> ring;
+    int64_t ring_generation = 0;
   };
+  // The name the ring of a hybrid job takes part in rounds under.
+  static constexpr char kRingReplica[] = "datacenter-ring";
   static bool IsDiLoCo(const v1::JobSpec& spec) { return spec.sync().has_diloco(); }
+  static bool IsHybrid(const v1::JobSpec& spec) {
+    return IsDiLoCo(spec) && PoolAllowed(spec, v1::WORKER_POOL_DATACENTER) &&
+           PoolAllowed(spec, v1::WORKER_POOL_EDGE);
+  }
+  // Every worker that holds `job_id` now, in no order (a diloco job's
+  // replicas and ring members; MembersLocked maps by rank, and ring ranks
+  // collide with replicas' shards).
+  std::vector<std::string> ReplicaWorkersLocked(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The name `w` takes part in `d`'s rounds under: its own, or the ring's.
+  static std::string KeeperName(const Worker& w, const DiLoCoJob& d);
+  // Hybrid jobs: the ring's next generation on `members` (worker ids, by
+  // rank), after `why`. Forgets the ring's part in the open round; with no
+  // members the ring is gone until a data-center worker is free again.
+  void FormRingLocked(v1::JobStatus& job, DiLoCoJob& d, const std::vector<std::string>& members,
+                      const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ring members `ids` left (fenced, drained, failed, ended their part):
+  // the rest go on as the next generation. False if none was a member.
+  bool RingMembersLeftLocked(const std::string& job_id, const std::vector<std::string>& ids,
+                             const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Free data-center workers of a hybrid job join its ring.
+  void GrowRingLocked(v1::JobStatus& job, DiLoCoJob& d, const std::vector<std::string>& free)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a queued diloco job (its keeper from the initial parameters).
   void StartDiLoCoJobLocked(v1::JobStatus& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A started diloco job found in the store at start: its keeper from the

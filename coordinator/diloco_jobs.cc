@@ -56,6 +56,7 @@ void Coordinator::StartDiLoCoJobLocked(v1::JobStatus& job) {
   job.set_total_rounds(s.rounds);
   job.clear_workers();
   diloco_[job.id()].keeper = *std::move(keeper);
+  diloco_[job.id()].hybrid = IsHybrid(job.spec());
   Transition(job, v1::JOB_STATE_RUNNING,
              absl::StrFormat("rounds start: %d rounds of %d inner steps; a round closes at %d "
                              "updates of %d selected replicas or after %d s; %s",
@@ -81,6 +82,7 @@ absl::Status Coordinator::ResumeDiLoCoJobLocked(v1::JobStatus& job) {
                    rounds::RoundKeeper::Create(job.spec(), std::move(start), clock_->Now()));
   DiLoCoJob& d = diloco_[job.id()];
   d.keeper = std::move(keeper);
+  d.hybrid = IsHybrid(job.spec());
   if (d.keeper->done()) {
     d.evaluation_deadline =
         clock_->Now() + absl::Seconds(d.keeper->settings().round_deadline_seconds);
@@ -101,12 +103,24 @@ void Coordinator::AssignReplicasLocked() {
   for (auto& [job_id, d] : diloco_) {
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_RUNNING || d.keeper->done()) continue;
-    int replicas = static_cast<int>(MembersLocked(job_id).size());
+    // The ring, if any, is one replica however many members it has.
+    const std::string& id = job_id;  // C++17 lambdas do not capture bindings
+    const DiLoCoJob& job_d = d;
+    auto count_replicas = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return static_cast<int>(ReplicaWorkersLocked(id).size()) -
+             static_cast<int>(job_d.ring.size()) + (job_d.ring.empty() ? 0 : 1);
+    };
+    int replicas = count_replicas();
     const std::vector<std::string> free = FreeWorkersForLocked(*job);
-    if (free.empty() || replicas >= MaxWorkers(job->spec())) continue;
-    for (const std::string& id : free) {
+    if (free.empty()) continue;
+    if (d.hybrid && (!d.ring.empty() || replicas < MaxWorkers(job->spec()))) {
+      GrowRingLocked(*job, d, free);
+      replicas = count_replicas();
+    }
+    for (const std::string& worker : free) {
       if (replicas >= MaxWorkers(job->spec())) break;
-      AssignReplicaLocked(*job, d, id);
+      if (d.hybrid && workers_[worker].info.pool() == v1::WORKER_POOL_DATACENTER) continue;
+      AssignReplicaLocked(*job, d, worker);
       ++replicas;
     }
     store_->UpdateJob(*job).IgnoreError();  // job.workers: informational
@@ -137,6 +151,9 @@ void Coordinator::DropReplicaLocked(const std::string& id, const std::string& wh
   Worker& w = workers_[id];
   auto d = diloco_.find(w.assigned_job);
   if (d == diloco_.end()) return;
+  if (RingMembersLeftLocked(w.assigned_job, {id}, absl::StrCat(w.info.name(), " left: ", why))) {
+    return;
+  }
   LOG(INFO) << "job " << w.assigned_job << ": replica " << w.info.name() << " left: " << why;
   d->second.keeper->Forget(w.info.name());
   absl::StatusOr<v1::JobStatus> job = store_->GetJob(w.assigned_job);
@@ -147,9 +164,10 @@ void Coordinator::DropReplicaLocked(const std::string& id, const std::string& wh
   if (w.info.state() == v1::WORKER_STATE_BUSY) w.info.set_state(v1::WORKER_STATE_IDLE);
   if (!job.ok()) return;
   std::vector<std::string> names;
-  for (const std::string& member : MembersLocked(job->id())) {
+  for (const std::string& member : ReplicaWorkersLocked(job->id())) {
     names.push_back(workers_[member].info.name());
   }
+  std::sort(names.begin(), names.end());
   SetWorkers(*job, names);
   store_->UpdateJob(*job).IgnoreError();  // job.workers: informational
 }
@@ -167,6 +185,11 @@ absl::StatusOr<std::pair<Coordinator::Worker*, Coordinator::DiLoCoJob*>> Coordin
     return absl::FailedPreconditionError(absl::StrCat("worker ", it->second.info.name(),
                                                       " is not a replica of diloco job ", job_id));
   }
+  if (KeeperName(it->second, d->second) == kRingReplica && it->second.rank != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", it->second.info.name(), " is rank ", it->second.rank, " of job ",
+                     job_id, "'s data-center ring: only its rank 0 takes part in rounds"));
+  }
   return std::make_pair(&it->second, &d->second);
 }
 
@@ -183,7 +206,7 @@ absl::StatusOr<v1::RoundTicket> Coordinator::JoinRound(const v1::JoinRoundReques
     ended.set_reason("the job ended");
     return ended;
   }
-  const std::string& name = w->info.name();
+  const std::string name = KeeperName(*w, *d);
   if (d->keeper->done()) {
     if (d->evaluator.empty() || d->evaluator == name) {
       d->evaluator = name;
@@ -201,15 +224,16 @@ absl::StatusOr<v1::FetchParametersResponse> Coordinator::FetchParameters(
     const v1::FetchParametersRequest& request, const security::Principal& caller) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(auto replica, ReplicaLocked(request.worker_id(), request.job_id(), caller));
-  return replica.second->keeper->Fetch(replica.first->info.name(), request);
+  return replica.second->keeper->Fetch(KeeperName(*replica.first, *replica.second), request);
 }
 
 absl::StatusOr<v1::PushUpdateResponse> Coordinator::PushUpdate(const v1::PushUpdateRequest& request,
                                                                const security::Principal& caller) {
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(auto replica, ReplicaLocked(request.worker_id(), request.job_id(), caller));
-  ASSIGN_OR_RETURN(v1::PushUpdateResponse response,
-                   replica.second->keeper->Push(replica.first->info.name(), request));
+  ASSIGN_OR_RETURN(
+      v1::PushUpdateResponse response,
+      replica.second->keeper->Push(KeeperName(*replica.first, *replica.second), request));
   if (response.complete()) CloseRoundsLocked(request.job_id());
   return response;
 }
@@ -304,6 +328,27 @@ absl::Status Coordinator::ReplicaReportLocked(v1::JobStatus& job, Worker& w,
                                               const v1::ReportProgressRequest& request) {
   auto d = diloco_.find(job.id());
   if (d == diloco_.end() || w.assigned_job != job.id()) return absl::OkStatus();  // not ours
+  const bool in_ring = KeeperName(w, d->second) == kRingReplica;
+  if (!request.error().empty() && in_ring && request.generation() < d->second.ring_generation) {
+    return absl::OkStatus();  // an older ring's failure: the newer one recovers from it
+  }
+  if (!request.error().empty() && in_ring && request.lost_ranks_size() > 0) {
+    // A survivor says which members its ring lost: they are fenced, the
+    // rest (the survivor too) go on as the next generation.
+    std::vector<std::string> lost;
+    std::vector<std::string> lost_names;
+    for (int r : request.lost_ranks()) {
+      if (r < 0 || r >= static_cast<int>(d->second.ring.size()) || d->second.ring[r] == w.info.id())
+        continue;
+      lost.push_back(d->second.ring[r]);
+      lost_names.push_back(workers_[d->second.ring[r]].info.name());
+    }
+    if (lost.empty()) return absl::OkStatus();
+    RingMembersLeftLocked(job.id(), lost,
+                          absl::StrCat("its peers lost ", absl::StrJoin(lost_names, ", ")));
+    for (const std::string& id : lost) FenceLocked(id, "its ring peers lost it");
+    return absl::OkStatus();
+  }
   if (!request.error().empty()) {
     const std::string why = absl::StrCat(w.info.name(), " failed: ", request.error());
     const int failures = ++d->second.failures;

@@ -72,6 +72,22 @@ class DiLoCoJobsTest : public testing::Test {
     ids_[name] = got.ok() ? got->worker_id() : "";
     return ids_[name];
   }
+  // Registers data-center worker `name` (it serves Peer); its id.
+  std::string RegisterDataCenter(const std::string& name, const std::string& job = "",
+                                 int rank = -1) {
+    v1::RegisterRequest r;
+    r.set_name(name);
+    r.set_pool(v1::WORKER_POOL_DATACENTER);
+    r.set_peer_address("127.0.0.1:1" + std::to_string(ids_.size()));
+    r.set_job_id(job);
+    r.set_rank(rank);
+    r.set_generation(1);
+    absl::StatusOr<v1::RegisterResponse> got = coordinator_->Register(r, As(name));
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (got.ok() && !job.empty()) EXPECT_FALSE(got->job_adopted());
+    ids_[name] = got.ok() ? got->worker_id() : "";
+    return ids_[name];
+  }
   v1::HeartbeatResponse Beat(const std::string& name, bool eligible, const std::string& job = "") {
     v1::HeartbeatRequest h;
     h.set_worker_id(ids_[name]);
@@ -287,6 +303,87 @@ TEST_F(DiLoCoJobsTest, ReplicaErrorsFailTheJobOnlyWhenAsManyAsARoundSelects) {
   ASSERT_TRUE(coordinator_->ReportProgress(error, As("b")).ok());
   EXPECT_EQ(Job().state(), v1::JOB_STATE_FAILED);
   EXPECT_THAT(Job().reason(), HasSubstr("2 replicas failed"));
+}
+
+TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRankZero) {
+  v1::JobSpec spec = DiLoCoSpec();
+  spec.add_pools(v1::WORKER_POOL_DATACENTER);
+  spec.set_max_workers(2);  // the ring and one vehicle
+  Submit(spec);
+  RegisterDataCenter("dc-a");
+  RegisterDataCenter("dc-b");
+  Register("e1");
+  Register("e2");
+  // The ring forms with both free data-center workers.
+  std::map<std::string, v1::Assignment> ring;
+  for (const std::string name : {"dc-a", "dc-b"}) {
+    const v1::HeartbeatResponse got = Beat(name, true);
+    ASSERT_EQ(got.directives_size(), 1) << name;
+    ASSERT_TRUE(got.directives(0).has_assign()) << name;
+    ring[name] = got.directives(0).assign();
+  }
+  EXPECT_EQ(ring["dc-a"].world_size(), 2);
+  EXPECT_EQ(ring["dc-a"].peer_addresses_size(), 2);
+  EXPECT_EQ(ring["dc-a"].generation(), 1);
+  EXPECT_EQ(ring["dc-a"].group_key(), ring["dc-b"].group_key());
+  EXPECT_EQ(ring["dc-a"].replica_shard(), ring["dc-b"].replica_shard());
+  EXPECT_TRUE(ring["dc-a"].abandon_previous());
+  EXPECT_EQ(ring["dc-a"].rank() + ring["dc-b"].rank(), 1);  // ranks 0 and 1
+  const std::string rank0 = ring["dc-a"].rank() == 0 ? "dc-a" : "dc-b";
+  const std::string rank1 = rank0 == "dc-a" ? "dc-b" : "dc-a";
+  // The ring counts as one replica: one vehicle more, not two.
+  ASSERT_EQ(Beat("e1", true).directives_size(), 1);
+  EXPECT_EQ(Beat("e2", true).directives_size(), 0);
+  EXPECT_EQ(Beat("e1", true, "d").directives_size(), 0);  // nothing new
+  // Only rank 0 takes part in rounds, under the ring's name.
+  absl::StatusOr<v1::RoundTicket> follower = Join(rank1);
+  EXPECT_EQ(follower.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(follower.status().message(), HasSubstr("only its rank 0"));
+  ASSERT_TRUE(Join(rank0)->selected());
+  ASSERT_TRUE(Join("e1")->selected());
+  ASSERT_TRUE(Push(rank0, 0).ok());
+  absl::StatusOr<v1::PushUpdateResponse> e1 = Push("e1", 0);
+  ASSERT_TRUE(e1.ok()) << e1.status();
+  ASSERT_TRUE(e1->complete());
+  const v1::GetJobHistoryResponse history = *coordinator_->GetJobHistory("d");
+  ASSERT_EQ(history.rounds_size(), 1);
+  EXPECT_THAT(history.rounds(0).accepted(), testing::UnorderedElementsAre("datacenter-ring", "e1"));
+  // Rank 1 falls silent: the ring's next generation is rank 0 alone.
+  clock_.Advance(absl::Seconds(3));
+  Beat("e1", true, "d");
+  Beat(rank0, true, "d");
+  clock_.Advance(absl::Seconds(3));
+  Beat("e1", true, "d");
+  const v1::HeartbeatResponse next = Beat(rank0, true, "d");
+  ASSERT_EQ(next.directives_size(), 1);
+  ASSERT_TRUE(next.directives(0).has_assign());
+  EXPECT_EQ(next.directives(0).assign().generation(), 2);
+  EXPECT_EQ(next.directives(0).assign().world_size(), 1);
+  EXPECT_EQ(next.directives(0).assign().replica_shard(), ring[rank0].replica_shard());
+  EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, "e1"));
+  // Back, it is not re-adopted into a ring that went on without it; free,
+  // it joins the ring's next generation.
+  RegisterDataCenter(rank1, "d", ring[rank1].rank());
+  const v1::HeartbeatResponse rejoined = Beat(rank1, true);
+  ASSERT_EQ(rejoined.directives_size(), 1);
+  EXPECT_EQ(rejoined.directives(0).assign().generation(), 3);
+  EXPECT_EQ(rejoined.directives(0).assign().rank(), 1);
+  EXPECT_EQ(rejoined.directives(0).assign().world_size(), 2);
+  // A survivor's report of a lost member fences it; an older ring
+  // generation's error changes nothing.
+  v1::ReportProgressRequest stale;
+  stale.set_worker_id(ids_[rank0]);
+  stale.set_job_id("d");
+  stale.set_generation(2);
+  stale.set_error("UNAVAILABLE: peer gone");
+  stale.add_lost_ranks(1);
+  ASSERT_TRUE(coordinator_->ReportProgress(stale, As(rank0)).ok());
+  EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, rank1, "e1"));
+  v1::ReportProgressRequest lost = stale;
+  lost.set_generation(3);
+  ASSERT_TRUE(coordinator_->ReportProgress(lost, As(rank0)).ok());
+  EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, "e1"));
+  EXPECT_EQ(Job().state(), v1::JOB_STATE_RUNNING);
 }
 
 }  // namespace

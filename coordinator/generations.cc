@@ -53,6 +53,7 @@ std::vector<std::string> Coordinator::FreeWorkersForLocked(const v1::JobStatus& 
 
 void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
   Worker& w = workers_[id];
+  const std::string ring_job = w.assigned_job;  // if it is a ring member: below
   if (auto d = diloco_.find(w.assigned_job); d != diloco_.end()) {
     d->second.keeper->Forget(w.info.name());
   }
@@ -70,6 +71,7 @@ void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
   w.info.clear_job_id();
   w.info.set_state(v1::WORKER_STATE_LOST);
   store_->PutWorker(w.info).IgnoreError();  // informational copy
+  RingMembersLeftLocked(ring_job, {id}, absl::StrCat(w.info.name(), " was fenced: ", why));
 }
 
 void Coordinator::NextGenerationLocked(v1::JobStatus& job, const std::vector<std::string>& keep,
@@ -254,6 +256,8 @@ bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& 
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(request.job_id());
     if (!job.ok() || job->state() != v1::JOB_STATE_RUNNING) return false;
     Worker& w = workers_[id];
+    // A ring member is not taken back: free, it joins the ring afresh.
+    if (d->second.hybrid && w.info.pool() == v1::WORKER_POOL_DATACENTER) return false;
     const int shard = d->second.keeper->ShardFor(w.info.name());
     if (request.rank() != shard) return false;  // not the replica it says it is
     w.assigned_job = job->id();
