@@ -628,9 +628,10 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
   failed.set_generation(a.generation());  // TrainJob moves it on with each regroup
   failed.set_committed_step(-1);
   bool reported = false;
-  const absl::Status status = a.spec().sync().has_diloco()
-                                  ? RunReplica(a, worker_id, cancelled.get())
-                                  : TrainJob(a, worker_id, cancelled.get(), &failed, &reported);
+  const absl::Status status =
+      !a.spec().sync().has_diloco() ? TrainJob(a, worker_id, cancelled.get(), &failed, &reported)
+      : a.peer_addresses_size() > 0 ? RunRingReplica(a, worker_id, cancelled.get())
+                                    : RunReplica(a, worker_id, cancelled.get());
   if (!status.ok() && !cancelled->load() && !reported) {
     LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()
                  << ": failed here: " << status;

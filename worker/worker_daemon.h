@@ -91,6 +91,8 @@
 
 namespace nightshift {
 
+class ReplicaTrainer;  // worker/edge/replica_trainer.h
+
 struct WorkerOptions {
   v1::WorkerPool pool = v1::WORKER_POOL_DATACENTER;
   int threads = 0;  // compute threads; 0: one per core
@@ -190,6 +192,17 @@ class WorkerDaemon {
   // while eligible, until the job ends here or is cancelled.
   absl::Status RunReplica(const v1::Assignment& a, const std::string& worker_id,
                           const std::atomic<bool>* cancelled);
+  // A hybrid job's data-center ring member (ring_replica_job.cc): an
+  // assignment of a diloco job with peers.
+  absl::Status RunRingReplica(const v1::Assignment& first, const std::string& worker_id,
+                              const std::atomic<bool>* cancelled);
+  // The ring's rank 0: rounds until the job ends (OK), a next generation
+  // comes (ABORTED), or the ring or the job fails.
+  absl::Status DriveRing(const v1::Assignment& a, const std::string& worker_id,
+                         ReplicaTrainer* trainer, const std::atomic<bool>* cancelled);
+  // Waits (real time) up to `d`; true when a next generation came or the
+  // job was cancelled.
+  bool AwaitRingChange(absl::Duration d, const std::atomic<bool>* cancelled);
   bool Eligible() const;
   // Waits (real time) up to `d`, less when eligibility flips or the daemon
   // stops; a cancel is seen within kReplicaPoll.

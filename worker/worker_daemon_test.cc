@@ -644,5 +644,103 @@ TEST_F(WorkerDaemonTest, EdgeAgentsTrainADiLoCoJobWhileEligible) {
   EXPECT_EQ(history->rounds(3).accepted_size(), 2);
 }
 
+TEST_F(WorkerDaemonTest, AHybridJobsDataCenterRingIsOneReplicaAndOutlivesALostMember) {
+  // Two data-center daemons form one ring (one replica, beside two edge
+  // agents); when the ring's rank 0 stops heartbeating mid-job, its lease
+  // runs out, the survivor goes on as the ring's next generation, and the
+  // job succeeds with the ring and the vehicles in its rounds.
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = EdgeTestSpec(R"pb(
+    pools: WORKER_POOL_DATACENTER
+    global_batch_size: 16
+    steps: 120
+    max_workers: 3
+    sync { diloco { inner_steps: 10 rounds: 12 quorum: 3 over_selection: 0 } }
+  )pb");
+  request.set_job_id("hybrid");
+  absl::StatusOr<v1::JobStatus> submitted = coordinator_->SubmitJob(request);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  std::map<std::string, std::unique_ptr<WorkerDaemon>> daemons;
+  daemons["dc-a"] = MakeDaemon("dc-a");
+  daemons["dc-b"] = MakeDaemon("dc-b");
+  for (const std::string name : {"edge-a", "edge-b"}) {
+    WorkerOptions options;
+    options.name = name;
+    options.pool = v1::WORKER_POOL_EDGE;
+    options.compute_rate = 100;
+    options.threads = 1;
+    options.eligibility = [] {
+      v1::Eligibility e;
+      e.set_eligible(true);
+      e.set_reason("parked and charging");
+      return e;
+    };
+    daemons[name] = std::make_unique<WorkerDaemon>(options, recording_.get(), nullptr, &clock_);
+  }
+  auto all_but = [&](const std::string& skipped) {
+    std::vector<WorkerDaemon*> v;
+    for (auto& [name, d] : daemons) {
+      if (name != skipped) v.push_back(d.get());
+    }
+    return v;
+  };
+  auto ring_notes = [&] {
+    std::vector<std::string> notes;
+    const absl::StatusOr<v1::GetJobHistoryResponse> history = coordinator_->GetJobHistory("hybrid");
+    for (const auto& e : history->events()) {
+      if (absl::StrContains(e.reason(), "data-center ring generation")) notes.push_back(e.reason());
+    }
+    return notes;
+  };
+  // Both in the ring, and a round closed with it.
+  ASSERT_TRUE(DriveUntil(all_but(""), [&] {
+    const std::vector<std::string> notes = ring_notes();
+    return Job("hybrid").round() >= 2 && !notes.empty() &&
+           absl::StrContains(notes.back(), "dc-a") && absl::StrContains(notes.back(), "dc-b");
+  })) << Job("hybrid").reason();
+  bool ring_accepted = false;
+  const absl::StatusOr<v1::GetJobHistoryResponse> early = coordinator_->GetJobHistory("hybrid");
+  for (const v1::RoundInfo& r : early->rounds()) {
+    for (const std::string& a : r.accepted()) {
+      ring_accepted |= a == "datacenter-ring";
+      EXPECT_NE(a, "dc-a");  // never as replicas of their own
+      EXPECT_NE(a, "dc-b");
+    }
+  }
+  EXPECT_TRUE(ring_accepted);
+  // The ring's rank 0 (first in the note's member list) falls silent.
+  const std::string note = ring_notes().back();
+  ASSERT_TRUE(absl::StrContains(note, " on dc-a, dc-b") ||
+              absl::StrContains(note, " on dc-b, dc-a"))
+      << note;
+  const std::string lost = absl::StrContains(note, " on dc-a,") ? "dc-a" : "dc-b";
+  const std::string survivor = lost == "dc-a" ? "dc-b" : "dc-a";
+  const int64_t round_at_loss = Job("hybrid").round();
+  ASSERT_TRUE(DriveUntil(all_but(lost), [&] {
+    clock_.Advance(absl::Seconds(2));  // the lease (6 s) of the silent one runs out
+    return WorkerNamed(lost).id().empty();
+  }));
+  ASSERT_TRUE(DriveUntil(all_but(lost), [&] {
+    const v1::JobState s = Job("hybrid").state();
+    return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED;
+  })) << Job("hybrid").reason();
+  const v1::JobStatus job = Job("hybrid");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.reason();
+  EXPECT_EQ(job.round(), 12);
+  EXPECT_GT(job.progress().test_accuracy(), 0.6f) << job.reason();  // 4 classes: chance is 0.25
+  const std::vector<std::string> notes = ring_notes();
+  EXPECT_TRUE(absl::StrContains(notes.back(), " on " + survivor + " (one replica")) << notes.back();
+  EXPECT_TRUE(absl::StrContains(notes.back(), lost + " was fenced")) << notes.back();
+  // The survivor's ring took part in a round after the loss.
+  bool ring_after_loss = false;
+  const absl::StatusOr<v1::GetJobHistoryResponse> late = coordinator_->GetJobHistory("hybrid");
+  for (const v1::RoundInfo& r : late->rounds()) {
+    if (r.round() <= round_at_loss) continue;
+    for (const std::string& a : r.accepted()) ring_after_loss |= a == "datacenter-ring";
+  }
+  EXPECT_TRUE(ring_after_loss);
+  EXPECT_TRUE(DriveUntilNoJob(all_but(lost)));
+}
+
 }  // namespace
 }  // namespace nightshift
