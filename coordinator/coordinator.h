@@ -98,8 +98,8 @@
 //    kRingReplica with a sticky shard of its own; it counts as one toward
 //    max_workers. Free data-center workers join it, and every change of
 //    its members (a join; a member fenced, drained, failed or done) is
-//    its next generation: an Assignment with rank, world_size, peers,
-//    group_key, generation (the ring's own count) and replica_shard,
+//    the job's next generation: an Assignment with rank, world_size,
+//    peers, group_key, generation and replica_shard,
 //    abandon_previous set, so the old ring stops at once; its part in the
 //    open round is forgotten. Only ring rank 0 joins, fetches and pushes.
 //    Errors of an older ring generation are ignored; a survivor's report
@@ -322,11 +322,10 @@ class Coordinator {
     std::string evaluator;  // the replica asked to evaluate the final model
     absl::Time evaluation_deadline = absl::InfiniteFuture();
     // Hybrid jobs (datacenter_ring.cc): the data-center ring that is one
-    // replica — its members' worker ids by rank (empty: no ring now) and
-    // its generation (each change of members is the next one).
+    // replica — its members' worker ids by rank (empty: no ring now). Each
+    // change of them is the job's next generation.
     bool hybrid = false;
     std::vector<std::string> ring;
-    int64_t ring_generation = 0;
   };
   // The name the ring of a hybrid job takes part in rounds under.
   static constexpr char kRingReplica[] = "datacenter-ring";

@@ -45,11 +45,14 @@ void Coordinator::FormRingLocked(v1::JobStatus& job, DiLoCoJob& d,
                                  "; the rounds go on with the vehicles"));
     return;
   }
-  ++d.ring_generation;
+  // The job's generation counts the ring's: stored with the job, so a
+  // restarted coordinator's rings come after every one a worker has seen
+  // (its Peer service refuses an older generation of a job).
+  job.set_generation(job.generation() + 1);
   v1::Assignment base;
   base.set_job_id(job.id());
   *base.mutable_spec() = job.spec();
-  base.set_generation(d.ring_generation);
+  base.set_generation(job.generation());
   base.set_world_size(static_cast<int>(members.size()));
   base.set_abandon_previous(true);  // the old ring stops at once
   base.set_group_key(security::RandomHex(32));
@@ -78,7 +81,7 @@ void Coordinator::FormRingLocked(v1::JobStatus& job, DiLoCoJob& d,
     directive.mutable_assign()->set_rank(static_cast<int>(r));
     w.pending.push_back(std::move(directive));
   }
-  NoteLocked(job, absl::StrCat("data-center ring generation ", d.ring_generation, " on ",
+  NoteLocked(job, absl::StrCat("data-center ring generation ", job.generation(), " on ",
                                absl::StrJoin(ring_names, ", "), " (one replica, shard ",
                                base.replica_shard(), ") after ", why));
 }

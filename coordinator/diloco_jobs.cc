@@ -329,7 +329,7 @@ absl::Status Coordinator::ReplicaReportLocked(v1::JobStatus& job, Worker& w,
   auto d = diloco_.find(job.id());
   if (d == diloco_.end() || w.assigned_job != job.id()) return absl::OkStatus();  // not ours
   const bool in_ring = KeeperName(w, d->second) == kRingReplica;
-  if (!request.error().empty() && in_ring && request.generation() < d->second.ring_generation) {
+  if (!request.error().empty() && in_ring && request.generation() < job.generation()) {
     return absl::OkStatus();  // an older ring's failure: the newer one recovers from it
   }
   if (!request.error().empty() && in_ring && request.lost_ranks_size() > 0) {

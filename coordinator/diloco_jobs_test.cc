@@ -324,7 +324,7 @@ TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRank
   }
   EXPECT_EQ(ring["dc-a"].world_size(), 2);
   EXPECT_EQ(ring["dc-a"].peer_addresses_size(), 2);
-  EXPECT_EQ(ring["dc-a"].generation(), 1);
+  EXPECT_EQ(ring["dc-a"].generation(), 2);  // the job started at 1
   EXPECT_EQ(ring["dc-a"].group_key(), ring["dc-b"].group_key());
   EXPECT_EQ(ring["dc-a"].replica_shard(), ring["dc-b"].replica_shard());
   EXPECT_TRUE(ring["dc-a"].abandon_previous());
@@ -357,7 +357,7 @@ TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRank
   const v1::HeartbeatResponse next = Beat(rank0, true, "d");
   ASSERT_EQ(next.directives_size(), 1);
   ASSERT_TRUE(next.directives(0).has_assign());
-  EXPECT_EQ(next.directives(0).assign().generation(), 2);
+  EXPECT_EQ(next.directives(0).assign().generation(), 3);
   EXPECT_EQ(next.directives(0).assign().world_size(), 1);
   EXPECT_EQ(next.directives(0).assign().replica_shard(), ring[rank0].replica_shard());
   EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, "e1"));
@@ -366,7 +366,7 @@ TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRank
   RegisterDataCenter(rank1, "d", ring[rank1].rank());
   const v1::HeartbeatResponse rejoined = Beat(rank1, true);
   ASSERT_EQ(rejoined.directives_size(), 1);
-  EXPECT_EQ(rejoined.directives(0).assign().generation(), 3);
+  EXPECT_EQ(rejoined.directives(0).assign().generation(), 4);
   EXPECT_EQ(rejoined.directives(0).assign().rank(), 1);
   EXPECT_EQ(rejoined.directives(0).assign().world_size(), 2);
   // A survivor's report of a lost member fences it; an older ring
@@ -374,13 +374,13 @@ TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRank
   v1::ReportProgressRequest stale;
   stale.set_worker_id(ids_[rank0]);
   stale.set_job_id("d");
-  stale.set_generation(2);
+  stale.set_generation(3);
   stale.set_error("UNAVAILABLE: peer gone");
   stale.add_lost_ranks(1);
   ASSERT_TRUE(coordinator_->ReportProgress(stale, As(rank0)).ok());
   EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, rank1, "e1"));
   v1::ReportProgressRequest lost = stale;
-  lost.set_generation(3);
+  lost.set_generation(4);
   ASSERT_TRUE(coordinator_->ReportProgress(lost, As(rank0)).ok());
   EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, "e1"));
   EXPECT_EQ(Job().state(), v1::JOB_STATE_RUNNING);

@@ -83,7 +83,11 @@ absl::Status WorkerDaemon::DriveRing(const v1::Assignment& a, const std::string&
     absl::StatusOr<RoundOutcome> out = client.RunOnce();
     if (!out.ok()) {
       // The ring's failure, or the coordinator's? A keep-alive tells.
-      RETURN_IF_ERROR(trainer->Idle());
+      if (absl::Status ring = trainer->Idle(); !ring.ok()) {
+        return IsGroupFailure(out.status())
+                   ? out.status()
+                   : absl::UnavailableError(absl::StrCat("the ring broke: ", ring.message()));
+      }
       LOG(WARNING) << "job " << a.job_id() << " ring generation " << a.generation()
                    << ": round failed: " << out.status() << "; again in " << backoff;
       RETURN_IF_ERROR(wait(backoff));
