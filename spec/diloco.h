@@ -35,6 +35,7 @@ struct DiLoCoSettings {
   int replica_batch_size = 0;
   double max_norm_ratio = 10;  // 0: off
   double min_cosine = -1;      // -1: off
+  double direction_mads = 0;   // 0: off; 3 by default with the edge pool
   double min_partial_fraction = 0.5;
 };
 
@@ -70,6 +71,7 @@ inline DiLoCoSettings ResolveDiLoCo(const v1::JobSpec& spec) {
       d.replica_batch_size() > 0 ? d.replica_batch_size() : spec.global_batch_size();
   if (d.has_max_norm_ratio()) s.max_norm_ratio = d.max_norm_ratio();
   if (d.has_min_cosine()) s.min_cosine = d.min_cosine();
+  s.direction_mads = d.has_direction_mads() ? d.direction_mads() : HasEdgePool(spec) ? 3 : 0;
   if (d.has_min_partial_fraction()) s.min_partial_fraction = d.min_partial_fraction();
   return s;
 }

@@ -230,6 +230,9 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
     if (d.has_min_cosine() && !(d.min_cosine() >= -1 && d.min_cosine() <= 1)) {
       return FieldError("sync.diloco.min_cosine", "must be in [-1, 1] (-1: off)");
     }
+    if (d.has_direction_mads() && !(d.direction_mads() >= 0 && d.direction_mads() <= 1000)) {
+      return FieldError("sync.diloco.direction_mads", "must be in [0, 1000] (0: off)");
+    }
     if (d.has_min_partial_fraction() &&
         !(d.min_partial_fraction() >= 0 && d.min_partial_fraction() <= 1)) {
       return FieldError("sync.diloco.min_partial_fraction", "must be in [0, 1]");

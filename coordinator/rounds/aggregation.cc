@@ -112,10 +112,10 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
         absl::StrCat("trim_fraction must be in [0, 0.5), not ", options.trim_fraction));
   }
   if (options.clip_iterations < 1 || options.clip_radius < 0 || options.max_norm_ratio < 0 ||
-      !(options.min_cosine >= -1 && options.min_cosine <= 1)) {
+      !(options.min_cosine >= -1 && options.min_cosine <= 1) || !(options.direction_mads >= 0)) {
     return absl::InvalidArgumentError(
-        "clip_iterations must be >= 1, clip_radius and max_norm_ratio >= 0, min_cosine in "
-        "[-1, 1]");
+        "clip_iterations must be >= 1, clip_radius, max_norm_ratio and direction_mads >= 0, "
+        "min_cosine in [-1, 1]");
   }
   if (!center.empty() && center.size() != size) {
     return absl::InvalidArgumentError(
@@ -161,29 +161,60 @@ absl::StatusOr<AggregationResult> Aggregate(const std::vector<ReplicaUpdate>& up
     sized.push_back(finite[k]);
     sized_norms.push_back(norms[k]);
   }
-  std::vector<const ReplicaUpdate*> accepted;
-  const bool screen_direction = options.min_cosine > -1 && sized.size() >= 3;
-  for (size_t k = 0; k < sized.size(); ++k) {
-    const ReplicaUpdate* u = sized[k];
-    if (screen_direction) {
-      // The majority's direction without this update: each update is a
-      // part of the median of all, which would tilt it toward the update
-      // (much so when the replicas' updates are nearly orthogonal).
+  // The direction screen: each update's cosine with the majority's
+  // direction without it (each update is a part of the median of all,
+  // which would tilt it toward the update — much so when the replicas'
+  // updates are nearly orthogonal).
+  const bool absolute = options.min_cosine > -1;
+  const bool relative = options.direction_mads > 0;
+  std::vector<double> cosines;
+  if ((absolute || relative) && sized.size() >= 3) {
+    for (size_t k = 0; k < sized.size(); ++k) {
       std::vector<const ReplicaUpdate*> others = sized;
       others.erase(others.begin() + static_cast<std::ptrdiff_t>(k));
       const std::vector<float> majority = OrderStatistic(others, size, /*median=*/true, 0);
       const double majority_norm = Norm(majority);
       double dot = 0;
-      for (size_t i = 0; i < size; ++i) dot += static_cast<double>(u->delta[i]) * majority[i];
+      for (size_t i = 0; i < size; ++i)
+        dot += static_cast<double>(sized[k]->delta[i]) * majority[i];
       const double norm = sized_norms[k];
-      const double cosine = norm > 0 && majority_norm > 0 ? dot / (norm * majority_norm) : 0;
-      if (cosine < options.min_cosine) {
-        result.refused.push_back(
-            {u->replica, absl::StrFormat("points against the round's majority: cosine %.3f with "
-                                         "the others' coordinate-wise median (at least %g)",
-                                         cosine, options.min_cosine)});
-        continue;
-      }
+      cosines.push_back(norm > 0 && majority_norm > 0 ? dot / (norm * majority_norm) : 0);
+    }
+  }
+  // The relative screen's scores: each replica's mean cosine over its rounds.
+  std::vector<double> scores;
+  double bar = -2;  // under every score: refuses nothing
+  double median_score = 0, deviation = 0;
+  for (size_t k = 0; k < cosines.size(); ++k) {
+    result.cosines.push_back({sized[k]->replica, cosines[k]});
+    scores.push_back((sized[k]->past_cosine_sum + cosines[k]) / (sized[k]->past_rounds + 1));
+  }
+  if (relative && !scores.empty()) {
+    median_score = Median(scores);
+    std::vector<double> deviations;
+    for (double c : scores) deviations.push_back(std::abs(c - median_score));
+    deviation = 1.4826 * Median(deviations);
+    bar = std::min(0.0, median_score - options.direction_mads * deviation);
+  }
+  std::vector<const ReplicaUpdate*> accepted;
+  for (size_t k = 0; k < sized.size(); ++k) {
+    const ReplicaUpdate* u = sized[k];
+    if (!cosines.empty() && absolute && cosines[k] < options.min_cosine) {
+      result.refused.push_back(
+          {u->replica, absl::StrFormat("points against the round's majority: cosine %.3f with "
+                                       "the others' coordinate-wise median (at least %g)",
+                                       cosines[k], options.min_cosine)});
+      continue;
+    }
+    if (!scores.empty() && scores[k] < bar) {
+      result.refused.push_back(
+          {u->replica,
+           absl::StrFormat("points against the majority: mean cosine %.3f with the others' "
+                           "coordinate-wise median over its %d rounds (this one %.3f), under 0 "
+                           "and under the round's median %.3f less %g x its deviation %.3f",
+                           scores[k], u->past_rounds + 1, cosines[k], median_score,
+                           options.direction_mads, deviation)});
+      continue;
     }
     accepted.push_back(u);
     result.accepted.push_back(u->replica);

@@ -10,7 +10,17 @@
 // left — whose cosine similarity with the coordinate-wise median of the
 // others is below `min_cosine` (an update that points against the
 // majority: sign flipped, or trained on garbage; the median is the
-// majority's direction, which a minority cannot turn).
+// majority's direction, which a minority cannot turn), or — the relative
+// screen, `direction_mads` > 0 — whose direction score is below 0 and
+// more than direction_mads robust deviations (1.4826 × the median
+// absolute deviation) under the round's median score. A replica's score
+// is the mean of its cosines over every round it was screened in, this
+// one included (ReplicaUpdate carries the earlier ones; the result gives
+// this round's): late in a job the honest updates are nearly orthogonal
+// and one round's cosine cannot tell a flipped update from an honest one,
+// but a replica that flips every round stands out by its history, which
+// the early rounds, where the updates agree, make clear. A score of 0 or
+// above is never refused by it.
 //
 // Then one rule over the accepted deltas:
 //   kMean           sample-weighted mean (FedAvg): Σ s_i x_i / Σ s_i
@@ -48,6 +58,9 @@ struct ReplicaUpdate {
   std::string replica;  // names it in refusals
   std::vector<float> delta;
   int64_t samples = 0;  // seen in the round's inner steps
+  // The relative direction screen: this replica's cosines in earlier rounds.
+  double past_cosine_sum = 0;
+  int past_rounds = 0;
 };
 
 struct AggregationOptions {
@@ -57,6 +70,7 @@ struct AggregationOptions {
   int clip_iterations = 3;     // kCenteredClip, >= 1
   double max_norm_ratio = 10;  // screening; 0: off
   double min_cosine = -1;      // screening, in [-1, 1]; -1: off
+  double direction_mads = 0;   // screening, >= 0; 0: off
 };
 
 struct Refusal {
@@ -68,6 +82,8 @@ struct AggregationResult {
   std::vector<float> delta;
   std::vector<std::string> accepted;
   std::vector<Refusal> refused;
+  // Each direction-screened update's cosine with the others' median.
+  std::vector<std::pair<std::string, double>> cosines;
 };
 
 // `size`: the model's parameter count. FAILED_PRECONDITION when no update

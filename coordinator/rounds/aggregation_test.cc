@@ -105,6 +105,60 @@ TEST(AggregationTest, ScreeningRefusesUpdatesThatPointAgainstTheMajority) {
   EXPECT_EQ(Aggregate(u, d, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(AggregationTest, TheRelativeDirectionScreenRefusesFlippedUpdatesOnlyAsFarAsTheHonestAgree) {
+  // Honest i: g + b·e_i (a common direction g and a part of its own), so
+  // every honest cosine with the others' median is the same c; flipped:
+  // −(g + b·e_i), cosine −c. With b large, c is small: an absolute bar of
+  // 0.2 refuses honest updates, the relative screen only the flipped.
+  const size_t d = 64;
+  auto update = [&](int i, double b, bool flipped) {
+    std::vector<float> x(d, 1.0f);
+    x[i] += static_cast<float>(b);
+    if (flipped) {
+      for (float& v : x) v = -v;
+    }
+    return U((flipped ? "flipped-" : "honest-") + std::to_string(i), x);
+  };
+  std::vector<ReplicaUpdate> u;
+  for (int i = 0; i < 10; ++i) u.push_back(update(i, /*b=*/400, /*flipped=*/i >= 8));
+  AggregationOptions o = Rule(AggregationRule::kCenteredClip);
+  o.direction_mads = 3;
+  const AggregationResult r = *Aggregate(u, d, o);
+  EXPECT_EQ(r.accepted.size(), 8u);
+  ASSERT_EQ(r.refused.size(), 2u);
+  EXPECT_EQ(r.refused[0].replica, "flipped-8");
+  EXPECT_THAT(r.refused[0].reason, HasSubstr("under 0 and under the round's median"));
+  o.direction_mads = 0;
+  o.min_cosine = 0.2;  // an absolute bar over the honest cosine c ≈ 0.145
+  EXPECT_EQ(Aggregate(u, d, o).status().code(), absl::StatusCode::kFailedPrecondition);  // all
+  // An update that agrees with the majority, however weakly, stays.
+  std::vector<ReplicaUpdate> weak;
+  for (int i = 0; i < 9; ++i) weak.push_back(update(i, /*b=*/0.1, false));
+  weak.push_back(update(9, /*b=*/200, false));  // cosine ≈ 0.16, far under the others' ≈ 1
+  o.min_cosine = -1;
+  o.direction_mads = 3;
+  EXPECT_EQ(Aggregate(weak, d, o)->accepted.size(), 10u);
+  // Late in a job, with the honest updates nearly orthogonal, one round
+  // cannot tell: the replica that flipped in every earlier round is
+  // refused by its history, and the honest one whose update points
+  // slightly against the others this time is not.
+  std::vector<ReplicaUpdate> late;
+  for (int i = 0; i < 10; ++i) {
+    ReplicaUpdate x = update(i, /*b=*/400, /*flipped=*/i == 9 || i == 0);
+    x.past_rounds = 10;
+    x.past_cosine_sum = i == 9 ? -3 : 3;  // replica 0 honest until now
+    late.push_back(x);
+  }
+  const AggregationResult by_history = *Aggregate(late, d, o);
+  ASSERT_EQ(by_history.refused.size(), 1u);
+  EXPECT_EQ(by_history.refused[0].replica, "flipped-9");
+  EXPECT_THAT(by_history.refused[0].reason, HasSubstr("over its 11 rounds"));
+  ASSERT_EQ(by_history.cosines.size(), 10u);  // for the next round's history
+  EXPECT_NEAR(by_history.cosines[0].second, -0.145, 0.01);
+  o.direction_mads = -1;
+  EXPECT_EQ(Aggregate(u, d, o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // 10 honest replicas around a true delta, 2 poisoned ones (20%).
 std::vector<ReplicaUpdate> Poisoned(const std::string& attack, std::vector<float>* truth) {
   const size_t d = 64;

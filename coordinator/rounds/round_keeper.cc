@@ -65,6 +65,7 @@ RoundKeeper::RoundKeeper(DiLoCoSettings settings, RoundSnapshot start, absl::Tim
   aggregation_.trim_fraction = settings_.trim_fraction;
   aggregation_.max_norm_ratio = settings_.max_norm_ratio;
   aggregation_.min_cosine = settings_.min_cosine;
+  aggregation_.direction_mads = settings_.direction_mads;
   for (const auto& [replica, shard] : shards_) {
     if (shard >= 0 && shard < static_cast<int>(shard_load_.size())) ++shard_load_[shard];
   }
@@ -292,6 +293,11 @@ std::optional<v1::RoundInfo> RoundKeeper::MaybeClose(absl::Time now) {
     OpenRound(now);  // nobody pushed: select afresh
     return std::nullopt;
   }
+  for (ReplicaUpdate& u : updates_) {
+    const auto& [sum, rounds] = direction_history_[u.replica];
+    u.past_cosine_sum = sum;
+    u.past_rounds = rounds;
+  }
   absl::StatusOr<AggregationResult> result =
       Aggregate(updates_, size_, aggregation_, last_aggregate_);
   if (!result.ok()) {  // every update refused
@@ -332,6 +338,11 @@ std::optional<v1::RoundInfo> RoundKeeper::MaybeClose(absl::Time now) {
   info.set_update_norm(static_cast<float>(std::sqrt(norm)));
   info.set_aggregation(AggregationRuleName(aggregation_.rule));
 
+  for (const auto& [replica, cosine] : result->cosines) {
+    auto& [sum, rounds] = direction_history_[replica];
+    sum += cosine;
+    ++rounds;
+  }
   outer_.Apply(absl::MakeSpan(parameters_), result->delta).IgnoreError();  // sizes match
   last_aggregate_ = std::move(result->delta);
   ++round_;

@@ -125,6 +125,10 @@ class RoundKeeper {
   AggregationOptions aggregation_;
   std::map<std::string, int> shards_;
   std::vector<int> shard_load_;
+  // By replica: the sum of its cosines in the rounds its update was
+  // direction-screened in, and their count (aggregation.h's relative
+  // screen). In memory: a restart begins the histories again.
+  std::map<std::string, std::pair<double, int>> direction_history_;
 
   std::string encoded_;  // θ at version round_, as fetched
   std::string encoded_sha256_;
