@@ -159,6 +159,7 @@ absl::StatusOr<std::vector<float>> DecodeDelta(absl::string_view bytes, size_t e
 
 std::string ErrorFeedback::Encode(DeltaFormat format, absl::Span<const float> delta, int block) {
   std::vector<float> corrected(delta.size());
+  before_ = residual_;
   for (size_t i = 0; i < delta.size(); ++i) corrected[i] = delta[i] + residual_[i];
   std::string bytes = EncodeDelta(format, corrected, block);
   // Our own bytes: they decode.

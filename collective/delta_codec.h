@@ -58,15 +58,19 @@ absl::StatusOr<std::vector<float>> DecodeDelta(absl::string_view bytes, size_t e
 
 class ErrorFeedback {
  public:
-  explicit ErrorFeedback(size_t n) : residual_(n, 0.0f) {}
+  explicit ErrorFeedback(size_t n) : residual_(n, 0.0f), before_(n, 0.0f) {}
   // Adds the carried residual to `delta`, encodes it, and keeps what the
   // encoding lost for the next call. `delta.size()` must be n.
   std::string Encode(DeltaFormat format, absl::Span<const float> delta,
                      int block = kDefaultDeltaBlock);
+  // The last Encode's bytes never counted (the push was refused or did
+  // not land): the residual is what it was before it, still to be sent.
+  void UndoLastEncode() { residual_ = before_; }
   absl::Span<const float> residual() const { return residual_; }
 
  private:
   std::vector<float> residual_;
+  std::vector<float> before_;  // residual_ before the last Encode
 };
 
 }  // namespace nightshift::collective

@@ -76,6 +76,17 @@ TEST(DeltaCodecTest, ErrorFeedbackKeepsTheSumOfWhatWasSentOnTheTrueSum) {
   EXPECT_LT(worst, 0.05 / 127) << "within half a step of a large block scale";
 }
 
+TEST(DeltaCodecTest, AnEncodeUndoneLeavesTheResidualItCarried) {
+  const size_t n = 1024;
+  ErrorFeedback feedback(n);
+  feedback.Encode(DeltaFormat::kInt8Blockwise, Gaussian(n, 0.01f, 1));
+  const std::vector<float> carried(feedback.residual().begin(), feedback.residual().end());
+  feedback.Encode(DeltaFormat::kInt8Blockwise, Gaussian(n, 0.01f, 2));  // refused upstream
+  ASSERT_NE(std::vector<float>(feedback.residual().begin(), feedback.residual().end()), carried);
+  feedback.UndoLastEncode();
+  EXPECT_EQ(std::vector<float>(feedback.residual().begin(), feedback.residual().end()), carried);
+}
+
 TEST(DeltaCodecTest, MalformedBuffersAreRefusedWithTheirOffset) {
   const std::vector<float> v = Gaussian(300, 1, 2);
   const std::string good = EncodeDelta(DeltaFormat::kInt8Blockwise, v);

@@ -31,10 +31,15 @@ RoundClient::RoundClient(const v1::JobSpec& spec, RoundService* service, Replica
       feedback_(static_cast<size_t>(trainer->num_parameters())) {}
 
 absl::StatusOr<std::string> RoundClient::Fetch(const v1::RoundTicket& ticket,
+                                               const std::atomic<bool>* stop,
                                                RoundOutcome* outcome) {
   std::string data;
   int failures = 0;
   while (static_cast<int64_t>(data.size()) < ticket.parameter_bytes()) {
+    if (stop != nullptr && stop->load()) {
+      return absl::CancelledError(absl::StrCat("preempted after ", data.size(), " of ",
+                                               ticket.parameter_bytes(), " parameter bytes"));
+    }
     v1::FetchParametersRequest request;
     request.set_worker_id(options_.worker_id);
     request.set_job_id(options_.job_id);
@@ -129,7 +134,17 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
     return outcome;
   }
   outcome.round = ticket->round();
-  absl::StatusOr<std::string> encoded = Fetch(*ticket, &outcome);
+  absl::StatusOr<std::string> encoded =
+      Fetch(*ticket, ticket->evaluate() ? nullptr : stop, &outcome);
+  if (absl::IsCancelled(encoded.status())) {  // preempted mid-fetch: free the place at once
+    RoundResult nothing;
+    nothing.preempted = true;
+    absl::StatusOr<v1::PushUpdateResponse> withdrawn = Push(*ticket, nothing, "", &outcome);
+    if (!withdrawn.ok()) return withdrawn.status();
+    outcome.kind = RoundOutcome::kWithdrew;
+    outcome.reason = std::string(encoded.status().message());
+    return outcome;
+  }
   if (!encoded.ok()) return encoded.status();
   absl::StatusOr<std::vector<float>> parameters =
       collective::DecodeDelta(*encoded, static_cast<size_t>(trainer_->num_parameters()));
@@ -154,6 +169,8 @@ absl::StatusOr<RoundOutcome> RoundClient::RunOnce(const std::atomic<bool>* stop)
     bytes = feedback_.Encode(format_, outcome.result.delta, settings_.delta_block);
   }
   absl::StatusOr<v1::PushUpdateResponse> pushed = Push(*ticket, outcome.result, bytes, &outcome);
+  // An update that did not count leaves the residual it carried to send.
+  if (worth_pushing && (!pushed.ok() || !pushed->accepted())) feedback_.UndoLastEncode();
   if (!pushed.ok()) return pushed.status();
   if (!worth_pushing) {
     outcome.kind = RoundOutcome::kWithdrew;

@@ -8,13 +8,17 @@
 //      is retried up to `max_attempts` times from where it stopped); the
 //      assembled bytes must match the ticket's SHA-256 and size, and
 //      decode to the model's parameter count, or the round is abandoned.
+//      The stop flag is read before every chunk: preempted mid-fetch, the
+//      client withdraws at once (kWithdrew) instead of fetching on.
 //   3. ReplicaTrainer::RunRound with the stop flag (preemption) — or, with
 //      an evaluate ticket (the job's rounds are done), TestAccuracy of the
 //      fetched parameters (kEvaluated).
 //   4. A full round, or a preempted one with at least
 //      min_partial_fraction of the inner steps: the delta is encoded in
 //      the job's format with this replica's error feedback and pushed in
-//      chunks, resuming at the coordinator's next_offset after a cut.
+//      chunks, resuming at the coordinator's next_offset after a cut. A
+//      push refused (or failed) leaves the error feedback's residual as it
+//      was before it: that update's compression error never counted.
 //      Less than that: a withdrawal (an empty push) frees its place.
 // The transport sits behind RoundService, so the same client runs over
 // gRPC in the agent and in-process against a RoundKeeper in tests and in
@@ -74,7 +78,9 @@ class RoundClient {
 
  private:
   // Both add their bytes and retried calls to `outcome`.
-  absl::StatusOr<std::string> Fetch(const v1::RoundTicket& ticket, RoundOutcome* outcome);
+  // CANCELLED when `stop` is raised between chunks (preempted).
+  absl::StatusOr<std::string> Fetch(const v1::RoundTicket& ticket, const std::atomic<bool>* stop,
+                                    RoundOutcome* outcome);
   absl::StatusOr<v1::PushUpdateResponse> Push(const v1::RoundTicket& ticket,
                                               const RoundResult& result, const std::string& bytes,
                                               RoundOutcome* outcome);
