@@ -12,7 +12,9 @@
 //   - an evaluate ticket: the final parameters' test accuracy is reported
 //     (ReportProgress with evaluated_version);
 //   - job ended (or cancelled): done. A call that fails (link down,
-//     coordinator away) is retried with backoff from 0.1 s to 30 s.
+//     coordinator away) is retried with backoff from 0.1 s to 30 s; when
+//     the daemon registers again (the coordinator is back after a
+//     restart) the wait ends at once and the backoff starts again.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -43,24 +45,25 @@ void WorkerDaemon::EligibilityChanged(bool eligible) {
     if (computing_.load()) preemptions_.fetch_add(1);
   }
   absl::MutexLock lock(&eligibility_mu_);
-  ++eligibility_flips_;
+  ++replica_wakeups_;
 }
 
-void WorkerDaemon::WaitForEligibility(absl::Duration d, const std::atomic<bool>* cancelled) {
+bool WorkerDaemon::WaitForEligibility(absl::Duration d, const std::atomic<bool>* cancelled) {
   const absl::Time deadline = absl::Now() + d;
   absl::MutexLock lock(&eligibility_mu_);
-  const int64_t flips = eligibility_flips_;
-  auto flipped = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(eligibility_mu_) {
-    return eligibility_flips_ != flips;
+  const int64_t seen = replica_wakeups_;
+  auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(eligibility_mu_) {
+    return replica_wakeups_ != seen;
   };
   while (!cancelled->load() && !stop_.HasBeenNotified()) {
     const absl::Time now = absl::Now();
-    if (now >= deadline) return;
-    if (eligibility_mu_.AwaitWithTimeout(absl::Condition(&flipped),
+    if (now >= deadline) return false;
+    if (eligibility_mu_.AwaitWithTimeout(absl::Condition(&woken),
                                          std::min(kReplicaPoll, deadline - now))) {
-      return;
+      return true;
     }
   }
+  return false;
 }
 
 absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string& worker_id,
@@ -95,8 +98,10 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
     if (!out.ok()) {
       LOG(WARNING) << "job " << a.job_id() << ": round failed here: " << out.status()
                    << "; again in " << backoff;
-      WaitForEligibility(backoff, cancelled);
-      backoff = std::min(backoff * 2, kMaxBackoff);
+      // Woken by a registration (the coordinator is back) or a flip: the
+      // backoff starts again from its floor.
+      const bool woken = WaitForEligibility(backoff, cancelled);
+      backoff = woken ? absl::Milliseconds(100) : std::min(backoff * 2, kMaxBackoff);
       continue;
     }
     backoff = absl::Milliseconds(100);

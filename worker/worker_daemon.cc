@@ -187,6 +187,11 @@ absl::Status WorkerDaemon::RegisterOnce() {
                     : absl::StrCat(response->job_adopted() ? ", goes on with job " : ", left job ",
                                    request.job_id()));
   drain_sent_ = draining_;
+  {
+    // A replica backing off from a coordinator that was away tries again now.
+    absl::MutexLock lock(&eligibility_mu_);
+    ++replica_wakeups_;
+  }
   return absl::OkStatus();
 }
 

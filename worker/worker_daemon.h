@@ -204,9 +204,10 @@ class WorkerDaemon {
   // job was cancelled.
   bool AwaitRingChange(absl::Duration d, const std::atomic<bool>* cancelled);
   bool Eligible() const;
-  // Waits (real time) up to `d`, less when eligibility flips or the daemon
-  // stops; a cancel is seen within kReplicaPoll.
-  void WaitForEligibility(absl::Duration d, const std::atomic<bool>* cancelled);
+  // Waits (real time) up to `d`, less when eligibility flips, the daemon
+  // registers again (true: woken) or stops; a cancel is seen within
+  // kReplicaPoll.
+  bool WaitForEligibility(absl::Duration d, const std::atomic<bool>* cancelled);
   absl::Status TrainJob(const v1::Assignment& a, const std::string& worker_id,
                         const std::atomic<bool>* cancelled, v1::ReportProgressRequest* failure,
                         bool* reported);
@@ -255,7 +256,10 @@ class WorkerDaemon {
   std::atomic<bool> computing_{false};
   std::atomic<int64_t> preemptions_{0};
   absl::Mutex eligibility_mu_;
-  int64_t eligibility_flips_ ABSL_GUARDED_BY(eligibility_mu_) = 0;
+  // Counts what a replica waiting between rounds should look at: an
+  // eligibility flip, or a registration (the coordinator is back after a
+  // restart or a cut: its round calls may go through again at once).
+  int64_t replica_wakeups_ ABSL_GUARDED_BY(eligibility_mu_) = 0;
 
   absl::Mutex wake_mu_;
   bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
