@@ -22,8 +22,8 @@
 #include "absl/status/statusor.h"
 #include "coordinator/rounds/round_keeper.h"
 #include "nightshift/v1/job.pb.h"
-#include "tests/keeper_round_service.h"
 #include "tests/poisoned_round_service.h"
+#include "worker/edge/keeper_round_service.h"
 #include "worker/edge/replica_trainer.h"
 #include "worker/edge/round_client.h"
 

@@ -42,6 +42,23 @@ inline v1::JobSpec EdgeTestSpec(const std::string& job_fields) {
   return spec;
 }
 
+// The replica trainer tests' job: 4 shards, 16 samples per inner step,
+// rounds of 10 inner steps.
+inline v1::JobSpec ReplicaTrainerTestSpec() {
+  return EdgeTestSpec(R"pb(
+    global_batch_size: 100
+    steps: 100
+    max_workers: 4
+    sync {
+      diloco {
+        inner_steps: 10
+        replica_batch_size: 16
+        shards { count: 4 }
+      }
+    }
+  )pb");
+}
+
 }  // namespace nightshift
 
 #endif  // NIGHTSHIFT_WORKER_EDGE_EDGE_TEST_SPEC_H_

@@ -8,11 +8,12 @@
 //
 // With it the agent's real RoundClient and ReplicaTrainer train a diloco
 // job with many replicas in one process (bench/diloco_bench.cc, the
-// poisoned-replica test), each closed round's RoundInfo kept in rounds().
+// poisoned-replica test, round_client_test behind a cut link), each
+// closed round's RoundInfo kept in rounds().
 //
 // Not thread-safe, as the keeper is not.
-#ifndef NIGHTSHIFT_TESTS_KEEPER_ROUND_SERVICE_H_
-#define NIGHTSHIFT_TESTS_KEEPER_ROUND_SERVICE_H_
+#ifndef NIGHTSHIFT_WORKER_EDGE_KEEPER_ROUND_SERVICE_H_
+#define NIGHTSHIFT_WORKER_EDGE_KEEPER_ROUND_SERVICE_H_
 
 #include <vector>
 
@@ -61,4 +62,4 @@ class KeeperRoundService : public RoundService {
 
 }  // namespace nightshift
 
-#endif  // NIGHTSHIFT_TESTS_KEEPER_ROUND_SERVICE_H_
+#endif  // NIGHTSHIFT_WORKER_EDGE_KEEPER_ROUND_SERVICE_H_

@@ -16,20 +16,7 @@ namespace {
 
 using Command = ReplicaTrainer::GroupCommand;
 
-v1::JobSpec Spec() {
-  return EdgeTestSpec(R"pb(
-    global_batch_size: 100
-    steps: 100
-    max_workers: 4
-    sync {
-      diloco {
-        inner_steps: 10
-        replica_batch_size: 16
-        shards { count: 4 }
-      }
-    }
-  )pb");
-}
+v1::JobSpec Spec() { return ReplicaTrainerTestSpec(); }
 
 float MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
   float worst = 0;

@@ -12,20 +12,7 @@ namespace {
 
 using testing::HasSubstr;
 
-v1::JobSpec Spec() {
-  return EdgeTestSpec(R"pb(
-    global_batch_size: 100
-    steps: 100
-    max_workers: 4
-    sync {
-      diloco {
-        inner_steps: 10
-        replica_batch_size: 16
-        shards { count: 4 }
-      }
-    }
-  )pb");
-}
+v1::JobSpec Spec() { return ReplicaTrainerTestSpec(); }
 
 TEST(ReplicaTrainerTest, RoundsFromTheOuterParametersLearnOnTheShard) {
   auto trainer = ReplicaTrainer::Create(Spec(), 2);

@@ -2,11 +2,14 @@
 // in process, through a service that cuts calls on a schedule.
 #include "worker/edge/round_client.h"
 
+#include <functional>
+
 #include "coordinator/rounds/round_keeper.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spec/tensors.h"
 #include "worker/edge/edge_test_spec.h"
+#include "worker/edge/keeper_round_service.h"
 
 namespace nightshift {
 namespace {
@@ -27,32 +30,39 @@ v1::JobSpec Spec() {
   )pb");
 }
 
-// Calls the keeper as the coordinator's service would, failing every
-// `cut_every`-th call (a dropped cellular link) and optionally flipping
-// a byte of the fetched parameters.
-class KeeperService : public RoundService {
+// The keeper's service (keeper_round_service.h) behind a link that fails
+// every `cut_every`-th call (a dropped cellular link), optionally flips a
+// byte of the fetched parameters, and runs `on_fetch` before each fetch.
+class CutLink : public RoundService {
  public:
-  KeeperService(RoundKeeper* keeper, int cut_every) : keeper_(keeper), cut_every_(cut_every) {}
+  CutLink(RoundKeeper* keeper, int cut_every)
+      : keeper_(keeper), inner_(keeper, kNow), cut_every_(cut_every) {}
   absl::StatusOr<v1::RoundTicket> JoinRound(const v1::JoinRoundRequest& r) override {
-    if (keeper_->done() && evaluate_when_done) return keeper_->EvaluationTicket();
-    return keeper_->Join(r.worker_id(), kNow);
+    if (keeper_->done() && !evaluate_when_done) {
+      v1::RoundTicket ended;
+      ended.set_job_ended(true);
+      return ended;
+    }
+    return inner_.JoinRound(r);
   }
   absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
       const v1::FetchParametersRequest& r) override {
+    if (on_fetch) on_fetch();
     if (Cut()) return absl::UnavailableError("link cut");
-    absl::StatusOr<v1::FetchParametersResponse> out = keeper_->Fetch(r.worker_id(), r);
+    absl::StatusOr<v1::FetchParametersResponse> out = inner_.FetchParameters(r);
     if (out.ok() && corrupt) (*out->mutable_data())[0] ^= 1;
+    if (out.ok()) fetched += static_cast<int64_t>(out->data().size());
     return out;
   }
   absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& r) override {
     if (Cut()) return absl::UnavailableError("link cut");
-    absl::StatusOr<v1::PushUpdateResponse> out = keeper_->Push(r.worker_id(), r);
-    if (out.ok() && out->complete()) keeper_->MaybeClose(kNow);
-    return out;
+    return inner_.PushUpdate(r);
   }
   int cuts = 0;
+  int64_t fetched = 0;  // parameter bytes served
   bool corrupt = false;
   bool evaluate_when_done = false;  // as the coordinator asks one replica
+  std::function<void()> on_fetch;
 
  private:
   bool Cut() {
@@ -63,6 +73,7 @@ class KeeperService : public RoundService {
     return false;
   }
   RoundKeeper* keeper_;
+  KeeperRoundService inner_;
   int cut_every_;
   int calls_ = 0;
 };
@@ -76,7 +87,7 @@ std::unique_ptr<RoundKeeper> Keeper(const v1::JobSpec& spec) {
 TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
   const v1::JobSpec spec = Spec();
   auto keeper = Keeper(spec);
-  KeeperService service(keeper.get(), 3);
+  CutLink service(keeper.get(), 3);
   std::vector<std::unique_ptr<ReplicaTrainer>> trainers;
   std::vector<std::unique_ptr<RoundClient>> clients;
   for (int i = 0; i < 2; ++i) {
@@ -123,18 +134,45 @@ TEST(RoundClientTest, TwoReplicasTrainEveryRoundOverALinkCutEveryThirdCall) {
 TEST(RoundClientTest, APreemptedReplicaWithdrawsAndFreesItsPlace) {
   const v1::JobSpec spec = Spec();
   auto keeper = Keeper(spec);
-  KeeperService service(keeper.get(), 0);
+  CutLink service(keeper.get(), 0);
   auto trainer = *ReplicaTrainer::Create(spec, 0);
   RoundClient a(spec, &service, trainer.get(), {"a", "job"});
   RoundClient b(spec, &service, trainer.get(), {"b", "job"});
   RoundClient c(spec, &service, trainer.get(), {"c", "job"});
-  std::atomic<bool> stop{true};  // ignition on before the first micro-batch
+  std::atomic<bool> stop{false};
+  service.on_fetch = [&] { stop.store(true); };  // ignition on before the first micro-batch
   absl::StatusOr<RoundOutcome> preempted = a.RunOnce(&stop);
   ASSERT_TRUE(preempted.ok()) << preempted.status();
   EXPECT_EQ(preempted->kind, RoundOutcome::kWithdrew);
   EXPECT_THAT(preempted->reason, HasSubstr("preempted after 0 of 10"));
+  service.on_fetch = nullptr;
   // Two places (quorum 2, no over-selection): a's is free again, so b
   // and c both get one and close the round.
+  EXPECT_EQ(b.RunOnce()->kind, RoundOutcome::kPushed);
+  EXPECT_EQ(c.RunOnce()->kind, RoundOutcome::kPushed);
+  EXPECT_EQ(keeper->round(), 1);
+}
+
+TEST(RoundClientTest, APreemptionMidFetchWithdrawsWithoutFetchingTheRest) {
+  const v1::JobSpec spec = Spec();
+  auto keeper = Keeper(spec);
+  CutLink service(keeper.get(), 0);
+  auto trainer = *ReplicaTrainer::Create(spec, 0);
+  RoundClient a(spec, &service, trainer.get(), {"a", "job", /*chunk_bytes=*/100});
+  std::atomic<bool> stop{false};
+  int fetches = 0;
+  service.on_fetch = [&] {
+    if (++fetches == 2) stop.store(true);  // ignition on while the second chunk comes
+  };
+  absl::StatusOr<RoundOutcome> preempted = a.RunOnce(&stop);
+  ASSERT_TRUE(preempted.ok()) << preempted.status();
+  EXPECT_EQ(preempted->kind, RoundOutcome::kWithdrew);
+  EXPECT_THAT(preempted->reason, HasSubstr("preempted after 200 of "));
+  EXPECT_EQ(service.fetched, 200);  // not one chunk more
+  EXPECT_EQ(trainer->inner_steps_taken(), 0);
+  // Its place is free: two others close the round.
+  RoundClient b(spec, &service, trainer.get(), {"b", "job"});
+  RoundClient c(spec, &service, trainer.get(), {"c", "job"});
   EXPECT_EQ(b.RunOnce()->kind, RoundOutcome::kPushed);
   EXPECT_EQ(c.RunOnce()->kind, RoundOutcome::kPushed);
   EXPECT_EQ(keeper->round(), 1);
@@ -143,7 +181,7 @@ TEST(RoundClientTest, APreemptedReplicaWithdrawsAndFreesItsPlace) {
 TEST(RoundClientTest, ParametersThatDoNotMatchTheTicketAreNeverTrainedOn) {
   const v1::JobSpec spec = Spec();
   auto keeper = Keeper(spec);
-  KeeperService service(keeper.get(), 0);
+  CutLink service(keeper.get(), 0);
   service.corrupt = true;
   auto trainer = *ReplicaTrainer::Create(spec, 0);
   RoundClient client(spec, &service, trainer.get(), {"a", "job"});
