@@ -70,11 +70,13 @@ def wait_computing(timeout_s=60):
     return False
 
 
-def time_to_idle(t0, horizon_s=1.5):
+def time_to_idle(t0, horizon_s=1.5, trace=None):
     samples = []
     while time.monotonic_ns() - t0 < horizon_s * 1e9:
         samples.append((time.monotonic_ns(), runtime_ns()))
         time.sleep(0.001)
+    if trace is not None:
+        trace.extend(samples)
     j = 0
     for i, (t, r) in enumerate(samples):
         while j < len(samples) and samples[j][0] - t < 30e6:
@@ -105,9 +107,19 @@ for k in range(events):
     time.sleep(rng.uniform(0, 0.2))
     t0 = time.monotonic_ns()
     write_state({**parked, "ignition": "IGNITION_ON", "gear": "GEAR_DRIVE"})
-    ms = time_to_idle(t0)
+    trace = []
+    ms = time_to_idle(t0, trace=trace)
     if ms is None:
         misses += 1
+        # What the agent did instead: its CPU share in each 100 ms after
+        # the state change, and the wall time, to find in its log.
+        shares = []
+        for b in range(15):
+            window = [x for x in trace if b * 100e6 <= x[0] - t0 < (b + 1) * 100e6]
+            if len(window) > 1:
+                shares.append(f"{(window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]):.2f}")
+        print(f"event {k}: never idle within 1.5 s of {time.strftime('%H:%M:%S')}; CPU per 100 ms: "
+              + " ".join(shares), file=sys.stderr)
     else:
         latencies.append(ms)
     write_state(parked)

@@ -24,15 +24,19 @@
 # Prints a table (accuracy, bytes per replica, traffic ratio against the
 # ring, rounds, seconds) and writes bench/diloco_accuracy_vs_bytes.png.
 #
-# usage: bench/run_diloco.sh [--quick]   (--quick: 1 epoch, no poisoning)
+# usage: bench/run_diloco.sh [--quick] [--only=REGEX]
+#   --quick: 1 epoch, no poisoning; --only: the sync job and only the
+#   DiLoCo runs whose name matches (bash regex), e.g. --only=noniid
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=4690
 POISON=1
+ONLY=""
 for a in "$@"; do
   case "$a" in
     --quick) STEPS=469; POISON=0 ;;
-    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+    --only=*) ONLY="${a#--only=}" ;;
+    *) echo "usage: $0 [--quick] [--only=REGEX]" >&2; exit 2 ;;
   esac
 done
 bazel build -c opt //cli:nightshift //bench:diloco_bench >/dev/null 2>&1
@@ -51,6 +55,7 @@ bazel-bin/cli/nightshift train --local "$OUT/sync.textproto" --threads=1 --out="
 diloco() {
   local name=$1 replicas=$2 h=$3 alpha=$4 delta=$5 params=$6 agg=$7 ratio=$8 attack=$9 poisoned=${10}
   local extra=${11:-}
+  if [ -n "$ONLY" ] && ! [[ "$name" =~ $ONLY ]]; then return; fi
   {
     cat "$OUT/base.textproto"
     echo "steps: $STEPS"
@@ -78,6 +83,7 @@ diloco h250 8 250 0 $I8 $PF $CC default none 0
 diloco h100-f32 8 100 0 $F32 $PF $CC default none 0
 diloco h100-bf16-params 8 100 0 $I8 $PB $CC default none 0
 diloco h100-noniid 8 100 0.5 $I8 $PF $CC default none 0
+diloco h50-noniid 8 50 0.5 $I8 $PF $CC default none 0
 diloco h100-mean 8 100 0 $I8 $PF $MEAN default none 0
 if [ "$POISON" = 1 ]; then
   diloco r10-clean 10 100 0 $I8 $PF $CC default none 0
@@ -90,7 +96,9 @@ if [ "$POISON" = 1 ]; then
 
 fi
 
-/usr/bin/python3 - "$OUT" bench/diloco_accuracy_vs_bytes.png <<'PY'
+PNG=bench/diloco_accuracy_vs_bytes.png
+[ -z "$ONLY" ] || PNG="$OUT/diloco_accuracy_vs_bytes.png"  # a part: the picture stays
+/usr/bin/python3 - "$OUT" "$PNG" <<'PY'
 import csv, json, re, sys
 out, png = sys.argv[1], sys.argv[2]
 runs = [json.loads(l) for l in open(f"{out}/diloco.jsonl")]
@@ -127,7 +135,7 @@ except ImportError:
     print("matplotlib missing (deploy/setup.sh installs it): no picture"); sys.exit(0)
 fig, ax = plt.subplots(figsize=(8, 4.8))
 ax.plot([2 * s * ring_step for s, _ in sync], [a for _, a in sync], "k-o", ms=3, label="sync all-reduce (8 workers)")
-for name in ["h50", "h100", "h250", "h100-f32", "h100-bf16-params", "h100-noniid"]:
+for name in ["h50", "h100", "h250", "h100-f32", "h100-bf16-params", "h100-noniid", "h50-noniid"]:
     try:
         rows = list(csv.DictReader(open(f"{out}/{name}.csv")))
     except FileNotFoundError:
