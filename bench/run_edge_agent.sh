@@ -38,7 +38,7 @@ $NS submit "$OUT/job.textproto" --id=edge-bench >/dev/null
 /usr/bin/python3 bench/edge_agent_probe.py "$(cat "$NIGHTSHIFT_CLUSTER_DIR/edge-0.pid")" \
   "$NIGHTSHIFT_CLUSTER_DIR/edge-0/vehicle.json" "$EVENTS" "$OUT/probe.json" \
   $NS cancel edge-bench
-echo "the agent's log (for the time of an event never idle): $NIGHTSHIFT_CLUSTER_DIR/edge-0.log" >&2
+echo "the agent's log (for the time of a slow event above): $NIGHTSHIFT_CLUSTER_DIR/edge-0.log" >&2
 /usr/bin/python3 - "$OUT/probe.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
