@@ -66,6 +66,19 @@ bool WorkerDaemon::WaitForEligibility(absl::Duration d, const std::atomic<bool>*
   return false;
 }
 
+void WorkerDaemon::ReportEvaluation(const v1::Assignment& a, const std::string& worker_id,
+                                    const RoundOutcome& out, const std::atomic<bool>* cancelled) {
+  v1::ReportProgressRequest report;
+  report.set_worker_id(JobWorkerId(a.job_id(), worker_id));
+  report.set_job_id(a.job_id());
+  report.set_generation(a.generation());
+  report.set_evaluated_version(out.version);
+  report.mutable_progress()->set_test_accuracy(out.test_accuracy);
+  LOG(INFO) << "job " << a.job_id() << ": parameters v" << out.version << " test accuracy "
+            << out.test_accuracy;
+  Report(report, cancelled);
+}
+
 absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string& worker_id,
                                       const std::atomic<bool>* cancelled) {
   // OpenMP's thread count is per thread: set it on this job thread too
@@ -112,18 +125,9 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
       case RoundOutcome::kWait:
         WaitForEligibility(out->retry_after, cancelled);
         break;
-      case RoundOutcome::kEvaluated: {
-        v1::ReportProgressRequest report;
-        report.set_worker_id(JobWorkerId(a.job_id(), worker_id));
-        report.set_job_id(a.job_id());
-        report.set_generation(a.generation());
-        report.set_evaluated_version(out->version);
-        report.mutable_progress()->set_test_accuracy(out->test_accuracy);
-        LOG(INFO) << "job " << a.job_id() << ": parameters v" << out->version << " test accuracy "
-                  << out->test_accuracy;
-        Report(report, cancelled);
+      case RoundOutcome::kEvaluated:
+        ReportEvaluation(a, worker_id, *out, cancelled);
         break;
-      }
       default:
         LOG(INFO) << "job " << a.job_id() << " round " << out->round << ": "
                   << (out->kind == RoundOutcome::kPushed     ? "pushed"

@@ -103,18 +103,9 @@ absl::Status WorkerDaemon::DriveRing(const v1::Assignment& a, const std::string&
       case RoundOutcome::kWait:
         RETURN_IF_ERROR(wait(out->retry_after));
         break;
-      case RoundOutcome::kEvaluated: {
-        v1::ReportProgressRequest report;
-        report.set_worker_id(JobWorkerId(a.job_id(), worker_id));
-        report.set_job_id(a.job_id());
-        report.set_generation(a.generation());
-        report.set_evaluated_version(out->version);
-        report.mutable_progress()->set_test_accuracy(out->test_accuracy);
-        LOG(INFO) << "job " << a.job_id() << ": parameters v" << out->version << " test accuracy "
-                  << out->test_accuracy << " (the ring's rank 0)";
-        Report(report, cancelled);
+      case RoundOutcome::kEvaluated:  // rank 0 alone
+        ReportEvaluation(a, worker_id, *out, cancelled);
         break;
-      }
       default:
         LOG(INFO) << "job " << a.job_id() << " round " << out->round << ": the ring of "
                   << a.world_size() << " "
@@ -141,13 +132,7 @@ absl::Status WorkerDaemon::RunRingReplica(const v1::Assignment& first, const std
     if (current_.cancel.get() == cancelled) current_.ready = true;
   }
   std::unique_ptr<collective::Communicator> comm;  // outlives `unregister`
-  struct Unregister {
-    WorkerDaemon* daemon;
-    ~Unregister() {
-      absl::MutexLock lock(&daemon->mu_);
-      daemon->current_.communicator = nullptr;
-    }
-  } unregister{this};
+  CommunicatorUnregister unregister{this};
   const absl::Duration timeout =
       options_.collective_timeout + absl::Seconds(ResolveDiLoCo(a.spec()).round_deadline_seconds);
   while (true) {

@@ -242,6 +242,11 @@ absl::Status WorkerDaemon::Tick() {
   return absl::OkStatus();
 }
 
+WorkerDaemon::CommunicatorUnregister::~CommunicatorUnregister() {
+  absl::MutexLock lock(&daemon->mu_);
+  daemon->current_.communicator = nullptr;
+}
+
 void WorkerDaemon::Apply(const v1::Directive& d) {
   if (d.has_assign()) {
     {
@@ -459,13 +464,7 @@ absl::Status WorkerDaemon::TrainJob(const v1::Assignment& first, const std::stri
   ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> comm, join(a));
   // Cancels interrupt the current group from now on, until `unregister`
   // goes — before any communicator does.
-  struct Unregister {
-    WorkerDaemon* daemon;
-    ~Unregister() {
-      absl::MutexLock lock(&daemon->mu_);
-      daemon->current_.communicator = nullptr;
-    }
-  } unregister{this};
+  CommunicatorUnregister unregister{this};
   auto register_for_cancels = [&](collective::Communicator* c) -> absl::Status {
     absl::MutexLock lock(&mu_);
     if (cancelled->load()) return absl::CancelledError("cancelled");

@@ -92,6 +92,7 @@
 namespace nightshift {
 
 class ReplicaTrainer;  // worker/edge/replica_trainer.h
+struct RoundOutcome;   // worker/edge/round_client.h
 
 struct WorkerOptions {
   v1::WorkerPool pool = v1::WORKER_POOL_DATACENTER;
@@ -200,6 +201,16 @@ class WorkerDaemon {
   // comes (ABORTED), or the ring or the job fails.
   absl::Status DriveRing(const v1::Assignment& a, const std::string& worker_id,
                          ReplicaTrainer* trainer, const std::atomic<bool>* cancelled);
+  // A replica's report of its evaluation of the final parameters.
+  void ReportEvaluation(const v1::Assignment& a, const std::string& worker_id,
+                        const RoundOutcome& out, const std::atomic<bool>* cancelled);
+  // Clears current_.communicator as it goes: declared after a job's
+  // communicators, it goes before them, so a cancel never interrupts one
+  // that is gone.
+  struct CommunicatorUnregister {
+    WorkerDaemon* daemon;
+    ~CommunicatorUnregister();
+  };
   // Waits (real time) up to `d`; true when a next generation came or the
   // job was cancelled.
   bool AwaitRingChange(absl::Duration d, const std::atomic<bool>* cancelled);

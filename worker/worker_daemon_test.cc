@@ -28,19 +28,36 @@ namespace {
 
 using testing::HasSubstr;
 
+// Notified when any rank first waits for a message; ranks may get there
+// at once, and a Notification must be notified only once.
+class FirstReceive {
+ public:
+  void Mark() {
+    absl::MutexLock lock(&mu_);
+    if (!notification_.HasBeenNotified()) notification_.Notify();
+  }
+  bool WaitForNotificationWithTimeout(absl::Duration d) {
+    return notification_.WaitForNotificationWithTimeout(d);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Notification notification_;
+};
+
 // A rank's transport that tells when the rank first waits for a message.
 class ObservedTransport final : public collective::ForwardingTransport {
  public:
-  ObservedTransport(std::unique_ptr<collective::Transport> inner, absl::Notification* receiving)
+  ObservedTransport(std::unique_ptr<collective::Transport> inner, FirstReceive* receiving)
       : ForwardingTransport(std::move(inner)), receiving_(receiving) {}
   absl::Status RecvWith(int from, uint64_t tag, size_t bytes, absl::Time deadline,
                         const ConsumeParts& consume) override {
-    if (!receiving_->HasBeenNotified()) receiving_->Notify();
+    receiving_->Mark();
     return ForwardingTransport::RecvWith(from, tag, bytes, deadline, consume);
   }
 
  private:
-  absl::Notification* receiving_;
+  FirstReceive* receiving_;
 };
 
 // Groups over in-process hubs, one per (job, generation): the ranks that
@@ -57,7 +74,7 @@ class LocalTransports final : public GroupTransports {
   }
 
   // Notified when any rank first waits to receive.
-  absl::Notification receiving;
+  FirstReceive receiving;
 
  private:
   absl::Mutex mu_;
@@ -266,6 +283,24 @@ class WorkerDaemonTest : public testing::Test {
     options.threads = 1;
     options.collective_timeout = absl::Seconds(1);
     return std::make_unique<WorkerDaemon>(options, recording_.get(), &transports_, &clock_);
+  }
+
+  // An edge agent (no Peer service) whose vehicle says `eligibility()`.
+  std::unique_ptr<WorkerDaemon> MakeEdgeAgent(const std::string& name,
+                                              std::function<v1::Eligibility()> eligibility) {
+    WorkerOptions options;
+    options.name = name;
+    options.pool = v1::WORKER_POOL_EDGE;
+    options.compute_rate = 100;
+    options.threads = 1;
+    options.eligibility = std::move(eligibility);
+    return std::make_unique<WorkerDaemon>(options, recording_.get(), nullptr, &clock_);
+  }
+  static v1::Eligibility Eligibility(bool eligible) {
+    v1::Eligibility e;
+    e.set_eligible(eligible);
+    e.set_reason(eligible ? "parked and charging" : "ignition on");
+    return e;
   }
 
   std::string dir_;
@@ -610,18 +645,8 @@ TEST_F(WorkerDaemonTest, EdgeAgentsTrainADiLoCoJobWhileEligible) {
   std::atomic<bool> b_eligible{false};
   std::vector<std::unique_ptr<WorkerDaemon>> agents;
   for (const std::string name : {"edge-a", "edge-b"}) {
-    WorkerOptions options;
-    options.name = name;
-    options.pool = v1::WORKER_POOL_EDGE;
-    options.compute_rate = 100;
-    options.threads = 1;
-    options.eligibility = [name, &b_eligible] {
-      v1::Eligibility e;
-      e.set_eligible(name == "edge-a" || b_eligible.load());
-      e.set_reason(e.eligible() ? "parked and charging" : "ignition on");
-      return e;
-    };
-    agents.push_back(std::make_unique<WorkerDaemon>(options, recording_.get(), nullptr, &clock_));
+    agents.push_back(MakeEdgeAgent(
+        name, [name, &b_eligible] { return Eligibility(name == "edge-a" || b_eligible.load()); }));
   }
   std::vector<WorkerDaemon*> daemons = {agents[0].get(), agents[1].get()};
   ASSERT_TRUE(DriveUntil(daemons, [&] { return !agents[0]->current_job().empty(); }));
@@ -664,18 +689,7 @@ TEST_F(WorkerDaemonTest, AHybridJobsDataCenterRingIsOneReplicaAndOutlivesALostMe
   daemons["dc-a"] = MakeDaemon("dc-a");
   daemons["dc-b"] = MakeDaemon("dc-b");
   for (const std::string name : {"edge-a", "edge-b"}) {
-    WorkerOptions options;
-    options.name = name;
-    options.pool = v1::WORKER_POOL_EDGE;
-    options.compute_rate = 100;
-    options.threads = 1;
-    options.eligibility = [] {
-      v1::Eligibility e;
-      e.set_eligible(true);
-      e.set_reason("parked and charging");
-      return e;
-    };
-    daemons[name] = std::make_unique<WorkerDaemon>(options, recording_.get(), nullptr, &clock_);
+    daemons[name] = MakeEdgeAgent(name, [] { return Eligibility(true); });
   }
   auto all_but = [&](const std::string& skipped) {
     std::vector<WorkerDaemon*> v;
