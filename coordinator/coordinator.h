@@ -348,10 +348,11 @@ class Coordinator {
                       const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ring members `ids` left (fenced, drained, failed, ended their part):
   // the rest go on as the next generation. False if none was a member.
-  bool RingMembersLeftLocked(const std::string& job_id, const std::vector<std::string>& ids,
+  // `job_id` by value: it may be a leaving member's assigned_job.
+  bool RingMembersLeftLocked(std::string job_id, const std::vector<std::string>& ids,
                              const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Free data-center workers of a hybrid job join its ring.
-  void GrowRingLocked(v1::JobStatus& job, DiLoCoJob& d, const std::vector<std::string>& free)
+  // Free data-center workers of a hybrid job join its ring; true if any did.
+  bool GrowRingLocked(v1::JobStatus& job, DiLoCoJob& d, const std::vector<std::string>& free)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a queued diloco job (its keeper from the initial parameters).
   void StartDiLoCoJobLocked(v1::JobStatus& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

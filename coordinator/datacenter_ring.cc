@@ -86,7 +86,7 @@ void Coordinator::FormRingLocked(v1::JobStatus& job, DiLoCoJob& d,
                                base.replica_shard(), ") after ", why));
 }
 
-bool Coordinator::RingMembersLeftLocked(const std::string& job_id,
+bool Coordinator::RingMembersLeftLocked(const std::string job_id,  // not a reference: see .h
                                         const std::vector<std::string>& ids,
                                         const std::string& why) {
   auto d = diloco_.find(job_id);
@@ -99,37 +99,43 @@ bool Coordinator::RingMembersLeftLocked(const std::string& job_id,
     if (!leaves) rest.push_back(member);
   }
   if (!any) return false;
-  absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
-  if (!job.ok() || job->state() != v1::JOB_STATE_RUNNING) {
-    d->second.ring = rest;
-    return true;
-  }
+  // A ring asked to evaluate that loses a member may never report: the
+  // next replica to join evaluates instead.
+  if (d->second.evaluator == kRingReplica) d->second.evaluator.clear();
   for (const std::string& id : ids) {
     Worker& w = workers_[id];
-    if (w.assigned_job != job_id) continue;
+    if (w.assigned_job != job_id) continue;  // fenced already
     w.assigned_job.clear();
     w.released_job = job_id;
     w.rank = -1;
     w.info.clear_job_id();
     if (w.info.state() == v1::WORKER_STATE_BUSY) w.info.set_state(v1::WORKER_STATE_IDLE);
   }
+  absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
+  if (!job.ok() || job->state() != v1::JOB_STATE_RUNNING || d->second.keeper->done()) {
+    // No next generation: the job ended, or its rounds did (the members
+    // end their part one by one as rank 0 ends the ring).
+    d->second.ring = rest;
+    return true;
+  }
   FormRingLocked(*job, d->second, rest, why);
   store_->UpdateJob(*job).IgnoreError();  // job.workers: informational
   return true;
 }
 
-void Coordinator::GrowRingLocked(v1::JobStatus& job, DiLoCoJob& d,
+bool Coordinator::GrowRingLocked(v1::JobStatus& job, DiLoCoJob& d,
                                  const std::vector<std::string>& free) {
   std::vector<std::string> joining;
   for (const std::string& id : free) {
     if (workers_[id].info.pool() == v1::WORKER_POOL_DATACENTER) joining.push_back(id);
   }
-  if (joining.empty()) return;
+  if (joining.empty()) return false;
   std::vector<std::string> names;
   for (const std::string& id : joining) names.push_back(workers_[id].info.name());
   std::vector<std::string> members = d.ring;
   members.insert(members.end(), joining.begin(), joining.end());
   FormRingLocked(job, d, members, absl::StrCat(absl::StrJoin(names, ", "), " joined"));
+  return true;
 }
 
 }  // namespace nightshift::coordinator

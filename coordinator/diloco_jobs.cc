@@ -111,10 +111,13 @@ void Coordinator::AssignReplicasLocked() {
              static_cast<int>(job_d.ring.size()) + (job_d.ring.empty() ? 0 : 1);
     };
     int replicas = count_replicas();
+    // At capacity only the ring may still grow.
+    if (replicas >= MaxWorkers(job->spec()) && (!d.hybrid || d.ring.empty())) continue;
     const std::vector<std::string> free = FreeWorkersForLocked(*job);
     if (free.empty()) continue;
+    bool changed = false;
     if (d.hybrid && (!d.ring.empty() || replicas < MaxWorkers(job->spec()))) {
-      GrowRingLocked(*job, d, free);
+      changed = GrowRingLocked(*job, d, free);
       replicas = count_replicas();
     }
     for (const std::string& worker : free) {
@@ -122,8 +125,9 @@ void Coordinator::AssignReplicasLocked() {
       if (d.hybrid && workers_[worker].info.pool() == v1::WORKER_POOL_DATACENTER) continue;
       AssignReplicaLocked(*job, d, worker);
       ++replicas;
+      changed = true;
     }
-    store_->UpdateJob(*job).IgnoreError();  // job.workers: informational
+    if (changed) store_->UpdateJob(*job).IgnoreError();  // generation, workers
   }
 }
 
@@ -353,8 +357,11 @@ absl::Status Coordinator::ReplicaReportLocked(v1::JobStatus& job, Worker& w,
     const std::string why = absl::StrCat(w.info.name(), " failed: ", request.error());
     const int failures = ++d->second.failures;
     const int limit = d->second.keeper->settings().selected_per_round;
-    if (d->second.evaluator == w.info.name()) d->second.evaluator.clear();
+    if (d->second.evaluator == KeeperName(w, d->second)) d->second.evaluator.clear();
     DropReplicaLocked(w.info.id(), why);
+    // The drop stored the job (its workers; for a ring member, the ring's
+    // next generation): go on from that, not from the copy taken before.
+    ASSIGN_OR_RETURN(job, store_->GetJob(job.id()));
     if (failures >= limit) {
       FailJobLocked(job.id(), absl::StrCat(failures,
                                            " replicas failed with no round closing; the "

@@ -384,6 +384,27 @@ TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRank
   ASSERT_TRUE(coordinator_->ReportProgress(lost, As(rank0)).ok());
   EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, "e1"));
   EXPECT_EQ(Job().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Job().generation(), 5);
+  // A member's own failure: the ring goes on without it, and the stored
+  // job keeps the generation that formed (the report's copy of the job is
+  // not written over it).
+  RegisterDataCenter("dc-c");
+  ASSERT_EQ(Beat("dc-c", true).directives_size(), 1);
+  EXPECT_EQ(Job().generation(), 6);
+  v1::ReportProgressRequest broke;
+  broke.set_worker_id(ids_["dc-c"]);
+  broke.set_job_id("d");
+  broke.set_generation(6);
+  broke.set_error("cannot read the data set");
+  ASSERT_TRUE(coordinator_->ReportProgress(broke, As("dc-c")).ok());
+  EXPECT_EQ(Job().generation(), 7);
+  EXPECT_THAT(Job().workers(), testing::UnorderedElementsAre(rank0, "e1"));
+  bool alone = false;
+  const v1::HeartbeatResponse after = Beat(rank0, true, "d");
+  for (const v1::Directive& d : after.directives()) {
+    alone |= d.has_assign() && d.assign().generation() == 7 && d.assign().world_size() == 1;
+  }
+  EXPECT_TRUE(alone);
 }
 
 }  // namespace

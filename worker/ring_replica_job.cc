@@ -39,6 +39,9 @@ namespace {
 // keep-alive to the followers.
 constexpr absl::Duration kRingKeepAlive = absl::Seconds(1);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(30);
+// How long a member whose ring failed with a non-group error waits for a
+// next generation that would explain it (a few heartbeats).
+constexpr absl::Duration kStaleGenerationWait = absl::Seconds(3);
 
 bool IsGroupFailure(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
@@ -119,7 +122,8 @@ absl::Status WorkerDaemon::DriveRing(const v1::Assignment& a, const std::string&
 }
 
 absl::Status WorkerDaemon::RunRingReplica(const v1::Assignment& first, const std::string& worker_id,
-                                          const std::atomic<bool>* cancelled) {
+                                          const std::atomic<bool>* cancelled,
+                                          v1::ReportProgressRequest* failure) {
   if (transports_ == nullptr) {
     return absl::FailedPreconditionError("edge workers cannot join a data-center ring");
   }
@@ -144,6 +148,11 @@ absl::Status WorkerDaemon::RunRingReplica(const v1::Assignment& first, const std
       absl::MutexLock lock(&mu_);
       if (cancelled->load()) return absl::CancelledError("cancelled");
       if (current_.cancel.get() == cancelled) current_.communicator = next_comm.get();
+      // A generation that came while this one was being joined interrupted
+      // nothing: this one is stale already.
+      if (current_.next_generation.has_value()) {
+        next_comm->Interrupt(absl::AbortedError("a later ring generation came"));
+      }
     }
     comm = std::move(next_comm);                       // the previous group goes only now
     if (a.replica_shard() != first.replica_shard()) {  // not expected: a shard is sticky
@@ -166,7 +175,13 @@ absl::Status WorkerDaemon::RunRingReplica(const v1::Assignment& first, const std
     trainer->set_group(nullptr);
     if (cancelled->load()) return absl::CancelledError("cancelled");
     if (s.ok()) return absl::OkStatus();  // the job ended
-    if (!HasNextGeneration() && !IsGroupFailure(s)) return s;
+    // Any other failure is this member's own — unless a peer that took the
+    // next generation first refused this one's streams: a generation that
+    // comes within a few heartbeats explains it.
+    if (!IsGroupFailure(s) && !HasNextGeneration() &&
+        !AwaitRingChange(kStaleGenerationWait, cancelled)) {
+      return s;
+    }
     if (!HasNextGeneration() && !comm->lost_ranks().empty()) {
       // Without lost ranks there is nothing to tell: the member that went
       // silent loses its lease, and that forms the next generation.
@@ -182,6 +197,7 @@ absl::Status WorkerDaemon::RunRingReplica(const v1::Assignment& first, const std
       Wake();  // the next generation comes in the reply to the next heartbeat
     }
     ASSIGN_OR_RETURN(a, AwaitNextGeneration(a, cancelled));
+    failure->set_generation(a.generation());  // failures from here on are this one's
   }
 }
 

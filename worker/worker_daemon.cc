@@ -634,7 +634,7 @@ void WorkerDaemon::RunJob(v1::Assignment a, std::string worker_id,
   bool reported = false;
   const absl::Status status =
       !a.spec().sync().has_diloco() ? TrainJob(a, worker_id, cancelled.get(), &failed, &reported)
-      : a.peer_addresses_size() > 0 ? RunRingReplica(a, worker_id, cancelled.get())
+      : a.peer_addresses_size() > 0 ? RunRingReplica(a, worker_id, cancelled.get(), &failed)
                                     : RunReplica(a, worker_id, cancelled.get());
   if (!status.ok() && !cancelled->load() && !reported) {
     LOG(WARNING) << "job " << a.job_id() << " generation " << a.generation() << " rank " << a.rank()

@@ -195,8 +195,10 @@ class WorkerDaemon {
                           const std::atomic<bool>* cancelled);
   // A hybrid job's data-center ring member (ring_replica_job.cc): an
   // assignment of a diloco job with peers.
+  // Keeps `failure`'s generation at the current one's.
   absl::Status RunRingReplica(const v1::Assignment& first, const std::string& worker_id,
-                              const std::atomic<bool>* cancelled);
+                              const std::atomic<bool>* cancelled,
+                              v1::ReportProgressRequest* failure);
   // The ring's rank 0: rounds until the job ends (OK), a next generation
   // comes (ABORTED), or the ring or the job fails.
   absl::Status DriveRing(const v1::Assignment& a, const std::string& worker_id,
