@@ -101,7 +101,9 @@
 //    the job's next generation: an Assignment with rank, world_size,
 //    peers, group_key, generation and replica_shard,
 //    abandon_previous set, so the old ring stops at once; its part in the
-//    open round is forgotten. Only ring rank 0 joins, fetches and pushes.
+//    open round is forgotten (so a join waits until the ring has pushed or
+//    withdrawn; a loss cannot wait). Only ring rank 0 joins, fetches and
+//    pushes.
 //    Errors of an older ring generation are ignored; a survivor's report
 //    with lost_ranks fences those members. A ring member is not
 //    re-adopted after a restart: it becomes free and joins a new ring.

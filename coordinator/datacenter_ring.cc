@@ -130,6 +130,9 @@ bool Coordinator::GrowRingLocked(v1::JobStatus& job, DiLoCoJob& d,
     if (workers_[id].info.pool() == v1::WORKER_POOL_DATACENTER) joining.push_back(id);
   }
   if (joining.empty()) return false;
+  // Not while the ring trains a round: a new generation would lose that
+  // work. They join once it pushed (or withdrew), before its next round.
+  if (!d.ring.empty() && d.keeper->Training(kRingReplica)) return false;
   std::vector<std::string> names;
   for (const std::string& id : joining) names.push_back(workers_[id].info.name());
   std::vector<std::string> members = d.ring;

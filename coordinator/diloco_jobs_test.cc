@@ -405,6 +405,18 @@ TEST_F(DiLoCoJobsTest, AHybridJobsDataCenterWorkersAreOneRingReplicaLedByItsRank
     alone |= d.has_assign() && d.assign().generation() == 7 && d.assign().world_size() == 1;
   }
   EXPECT_TRUE(alone);
+  // A data-center worker free while the ring trains a round joins only
+  // once the ring has pushed: a new generation would lose the round.
+  ASSERT_TRUE(Join(rank0)->selected());
+  RegisterDataCenter("dc-d");
+  EXPECT_EQ(Beat("dc-d", true).directives_size(), 0);
+  EXPECT_EQ(Job().generation(), 7);
+  ASSERT_TRUE(Push(rank0, 1).ok());
+  const v1::HeartbeatResponse joined = Beat("dc-d", true);
+  ASSERT_EQ(joined.directives_size(), 1);
+  EXPECT_EQ(joined.directives(0).assign().generation(), 8);
+  EXPECT_EQ(joined.directives(0).assign().world_size(), 2);
+  EXPECT_EQ(Job().round(), 1);  // round 1 still open, the ring's update in it
 }
 
 }  // namespace

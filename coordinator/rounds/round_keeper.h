@@ -88,6 +88,12 @@ class RoundKeeper {
   // A replica gone (lease lost, fenced): its place in the open round is
   // freed unless it pushed already.
   void Forget(const std::string& replica);
+  // Whether `replica` holds a place in the open round that it has neither
+  // pushed to nor withdrawn from: its round's work is under way.
+  bool Training(const std::string& replica) const {
+    auto it = places_.find(replica);
+    return it != places_.end() && !it->second.pushed && !it->second.withdrawn;
+  }
   // The closed round, when one closed.
   std::optional<v1::RoundInfo> MaybeClose(absl::Time now);
 
