@@ -636,17 +636,23 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
     names.push_back(info.name());
     job.add_workers(info.name());
   }
+  QueueGenerationLocked(ids, base);
+  return names;
+}
+
+void Coordinator::QueueGenerationLocked(const std::vector<std::string>& ids,
+                                        const v1::Assignment& base) {
   for (size_t r = 0; r < ids.size(); ++r) {
     Worker& w = workers_[ids[r]];
-    w.assigned_job = job.id();
+    w.assigned_job = base.job_id();
     w.rank = static_cast<int>(r);
-    w.info.set_job_id(job.id());
-    w.info.set_state(v1::WORKER_STATE_BUSY);
+    w.info.set_job_id(base.job_id());
+    w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_BUSY);
     // An older generation not yet delivered is replaced by this one.
     w.held.clear();
     w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
                                    [&](const v1::Directive& p) {
-                                     return p.has_assign() && p.assign().job_id() == job.id();
+                                     return p.has_assign() && p.assign().job_id() == base.job_id();
                                    }),
                     w.pending.end());
     v1::Directive d;
@@ -654,7 +660,6 @@ std::vector<std::string> Coordinator::AssignGenerationLocked(v1::JobStatus& job,
     d.mutable_assign()->set_rank(static_cast<int>(r));
     w.pending.push_back(std::move(d));
   }
-  return names;
 }
 
 void Coordinator::ScheduleLocked() {

@@ -263,6 +263,12 @@ class Coordinator {
   void NoteLocked(v1::JobStatus& job, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives workers `ids` their ranks (their index) in `base`'s job and
+  // queues `base` for each with its rank, replacing an assignment of that
+  // job not yet delivered. Shared by AssignGenerationLocked and the
+  // hybrid ring's generations.
+  void QueueGenerationLocked(const std::vector<std::string>& ids, const v1::Assignment& base)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job's next generation on workers `ids` (rank order) from
   // `start_step`: bumps the generation, queues the assignments (replacing
   // any not yet delivered); returns the workers' names.

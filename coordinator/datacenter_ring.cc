@@ -64,23 +64,7 @@ void Coordinator::FormRingLocked(v1::JobStatus& job, DiLoCoJob& d,
     base.add_peer_host_ids(info.host_id());
     ring_names.push_back(info.name());
   }
-  for (size_t r = 0; r < members.size(); ++r) {
-    Worker& w = workers_[members[r]];
-    w.assigned_job = job.id();
-    w.rank = static_cast<int>(r);
-    w.info.set_job_id(job.id());
-    w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_BUSY);
-    // An older ring generation not yet delivered is replaced by this one.
-    w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
-                                   [&](const v1::Directive& p) {
-                                     return p.has_assign() && p.assign().job_id() == job.id();
-                                   }),
-                    w.pending.end());
-    v1::Directive directive;
-    *directive.mutable_assign() = base;
-    directive.mutable_assign()->set_rank(static_cast<int>(r));
-    w.pending.push_back(std::move(directive));
-  }
+  QueueGenerationLocked(members, base);
   NoteLocked(job, absl::StrCat("data-center ring generation ", job.generation(), " on ",
                                absl::StrJoin(ring_names, ", "), " (one replica, shard ",
                                base.replica_shard(), ") after ", why));
