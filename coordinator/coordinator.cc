@@ -1,5 +1,6 @@
 #include "coordinator/coordinator.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -356,6 +357,13 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   *w.info.mutable_last_heartbeat() = NowProto();
   if (request.samples_per_second() > 0) w.info.set_samples_per_second(request.samples_per_second());
   w.info.set_preemptions(request.preemptions());
+  // Directives the worker applied are delivered; the rest go again below.
+  w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
+                                 [&](const v1::Directive& d) {
+                                   return d.sequence() != 0 &&
+                                          d.sequence() <= request.directives_applied();
+                                 }),
+                  w.pending.end());
   // 4. Released: the job it was given is no longer running there.
   const bool assignment_pending = std::any_of(
       w.pending.begin(), w.pending.end(), [](const v1::Directive& d) { return d.has_assign(); });
@@ -402,8 +410,10 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
                                             : v1::WORKER_STATE_BUSY);
   ScheduleLocked();
   v1::HeartbeatResponse response;
-  for (auto& d : w.pending) *response.add_directives() = std::move(d);
-  w.pending.clear();
+  for (v1::Directive& d : w.pending) {
+    if (d.sequence() == 0) d.set_sequence(++w.directives_sent);
+    *response.add_directives() = d;
+  }
   return response;
 }
 
@@ -587,16 +597,21 @@ void Coordinator::FailJobLocked(const std::string& job_id, const std::string& re
 void Coordinator::CancelWorkersLocked(const std::string& job_id) {
   for (auto& [id, w] : workers_) {
     if (w.assigned_job != job_id) continue;
-    // An assignment not yet delivered is simply withdrawn.
-    auto assigned = std::remove_if(w.pending.begin(), w.pending.end(), [&](const v1::Directive& d) {
+    // An assignment not yet sent is simply withdrawn; one sent may have
+    // arrived (its reply may be lost, or the ack still on its way): it is
+    // not sent again, and a cancel follows it.
+    auto assigned = std::find_if(w.pending.begin(), w.pending.end(), [&](const v1::Directive& d) {
       return d.has_assign() && d.assign().job_id() == job_id;
     });
     if (assigned != w.pending.end()) {
-      w.pending.erase(assigned, w.pending.end());
-      w.assigned_job.clear();
-      w.info.clear_job_id();
-      w.info.set_state(v1::WORKER_STATE_IDLE);
-      continue;
+      const bool sent = assigned->sequence() != 0;
+      w.pending.erase(assigned);
+      if (!sent) {
+        w.assigned_job.clear();
+        w.info.clear_job_id();
+        w.info.set_state(v1::WORKER_STATE_IDLE);
+        continue;
+      }
     }
     v1::Directive d;
     d.set_cancel_job_id(job_id);
@@ -648,7 +663,7 @@ void Coordinator::QueueGenerationLocked(const std::vector<std::string>& ids,
     w.rank = static_cast<int>(r);
     w.info.set_job_id(base.job_id());
     w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_BUSY);
-    // An older generation not yet delivered is replaced by this one.
+    // An older generation not yet applied there is replaced by this one.
     w.held.clear();
     w.pending.erase(std::remove_if(w.pending.begin(), w.pending.end(),
                                    [&](const v1::Directive& p) {

@@ -24,7 +24,12 @@
 //  2. Heartbeat(worker id, current job and generation) renews the lease;
 //     its reply carries the directives queued for the worker: assign (job,
 //     generation, rank, world size, peers, shard weights), cancel, drain,
-//     yield. Unknown worker ids get NOT_FOUND: register again.
+//     yield. Delivery is at least once: each directive is numbered when
+//     first sent and sent again in every reply until a heartbeat says it
+//     was applied (directives_applied), so a reply lost on a cut link
+//     loses nothing; the worker applies each number once. Until then an
+//     assignment counts as not yet received (3. waits for it). Unknown
+//     worker ids get NOT_FOUND: register again.
 //  3. A worker is free again once its heartbeat no longer reports the job
 //     it was given (it finished, failed or cancelled it).
 // Scheduling runs on every heartbeat and Tick(): PlanPlacements over the
@@ -242,7 +247,11 @@ class Coordinator {
     int rank = -1;
     int64_t generation_seen = 0;  // of assigned_job, in its last heartbeat
     bool draining = false;
+    // Queued for its next heartbeat reply, or sent and not yet applied
+    // (numbered: Directive.sequence); resent until a heartbeat's
+    // directives_applied reaches them.
     std::vector<v1::Directive> pending;
+    int64_t directives_sent = 0;  // the last sequence number given
     // A join's assignment to a member, until the joiners are ready.
     std::vector<v1::Directive> held;
     // The job it drained from: it may still finish it (rank 0's final

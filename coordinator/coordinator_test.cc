@@ -2,7 +2,9 @@
 // scheduling, leases, cancel, failures and restart.
 #include "coordinator/coordinator.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 
 #include "checkpoint/safetensors.h"
 #include "coordinator/test_spec.h"
@@ -55,8 +57,19 @@ class CoordinatorTest : public testing::Test {
   absl::StatusOr<v1::RegisterResponse> RegisterAs(const v1::RegisterRequest& r) {
     return coordinator_->Register(r, {security::Role::kWorker, r.name(), ""});
   }
-  absl::StatusOr<v1::HeartbeatResponse> HeartbeatAs(const v1::HeartbeatRequest& h) {
-    return coordinator_->Heartbeat(h, Caller(h.worker_id()));
+  // A heartbeat as a worker on a reliable link sends it: it says which
+  // directives it applied (every one the replies so far carried).
+  absl::StatusOr<v1::HeartbeatResponse> HeartbeatAs(v1::HeartbeatRequest h) {
+    int64_t& applied = applied_[h.worker_id()];
+    h.set_directives_applied(applied);
+    absl::StatusOr<v1::HeartbeatResponse> response =
+        coordinator_->Heartbeat(h, Caller(h.worker_id()));
+    if (response.ok()) {
+      for (const v1::Directive& d : response->directives()) {
+        applied = std::max(applied, d.sequence());
+      }
+    }
+    return response;
   }
   absl::Status Report(const v1::ReportProgressRequest& r) {
     return coordinator_->ReportProgress(r, Caller(r.worker_id()));
@@ -107,6 +120,7 @@ class CoordinatorTest : public testing::Test {
   FakeClock clock_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<Coordinator> coordinator_;
+  std::map<std::string, int64_t> applied_;  // by worker id: Directive.sequence
 };
 
 TEST_F(CoordinatorTest, JobStartsWhenEnoughWorkersAndSplitsByRate) {
@@ -142,6 +156,43 @@ TEST_F(CoordinatorTest, JobStartsWhenEnoughWorkersAndSplitsByRate) {
   ASSERT_EQ(history->events_size(), 3);
   EXPECT_EQ(history->events(2).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(history->progress(0).step(), 20);
+}
+
+TEST_F(CoordinatorTest, AHeartbeatReplyLostOnTheLinkLosesNoDirective) {
+  Submit("j", 1, 1);
+  const std::string a = Register("a", 200);
+  // The coordinator answers a's heartbeat with j's assignment; the link is
+  // cut before a reads it.
+  v1::HeartbeatRequest h;
+  h.set_worker_id(a);
+  absl::StatusOr<v1::HeartbeatResponse> lost = coordinator_->Heartbeat(h, Caller(a));
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  ASSERT_EQ(lost->directives_size(), 1);
+  ASSERT_TRUE(lost->directives(0).has_assign());
+  EXPECT_EQ(lost->directives(0).sequence(), 1);
+  // a, still without a job, beats again: the same assignment comes again
+  // and j still waits for a (it was not released as if a had ended it).
+  absl::StatusOr<v1::HeartbeatResponse> again = coordinator_->Heartbeat(h, Caller(a));
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->directives_size(), 1);
+  EXPECT_EQ(again->directives(0).sequence(), 1);
+  EXPECT_EQ(again->directives(0).assign().job_id(), "j");
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_THAT(coordinator_->GetJob("j")->workers(), testing::ElementsAre("a"));
+  // Applied and said so: it is not sent a third time; a cancel that
+  // follows is numbered next.
+  h.set_job_id("j");
+  h.set_generation(1);
+  h.set_directives_applied(1);
+  absl::StatusOr<v1::HeartbeatResponse> applied = coordinator_->Heartbeat(h, Caller(a));
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(applied->directives_size(), 0);
+  ASSERT_TRUE(coordinator_->CancelJob("j", "by the test").ok());
+  absl::StatusOr<v1::HeartbeatResponse> cancel = coordinator_->Heartbeat(h, Caller(a));
+  ASSERT_TRUE(cancel.ok()) << cancel.status();
+  ASSERT_EQ(cancel->directives_size(), 1);
+  EXPECT_EQ(cancel->directives(0).cancel_job_id(), "j");
+  EXPECT_EQ(cancel->directives(0).sequence(), 2);
 }
 
 TEST_F(CoordinatorTest, ResubmittingAnIdDoesNotStartASecondJob) {

@@ -2,8 +2,10 @@
 // protocol in coordinator.h, "DiLoCo jobs"): start without workers,
 // replicas by eligibility, rounds committed to disk and store, the final
 // evaluation, a restart mid-round, lost leases, drains and failures.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "checkpoint/file_names.h"
 #include "collective/delta_codec.h"
@@ -95,9 +97,13 @@ class DiLoCoJobsTest : public testing::Test {
     h.set_generation(job.empty() ? 0 : 1);
     h.mutable_eligibility()->set_eligible(eligible);
     h.mutable_eligibility()->set_reason(eligible ? "parked and charging" : "ignition on");
+    int64_t& applied = applied_[ids_[name]];  // a reliable link: every reply applied
+    h.set_directives_applied(applied);
     absl::StatusOr<v1::HeartbeatResponse> got = coordinator_->Heartbeat(h, As(name));
     EXPECT_TRUE(got.ok()) << got.status();
-    return got.ok() ? *got : v1::HeartbeatResponse();
+    if (!got.ok()) return v1::HeartbeatResponse();
+    for (const v1::Directive& d : got->directives()) applied = std::max(applied, d.sequence());
+    return *got;
   }
   absl::StatusOr<v1::RoundTicket> Join(const std::string& name) {
     v1::JoinRoundRequest j;
@@ -161,6 +167,7 @@ class DiLoCoJobsTest : public testing::Test {
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<Coordinator> coordinator_;
   std::map<std::string, std::string> ids_;  // by name
+  std::map<std::string, int64_t> applied_;  // by worker id: Directive.sequence
 };
 
 TEST_F(DiLoCoJobsTest, StartsWithoutWorkersAndTakesOnlyEligibleAgentsAsReplicas) {

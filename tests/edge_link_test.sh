@@ -48,7 +48,7 @@ edge_eligible() { "$NS" workers --coordinator="$C" | grep " edge-0 " | grep -v i
 until_true 60 edge_eligible || fail "the agent did not register eligible through the link"
 
 "$NS" submit "$SPEC" --id=link --coordinator="$C" >/dev/null
-"$NS" watch link --coordinator="$C" >/dev/null 2>&1 || fail "link did not succeed: $(job link 'd["reason"]')"
+timeout 300 "$NS" watch link --coordinator="$C" >/dev/null 2>&1 || fail "link did not succeed within 300 s: $(job link 'd["state"] + " " + d["reason"]')"
 echo "link: $(job link 'd["reason"]')"
 history=$(curl -sf "$H/v1/jobs/link/history")
 echo "$history" | json '" ".join(str(r.get("round", 0)) for r in d["rounds"])' | grep -qx "0 1 2" \

@@ -172,6 +172,7 @@ absl::Status WorkerDaemon::RegisterOnce() {
   {
     absl::MutexLock lock(&mu_);
     worker_id_ = response->worker_id();
+    directives_applied_ = 0;  // numbered afresh for each worker id
     if (!request.job_id().empty() && current_.id == request.job_id()) {
       if (response->job_adopted()) {
         current_.worker_id = worker_id_;
@@ -203,6 +204,7 @@ absl::Status WorkerDaemon::Tick() {
     request.set_job_id(current_.id);
     request.set_generation(current_.generation);
     request.set_job_ready(current_.ready);
+    request.set_directives_applied(directives_applied_);
   }
   if (request.worker_id().empty()) return RegisterOnce();
   if (options_.eligibility) *request.mutable_eligibility() = options_.eligibility();
@@ -238,7 +240,14 @@ absl::Status WorkerDaemon::Tick() {
   }
   unreachable_ = false;
   // 4.
-  for (const v1::Directive& d : response->directives()) Apply(d);
+  for (const v1::Directive& d : response->directives()) {
+    if (d.sequence() != 0) {
+      absl::MutexLock lock(&mu_);
+      if (request.worker_id() != worker_id_ || d.sequence() <= directives_applied_) continue;
+      directives_applied_ = d.sequence();
+    }
+    Apply(d);
+  }
   return absl::OkStatus();
 }
 

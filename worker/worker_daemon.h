@@ -25,7 +25,9 @@
 //     waiting before it), retried until they land — also when the
 //     coordinator rate-limits them (RESOURCE_EXHAUSTED). Any other error from Register is a
 //     refusal: Tick returns it and Run ends.
-//  4. Directives in the heartbeat reply: `assign` starts the job on the job
+//  4. Directives in the heartbeat reply, each applied once: the next
+//     heartbeat says the highest sequence number applied, and the
+//     coordinator resends what a lost reply carried. `assign` starts the job on the job
 //     thread, and the job is current before the next heartbeat, so the
 //     coordinator never sees this worker idle while it starts; `cancel`
 //     sets the job's cancel flag (the trainer stops before its next step)
@@ -261,7 +263,9 @@ class WorkerDaemon {
 
   mutable absl::Mutex mu_;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);  // empty: not registered
-  Job current_ ABSL_GUARDED_BY(mu_);            // id empty: none
+  // The highest Directive.sequence applied under worker_id_ (step 4).
+  int64_t directives_applied_ ABSL_GUARDED_BY(mu_) = 0;
+  Job current_ ABSL_GUARDED_BY(mu_);  // id empty: none
 
   // Replicas (RunReplica): the round's stop flag, set on preemption and
   // cancel; whether a round computes now; preemptions since start.

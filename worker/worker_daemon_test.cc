@@ -96,6 +96,10 @@ class RecordingClient final : public CoordinatorClient {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& r) override {
     absl::StatusOr<v1::HeartbeatResponse> response = inner_->Heartbeat(r);
     absl::MutexLock lock(&mu_);
+    if (lose_next_reply_) {
+      lose_next_reply_ = false;
+      return absl::UnavailableError("the link was cut after the coordinator answered");
+    }
     if (response.ok()) {
       for (v1::Directive& d : injected_) *response->add_directives() = std::move(d);
       injected_.clear();
@@ -131,6 +135,11 @@ class RecordingClient final : public CoordinatorClient {
     return inner_->PushUpdate(r);
   }
 
+  // The next heartbeat reaches the coordinator; its reply is lost.
+  void LoseNextReply() {
+    absl::MutexLock lock(&mu_);
+    lose_next_reply_ = true;
+  }
   void Inject(v1::Directive d) {
     absl::MutexLock lock(&mu_);
     injected_.push_back(std::move(d));
@@ -145,6 +154,7 @@ class RecordingClient final : public CoordinatorClient {
   CoordinatorClient* inner_;
   absl::Mutex mu_;
   std::vector<v1::Directive> injected_ ABSL_GUARDED_BY(mu_);
+  bool lose_next_reply_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -338,6 +348,28 @@ TEST_F(WorkerDaemonTest, AnAssignedJobTrainsToTheEndAndItsModelIsUploaded) {
   EXPECT_TRUE(coordinator_->ModelPath("short").ok());
   Tick();  // the heartbeat reports no job: the worker is free again
   EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_IDLE);
+}
+
+TEST_F(WorkerDaemonTest, AnAssignmentWhoseReplyWasLostComesAgainAndIsAppliedOnce) {
+  Tick();
+  Submit(kEndlessSteps, "endless");
+  recording_->LoseNextReply();
+  Tick();  // the coordinator sent the assignment; the daemon never saw it
+  EXPECT_EQ(daemon_->current_job(), "");
+  Tick();  // sent again
+  ASSERT_EQ(daemon_->current_job(), "endless");
+  // A directive numbered as one already applied is a resent copy: ignored.
+  v1::Directive resent_copy;
+  resent_copy.set_cancel_job_id("endless");
+  resent_copy.set_sequence(1);
+  recording_->Inject(resent_copy);
+  Tick();
+  EXPECT_EQ(daemon_->current_job(), "endless");
+  EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_BUSY);
+  ASSERT_TRUE(coordinator_->CancelJob("endless", "test").ok());
+  Tick();  // the cancel, numbered 2
+  ASSERT_TRUE(daemon_->AwaitNoJob(absl::Now() + kJobWait)) << "the job did not stop";
 }
 
 TEST_F(WorkerDaemonTest, ACancelDirectiveStopsTheJobWithoutAnErrorReport) {
