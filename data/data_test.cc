@@ -2,6 +2,7 @@
 // test's temporary folder and on the real Fashion-MNIST files.
 #include <zlib.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -58,6 +59,20 @@ TEST(IdxReaderTest, ReadsRawAndGzip) {
     EXPECT_EQ(array->dims, (std::vector<int64_t>{3, 2, 4}));
     EXPECT_EQ(array->data, Iota(24));
   }
+}
+
+TEST(IdxReaderTest, ARaisedStopFlagEndsAGzipReadWithCancelled) {
+  const std::string bytes = IdxBytes({3, 2, 4}, Iota(24));
+  WriteGzip(TempPath("s.idx.gz"), bytes);
+  std::atomic<bool> stop{true};
+  auto stopped = ReadIdxFile(TempPath("s.idx.gz"), &stop);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(stopped.status().message(), HasSubstr(TempPath("s.idx.gz")));
+  stop.store(false);
+  auto read = ReadIdxFile(TempPath("s.idx.gz"), &stop);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->data, Iota(24));
 }
 
 TEST(IdxReaderTest, TruncatedDataNamesPathAndOffset) {

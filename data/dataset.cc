@@ -17,10 +17,11 @@ std::string Resolve(const std::string& dir, const std::string& name, const char*
 }
 
 absl::StatusOr<Dataset> LoadIdxSplit(const v1::IdxDataset& spec, const std::string& images_path,
-                                     const std::string& labels_path) {
-  absl::StatusOr<IdxArray> images = ReadIdxFile(images_path);
+                                     const std::string& labels_path,
+                                     const std::atomic<bool>* stop) {
+  absl::StatusOr<IdxArray> images = ReadIdxFile(images_path, stop);
   if (!images.ok()) return images.status();
-  absl::StatusOr<IdxArray> labels = ReadIdxFile(labels_path);
+  absl::StatusOr<IdxArray> labels = ReadIdxFile(labels_path, stop);
   if (!labels.ok()) return labels.status();
   if (images->dims.size() != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -71,7 +72,8 @@ Dataset MakeSynthetic(const v1::SyntheticDataset& spec, uint64_t seed, int64_t c
 
 }  // namespace
 
-absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t job_seed) {
+absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t job_seed,
+                                          const std::atomic<bool>* stop) {
   DatasetSplits splits;
   if (spec.has_synthetic()) {
     const v1::SyntheticDataset& s = spec.synthetic();
@@ -89,11 +91,11 @@ absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t 
   const std::string& dir = idx.dir();
   absl::StatusOr<Dataset> train =
       LoadIdxSplit(idx, Resolve(dir, idx.train_images(), "train-images-idx3-ubyte.gz"),
-                   Resolve(dir, idx.train_labels(), "train-labels-idx1-ubyte.gz"));
+                   Resolve(dir, idx.train_labels(), "train-labels-idx1-ubyte.gz"), stop);
   if (!train.ok()) return train.status();
   absl::StatusOr<Dataset> test =
       LoadIdxSplit(idx, Resolve(dir, idx.test_images(), "t10k-images-idx3-ubyte.gz"),
-                   Resolve(dir, idx.test_labels(), "t10k-labels-idx1-ubyte.gz"));
+                   Resolve(dir, idx.test_labels(), "t10k-labels-idx1-ubyte.gz"), stop);
   if (!test.ok()) return test.status();
   if (test->sample_shape != train->sample_shape) {
     return absl::InvalidArgumentError(

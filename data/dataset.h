@@ -9,6 +9,7 @@
 #ifndef NIGHTSHIFT_DATA_DATASET_H_
 #define NIGHTSHIFT_DATA_DATASET_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,8 +36,10 @@ struct DatasetSplits {
   Dataset test;
 };
 
-// `job_seed` seeds the synthetic set when its own seed is 0.
-absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t job_seed);
+// `job_seed` seeds the synthetic set when its own seed is 0. With `stop`,
+// a raised flag ends the load of IDX files with CANCELLED (ReadIdxFile).
+absl::StatusOr<DatasetSplits> LoadDataset(const v1::DatasetSpec& spec, uint64_t job_seed,
+                                          const std::atomic<bool>* stop = nullptr);
 
 // Copies the samples at `indices` into `images` ([n, sample_shape...]) and
 // `labels`.

@@ -24,7 +24,8 @@ bool IsGzip(absl::string_view bytes) {
          static_cast<uint8_t>(bytes[1]) == 0x8b;
 }
 
-absl::StatusOr<std::string> Gunzip(absl::string_view compressed, const std::string& path) {
+absl::StatusOr<std::string> Gunzip(absl::string_view compressed, const std::string& path,
+                                   const std::atomic<bool>* stop) {
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
     return absl::InternalError(absl::StrCat(path, ": inflateInit2 failed"));
@@ -35,6 +36,10 @@ absl::StatusOr<std::string> Gunzip(absl::string_view compressed, const std::stri
   char chunk[1 << 16];
   int rc = Z_OK;
   while (rc == Z_OK) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+      inflateEnd(&zs);
+      return absl::CancelledError(absl::StrCat(path, ": reading stopped"));
+    }
     zs.next_out = reinterpret_cast<Bytef*>(chunk);
     zs.avail_out = sizeof(chunk);
     rc = inflate(&zs, Z_NO_FLUSH);
@@ -108,11 +113,11 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& pa
   return array;
 }
 
-absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path) {
+absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, const std::atomic<bool>* stop) {
   absl::StatusOr<std::string> raw = ReadWholeFile(path);
   if (!raw.ok()) return raw.status();
   if (IsGzip(*raw)) {
-    absl::StatusOr<std::string> unzipped = Gunzip(*raw, path);
+    absl::StatusOr<std::string> unzipped = Gunzip(*raw, path, stop);
     if (!unzipped.ok()) return unzipped.status();
     return ParseIdx(*unzipped, path);
   }

@@ -11,6 +11,7 @@
 #ifndef NIGHTSHIFT_DATA_IDX_READER_H_
 #define NIGHTSHIFT_DATA_IDX_READER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,7 +26,10 @@ struct IdxArray {
   std::vector<uint8_t> data;  // row-major, prod(dims) bytes
 };
 
-absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path);
+// With `stop`, a raised flag ends the read (between 64 KiB pieces of a
+// gzip stream) with CANCELLED: an edge agent's start-up is compute too.
+absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path,
+                                     const std::atomic<bool>* stop = nullptr);
 
 // Parses IDX bytes already in memory; `path` is only used in messages.
 absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& path);

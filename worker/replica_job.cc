@@ -84,8 +84,29 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
   // OpenMP's thread count is per thread: set it on this job thread too
   // (bench/run_edge_agent.sh found --threads=1 agents computing on two).
   SetComputeThreads(options_.threads);
-  ASSIGN_OR_RETURN(std::unique_ptr<ReplicaTrainer> trainer,
-                   ReplicaTrainer::Create(a.spec(), a.rank()));
+  // The start-up (the data set load) is compute too: a lapse stops it, and
+  // it starts again once the vehicle is eligible.
+  std::unique_ptr<ReplicaTrainer> trainer;
+  while (trainer == nullptr) {
+    if (cancelled->load() || stop_.HasBeenNotified()) return absl::OkStatus();
+    compute_stop_.store(false);  // lowered before eligibility is read (below)
+    if (!Eligible()) {
+      WaitForEligibility(absl::Seconds(5), cancelled);
+      continue;
+    }
+    computing_.store(true);
+    absl::StatusOr<std::unique_ptr<ReplicaTrainer>> created =
+        ReplicaTrainer::Create(a.spec(), a.rank(), &compute_stop_);
+    computing_.store(false);
+    if (created.ok()) {
+      trainer = *std::move(created);
+    } else if (!absl::IsCancelled(created.status()) || !compute_stop_.load()) {
+      return created.status();
+    } else {
+      LOG(INFO) << "job " << a.job_id() << ": start-up preempted (" << created.status().message()
+                << "); it starts again once eligible";
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     if (current_.cancel.get() == cancelled) current_.ready = true;

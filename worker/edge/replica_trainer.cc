@@ -11,8 +11,8 @@
 
 namespace nightshift {
 
-absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(const v1::JobSpec& spec,
-                                                                       int shard) {
+absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(
+    const v1::JobSpec& spec, int shard, const std::atomic<bool>* stop) {
   RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (!spec.sync().has_diloco()) return absl::InvalidArgumentError("sync: not a diloco job");
   const DiLoCoSettings settings = ResolveDiLoCo(spec);
@@ -22,7 +22,7 @@ absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(const v1:
   }
   std::unique_ptr<ReplicaTrainer> t(new ReplicaTrainer());
   t->spec_ = spec;
-  ASSIGN_OR_RETURN(t->data_, LoadDataset(spec.dataset(), spec.seed()));
+  ASSIGN_OR_RETURN(t->data_, LoadDataset(spec.dataset(), spec.seed(), stop));
   ASSIGN_OR_RETURN(
       std::vector<std::vector<int64_t>> shards,
       ReplicaShards(t->data_.train.labels, static_cast<int>(t->data_.train.num_classes),

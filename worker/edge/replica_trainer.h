@@ -69,7 +69,10 @@ class ReplicaTrainer {
 
   // Loads the data set and cuts out shard `shard` of the spec's
   // sync.diloco.shards; INVALID_ARGUMENT naming the field otherwise.
-  static absl::StatusOr<std::unique_ptr<ReplicaTrainer>> Create(const v1::JobSpec& spec, int shard);
+  // `stop` (optional): raised while the data set loads, Create returns
+  // CANCELLED at once (LoadDataset).
+  static absl::StatusOr<std::unique_ptr<ReplicaTrainer>> Create(
+      const v1::JobSpec& spec, int shard, const std::atomic<bool>* stop = nullptr);
 
   absl::StatusOr<RoundResult> RunRound(absl::Span<const float> parameters, int steps,
                                        const std::atomic<bool>* stop = nullptr);
