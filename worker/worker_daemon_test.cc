@@ -364,7 +364,10 @@ TEST_F(WorkerDaemonTest, AnAssignmentWhoseReplyWasLostComesAgainAndIsAppliedOnce
   resent_copy.set_sequence(1);
   recording_->Inject(resent_copy);
   Tick();
-  EXPECT_EQ(daemon_->current_job(), "endless");
+  // Applied, the cancel would stop the job before its next step (a few
+  // milliseconds); it still runs a second later.
+  EXPECT_FALSE(daemon_->AwaitNoJob(absl::Now() + absl::Seconds(1)))
+      << "the resent copy of directive 1 was applied again";
   EXPECT_EQ(Job("endless").state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(WorkerNamed("worker-a").state(), v1::WORKER_STATE_BUSY);
   ASSERT_TRUE(coordinator_->CancelJob("endless", "test").ok());
