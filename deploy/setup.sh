@@ -29,8 +29,9 @@ PACKAGES=(
   dataset-fashion-mnist
   # Benchmark peers: PyTorch on OpenBLAS (OpenMP build), Python gRPC.
   python3-torch python3-numpy libopenblas0-openmp python3-grpcio
-  # Benchmark pictures (bench/*.png).
-  python3-matplotlib
+  # Benchmark pictures (bench/*.png); profiles quoted in bench/README.md
+  # (perf record).
+  python3-matplotlib linux-perf
 )
 
 missing=()
