@@ -10,6 +10,10 @@ outside through /proc:
               gateway does) and time until the agent's CPU use is back to
               idle: the first moment after which its threads use under 10%
               of a core for 30 ms. Then park the vehicle again.
+              Each event is counted as a start-up event (the agent's log
+              says "start-up preempted" after it: it landed while the
+              agent loaded the data set) or a round event (it landed in a
+              round's inner steps); their latencies are given apart.
   cost        CPU (share of one core, over 20 s) and resident memory of
               the agent while training, with the ignition on (the vehicle
               in use) and with no job.
@@ -17,7 +21,7 @@ outside through /proc:
 CPU time is the sum of /proc/PID/task/*/schedstat run times (nanoseconds,
 every thread of the agent), sampled about every millisecond.
 
-usage: edge_agent_probe.py PID STATE_FILE EVENTS OUT.json CANCEL_COMMAND...
+usage: edge_agent_probe.py PID STATE_FILE AGENT_LOG EVENTS OUT.json CANCEL_COMMAND...
 """
 import json
 import os
@@ -26,8 +30,8 @@ import subprocess
 import sys
 import time
 
-pid, state_file, events, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-cancel = sys.argv[5:]
+pid, state_file, agent_log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+events, out, cancel = int(sys.argv[4]), sys.argv[5], sys.argv[6:]
 parked = json.load(open(state_file))
 
 
@@ -99,20 +103,33 @@ def cpu_share(seconds):
     return (runtime_ns() - r0) / (time.monotonic_ns() - t0), peak
 
 
+def log_size():
+    return os.path.getsize(agent_log)
+
+
+def log_since(offset):
+    with open(agent_log, errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
 rng = random.Random(1)
-latencies, misses = [], 0
+latencies = {"round": [], "start-up": []}
+misses = {"round": 0, "start-up": 0}
 if not wait_computing(120):
     sys.exit("the agent never started computing")
 for k in range(events):
     time.sleep(rng.uniform(0, 0.2))
+    offset = log_size()
     t0 = time.monotonic_ns()
     write_state({**parked, "ignition": "IGNITION_ON", "gear": "GEAR_DRIVE"})
     trace = []
     ms = time_to_idle(t0, trace=trace)
+    kind = "start-up" if "start-up preempted" in log_since(offset) else "round"
     if ms is None:
-        misses += 1
+        misses[kind] += 1
     else:
-        latencies.append(ms)
+        latencies[kind].append(ms)
     if ms is None or ms > 200:
         # What the agent did instead: its CPU share in each 100 ms after
         # the state change, and the wall time, to find in its log.
@@ -122,7 +139,7 @@ for k in range(events):
             if len(window) > 1:
                 shares.append(f"{(window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]):.2f}")
         what = "never idle within 1.5 s" if ms is None else f"idle after {ms:.0f} ms"
-        print(f"event {k} at {time.strftime('%H:%M:%S')}: {what}; CPU per 100 ms: " + " ".join(shares),
+        print(f"{kind} event {k} at {time.strftime('%H:%M:%S')}: {what}; CPU per 100 ms: " + " ".join(shares),
               file=sys.stderr)
     write_state(parked)
     if not wait_computing():
@@ -137,11 +154,23 @@ subprocess.run(cancel, check=True, stdout=subprocess.DEVNULL)
 time.sleep(2)
 nojob_cpu, nojob_rss = cpu_share(20)
 
-latencies.sort()
-q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+
+def quantiles(values):
+    values = sorted(values)
+    if not values:
+        return None
+    q = lambda p: values[min(len(values) - 1, int(p * len(values)))]
+    return {"count": len(values), "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99),
+            "max_ms": values[-1]}
+
+
+ready = [line for line in log_since(0).splitlines() if "trainer ready" in line]
 json.dump({
     "events": events, "missed": misses,
-    "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "max_ms": latencies[-1],
+    "all": quantiles(latencies["round"] + latencies["start-up"]),
+    "round": quantiles(latencies["round"]), "start-up": quantiles(latencies["start-up"]),
+    "trainer_ready": ready[0].split("] ", 1)[-1] if ready else None,
     "training_cpu": training_cpu, "training_rss_mib": training_rss / 1024,
     "ineligible_cpu": ineligible_cpu, "ineligible_rss_mib": ineligible_rss / 1024,
     "nojob_cpu": nojob_cpu, "nojob_rss_mib": nojob_rss / 1024,

@@ -2,6 +2,7 @@
 // test's temporary folder and on the real Fashion-MNIST files.
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -61,18 +62,38 @@ TEST(IdxReaderTest, ReadsRawAndGzip) {
   }
 }
 
-TEST(IdxReaderTest, ARaisedStopFlagEndsAGzipReadWithCancelled) {
-  const std::string bytes = IdxBytes({3, 2, 4}, Iota(24));
-  WriteGzip(TempPath("s.idx.gz"), bytes);
-  std::atomic<bool> stop{true};
-  auto stopped = ReadIdxFile(TempPath("s.idx.gz"), &stop);
-  ASSERT_FALSE(stopped.ok());
-  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled);
-  EXPECT_THAT(stopped.status().message(), HasSubstr(TempPath("s.idx.gz")));
-  stop.store(false);
-  auto read = ReadIdxFile(TempPath("s.idx.gz"), &stop);
-  ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(read->data, Iota(24));
+// A flag raised all along: every Read does one piece and returns
+// CANCELLED, so the read finishes only if each call goes on from where the
+// last one stopped (a read that started again would never end).
+TEST(IdxReaderTest, AStoppedReadGoesOnFromWhereItStopped) {
+  std::vector<uint8_t> noise(3 << 20);  // incompressible: many gzip pieces
+  uint32_t x = 1;
+  for (uint8_t& b : noise) b = static_cast<uint8_t>((x = x * 1664525u + 1013904223u) >> 24);
+  const std::string bytes = IdxBytes({3, 1024, 1024}, noise);
+  WriteRaw(TempPath("big.idx"), bytes);
+  WriteGzip(TempPath("big.idx.gz"), bytes);
+  for (const char* name : {"big.idx", "big.idx.gz"}) {
+    SCOPED_TRACE(name);
+    std::atomic<bool> stop{true};
+    IdxFileReader reader(TempPath(name));
+    int cancelled = 0;
+    int64_t before = 0;
+    absl::StatusOr<IdxArray> array = reader.Read(&stop);
+    while (absl::IsCancelled(array.status()) && cancelled < 10000) {
+      EXPECT_THAT(array.status().message(), HasSubstr(TempPath(name)));
+      ++cancelled;
+      EXPECT_GT(reader.pieces(), before);  // each call goes on
+      before = reader.pieces();
+      array = reader.Read(&stop);
+    }
+    ASSERT_TRUE(array.ok()) << array.status();
+    EXPECT_EQ(array->dims, (std::vector<int64_t>{3, 1024, 1024}));
+    EXPECT_TRUE(array->data == noise);
+    // The raw file is 3 pieces of 1 MiB (and a short last one); a gzip
+    // file adds about 48 pieces of 64 KiB.
+    EXPECT_GE(cancelled, std::string(name) == "big.idx" ? 3 : 48);
+    EXPECT_EQ(reader.Read(&stop).status().code(), absl::StatusCode::kFailedPrecondition);
+  }
 }
 
 TEST(IdxReaderTest, TruncatedDataNamesPathAndOffset) {
@@ -161,6 +182,53 @@ TEST(DatasetTest, LoadsFashionMnist) {
   for (float v : data->train.images.span()) lo = std::min(lo, v), hi = std::max(hi, v);
   EXPECT_EQ(lo, 0.f);
   EXPECT_EQ(hi, 1.f);
+}
+
+// The real files loaded with the flag raised all along, one piece per
+// call, equal value for value to a load in one go.
+TEST(DatasetTest, AStoppedLoadGoesOnFromWhereItStoppedAndGivesTheSameData) {
+  v1::DatasetSpec spec;
+  spec.mutable_idx()->set_normalize_mean(0.286f);
+  spec.mutable_idx()->set_normalize_std(0.353f);
+  auto whole = LoadDataset(spec, 1);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  DatasetLoader loader(spec, 1);
+  std::atomic<bool> stop{true};
+  int cancelled = 0;
+  int64_t before = 0;
+  absl::StatusOr<DatasetSplits> pieces = loader.Load(&stop);
+  while (absl::IsCancelled(pieces.status()) && cancelled < 100000) {
+    ++cancelled;
+    ASSERT_GT(loader.pieces(), before);  // each call goes on
+    before = loader.pieces();
+    pieces = loader.Load(&stop);
+  }
+  ASSERT_TRUE(pieces.ok()) << pieces.status();
+  EXPECT_GT(cancelled, 500);  // ~30 MB of gzip in 64 KiB pieces, 55 Mi values to scale
+  for (auto [a, b] : {std::pair{&whole->train, &pieces->train}, {&whole->test, &pieces->test}}) {
+    EXPECT_EQ(a->sample_shape, b->sample_shape);
+    EXPECT_EQ(a->num_classes, b->num_classes);
+    EXPECT_EQ(a->labels, b->labels);
+    ASSERT_EQ(a->images.span().size(), b->images.span().size());
+    EXPECT_TRUE(
+        std::equal(a->images.span().begin(), a->images.span().end(), b->images.span().begin()));
+  }
+}
+
+TEST(DatasetTest, AFinalErrorIsReturnedAgainNotRetried) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/final";
+  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
+  WriteGzip(dir + "/train-images-idx3-ubyte.gz", IdxBytes({3, 2, 2}, Iota(12)));
+  WriteRaw(dir + "/train-labels-idx1-ubyte.gz", "\x1f\x8bnot gzip");
+  v1::DatasetSpec spec;
+  spec.mutable_idx()->set_dir(dir);
+  DatasetLoader loader(spec, 1);
+  absl::Status first = loader.Load(nullptr).status();
+  EXPECT_EQ(first.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(first.message(), HasSubstr("train-labels-idx1-ubyte.gz"));
+  // A good file now changes nothing: the error is final.
+  WriteGzip(dir + "/train-labels-idx1-ubyte.gz", IdxBytes({3}, {0, 1, 2}));
+  EXPECT_EQ(loader.Load(nullptr).status(), first);
 }
 
 TEST(DatasetTest, SyntheticIsDeterministicAndGathers) {

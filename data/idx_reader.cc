@@ -1,62 +1,21 @@
 #include "data/idx_reader.h"
 
-#include <zlib.h>
-
-#include <fstream>
-#include <iterator>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace nightshift {
 namespace {
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open file"));
-  }
-  return std::string(std::istreambuf_iterator<char>(in), {});
+constexpr size_t kFilePiece = 1 << 20;
+constexpr size_t kInflatePiece = 1 << 16;
+
+bool Raised(const std::atomic<bool>* stop) {
+  return stop != nullptr && stop->load(std::memory_order_relaxed);
 }
 
 bool IsGzip(absl::string_view bytes) {
   return bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x1f &&
          static_cast<uint8_t>(bytes[1]) == 0x8b;
-}
-
-absl::StatusOr<std::string> Gunzip(absl::string_view compressed, const std::string& path,
-                                   const std::atomic<bool>* stop) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
-    return absl::InternalError(absl::StrCat(path, ": inflateInit2 failed"));
-  }
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
-  zs.avail_in = static_cast<uInt>(compressed.size());
-  std::string out;
-  char chunk[1 << 16];
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
-      inflateEnd(&zs);
-      return absl::CancelledError(absl::StrCat(path, ": reading stopped"));
-    }
-    zs.next_out = reinterpret_cast<Bytef*>(chunk);
-    zs.avail_out = sizeof(chunk);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out.append(chunk, sizeof(chunk) - zs.avail_out);
-    if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;
-  }
-  const uint64_t at = zs.total_in;
-  const std::string msg = zs.msg ? zs.msg : "";
-  inflateEnd(&zs);
-  if (rc == Z_STREAM_END) return out;
-  if (rc == Z_BUF_ERROR || rc == Z_OK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": truncated gzip stream: compressed data ends at byte offset ", at,
-                     " after ", out.size(), " decompressed bytes"));
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(path, ": corrupt gzip stream at compressed byte offset ", at, ": ", msg));
 }
 
 }  // namespace
@@ -114,14 +73,101 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& pa
 }
 
 absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, const std::atomic<bool>* stop) {
-  absl::StatusOr<std::string> raw = ReadWholeFile(path);
-  if (!raw.ok()) return raw.status();
-  if (IsGzip(*raw)) {
-    absl::StatusOr<std::string> unzipped = Gunzip(*raw, path, stop);
-    if (!unzipped.ok()) return unzipped.status();
-    return ParseIdx(*unzipped, path);
+  return IdxFileReader(path).Read(stop);
+}
+
+IdxFileReader::IdxFileReader(std::string path) : path_(std::move(path)) {}
+
+IdxFileReader::~IdxFileReader() {
+  if (inflating_) inflateEnd(&zs_);
+}
+
+absl::Status IdxFileReader::Cancelled() const {
+  return absl::CancelledError(
+      absl::StrCat(path_, ": reading stopped after ", pieces_, " pieces; it goes on from there"));
+}
+
+absl::Status IdxFileReader::ReadFile(const std::atomic<bool>* stop) {
+  if (!opened_) {
+    in_.open(path_, std::ios::binary);
+    if (!in_) return absl::FailedPreconditionError(absl::StrCat(path_, ": cannot open file"));
+    opened_ = true;
   }
-  return ParseIdx(*raw, path);
+  while (!file_done_) {
+    const size_t at = raw_.size();
+    raw_.resize(at + kFilePiece);
+    in_.read(raw_.data() + at, kFilePiece);
+    raw_.resize(at + static_cast<size_t>(in_.gcount()));
+    ++pieces_;
+    if (in_.eof()) {
+      file_done_ = true;
+    } else if (!in_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path_, ": read error at byte offset ", raw_.size()));
+    } else if (Raised(stop)) {
+      return Cancelled();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IdxFileReader::Inflate(const std::atomic<bool>* stop) {
+  if (!inflating_) {
+    if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) {
+      return absl::InternalError(absl::StrCat(path_, ": inflateInit2 failed"));
+    }
+    inflating_ = true;
+    zs_.next_in = reinterpret_cast<Bytef*>(raw_.data());
+    zs_.avail_in = static_cast<uInt>(raw_.size());
+  }
+  char chunk[kInflatePiece];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs_.next_out = reinterpret_cast<Bytef*>(chunk);
+    zs_.avail_out = sizeof(chunk);
+    rc = inflate(&zs_, Z_NO_FLUSH);
+    unzipped_.append(chunk, sizeof(chunk) - zs_.avail_out);
+    ++pieces_;
+    if (rc == Z_BUF_ERROR && zs_.avail_in == 0) break;
+    if (rc == Z_OK && Raised(stop)) return Cancelled();
+  }
+  if (rc == Z_STREAM_END) {
+    inflated_ = true;
+    raw_ = std::string();  // the compressed bytes are no longer needed
+    inflateEnd(&zs_);
+    inflating_ = false;
+    return absl::OkStatus();
+  }
+  if (rc == Z_BUF_ERROR || rc == Z_OK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": truncated gzip stream: compressed data ends at byte offset ",
+                     zs_.total_in, " after ", unzipped_.size(), " decompressed bytes"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(path_,
+                                                 ": corrupt gzip stream at compressed byte offset ",
+                                                 zs_.total_in, ": ", zs_.msg ? zs_.msg : ""));
+}
+
+absl::StatusOr<IdxArray> IdxFileReader::Read(const std::atomic<bool>* stop) {
+  if (!failed_.ok()) return failed_;
+  if (returned_) {
+    return absl::FailedPreconditionError(absl::StrCat(path_, ": already read"));
+  }
+  absl::Status status = ReadFile(stop);
+  if (status.ok() && !inflated_ && IsGzip(raw_)) status = Inflate(stop);
+  if (!status.ok()) {
+    if (!absl::IsCancelled(status)) failed_ = status;
+    return status;
+  }
+  absl::StatusOr<IdxArray> array = ParseIdx(inflated_ ? unzipped_ : raw_, path_);
+  if (!array.ok()) {
+    failed_ = array.status();
+    return failed_;
+  }
+  returned_ = true;
+  raw_ = std::string();
+  unzipped_ = std::string();
+  return array;
 }
 
 }  // namespace nightshift

@@ -8,11 +8,18 @@
 // FAILED_PRECONDITION or INVALID_ARGUMENT error naming the path and the
 // byte offset (in the decompressed data for gzip files, whose corruption is
 // reported at its compressed offset). Pure function, thread-safe.
+//
+// IdxFileReader reads in pieces that survive a stop: an edge agent's
+// start-up is compute too, and a vehicle's owner may take it back many
+// times before one load finishes (bench/run_edge_agent.sh).
 #ifndef NIGHTSHIFT_DATA_IDX_READER_H_
 #define NIGHTSHIFT_DATA_IDX_READER_H_
 
+#include <zlib.h>
+
 #include <atomic>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -26,10 +33,46 @@ struct IdxArray {
   std::vector<uint8_t> data;  // row-major, prod(dims) bytes
 };
 
-// With `stop`, a raised flag ends the read (between 64 KiB pieces of a
-// gzip stream) with CANCELLED: an edge agent's start-up is compute too.
+// With `stop`, a raised flag ends the read with CANCELLED (IdxFileReader).
 absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path,
                                      const std::atomic<bool>* stop = nullptr);
+
+// One IDX file read in pieces: the file in 1 MiB pieces, then a gzip
+// stream inflated 64 KiB at a time. Read() goes on from where the last
+// call ended; after each piece it reads `stop`, and a raised flag returns
+// CANCELLED with the work so far kept (call Read again to go on). Any
+// other error is final: Read returns it again. The array is returned
+// once; a later Read is FAILED_PRECONDITION. Not thread-safe.
+class IdxFileReader {
+ public:
+  explicit IdxFileReader(std::string path);
+  ~IdxFileReader();
+  IdxFileReader(const IdxFileReader&) = delete;
+  IdxFileReader& operator=(const IdxFileReader&) = delete;
+
+  absl::StatusOr<IdxArray> Read(const std::atomic<bool>* stop);
+
+  // Pieces done so far (file and gzip), for tests and logs.
+  int64_t pieces() const { return pieces_; }
+
+ private:
+  absl::Status ReadFile(const std::atomic<bool>* stop);
+  absl::Status Inflate(const std::atomic<bool>* stop);
+  absl::Status Cancelled() const;
+
+  const std::string path_;
+  std::ifstream in_;
+  bool opened_ = false;
+  bool file_done_ = false;
+  std::string raw_;  // the file's bytes; z_stream points into it
+  z_stream zs_{};
+  bool inflating_ = false;  // zs_ holds an inflate state (ended in the destructor)
+  bool inflated_ = false;
+  std::string unzipped_;
+  bool returned_ = false;
+  absl::Status failed_;
+  int64_t pieces_ = 0;
+};
 
 // Parses IDX bytes already in memory; `path` is only used in messages.
 absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& path);

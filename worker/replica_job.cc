@@ -16,9 +16,11 @@
 //     the daemon registers again (the coordinator is back after a
 //     restart) the wait ends at once and the backoff starts again.
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "data/dataset.h"
 #include "glog/logging.h"
 #include "kernels/threads.h"
 #include "worker/edge/replica_trainer.h"
@@ -85,9 +87,12 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
   // (bench/run_edge_agent.sh found --threads=1 agents computing on two).
   SetComputeThreads(options_.threads);
   // The start-up (the data set load) is compute too: a lapse stops it, and
-  // it starts again once the vehicle is eligible.
-  std::unique_ptr<ReplicaTrainer> trainer;
-  while (trainer == nullptr) {
+  // it goes on from where it stopped once the vehicle is eligible again.
+  DatasetLoader loader(a.spec().dataset(), a.spec().seed());
+  const absl::Time started = absl::Now();
+  int preempted = 0;
+  std::optional<DatasetSplits> data;
+  while (!data) {
     if (cancelled->load() || stop_.HasBeenNotified()) return absl::OkStatus();
     compute_stop_.store(false);  // lowered before eligibility is read (below)
     if (!Eligible()) {
@@ -95,18 +100,22 @@ absl::Status WorkerDaemon::RunReplica(const v1::Assignment& a, const std::string
       continue;
     }
     computing_.store(true);
-    absl::StatusOr<std::unique_ptr<ReplicaTrainer>> created =
-        ReplicaTrainer::Create(a.spec(), a.rank(), &compute_stop_);
+    absl::StatusOr<DatasetSplits> loaded = loader.Load(&compute_stop_);
     computing_.store(false);
-    if (created.ok()) {
-      trainer = *std::move(created);
-    } else if (!absl::IsCancelled(created.status()) || !compute_stop_.load()) {
-      return created.status();
+    if (loaded.ok()) {
+      data = *std::move(loaded);
+    } else if (!absl::IsCancelled(loaded.status())) {
+      return loaded.status();
     } else {
-      LOG(INFO) << "job " << a.job_id() << ": start-up preempted (" << created.status().message()
-                << "); it starts again once eligible";
+      ++preempted;
+      LOG(INFO) << "job " << a.job_id() << ": start-up preempted (" << loaded.status().message()
+                << "); it goes on once eligible";
     }
   }
+  ASSIGN_OR_RETURN(std::unique_ptr<ReplicaTrainer> trainer,
+                   ReplicaTrainer::Create(a.spec(), a.rank(), *std::move(data)));
+  LOG(INFO) << "job " << a.job_id() << ": trainer ready, " << absl::Now() - started
+            << " after the assignment (start-up preempted " << preempted << " times)";
   {
     absl::MutexLock lock(&mu_);
     if (current_.cancel.get() == cancelled) current_.ready = true;

@@ -11,8 +11,16 @@
 
 namespace nightshift {
 
-absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(
-    const v1::JobSpec& spec, int shard, const std::atomic<bool>* stop) {
+absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(const v1::JobSpec& spec,
+                                                                       int shard) {
+  RETURN_IF_ERROR(ValidateJobSpec(spec));
+  ASSIGN_OR_RETURN(DatasetSplits data, LoadDataset(spec.dataset(), spec.seed()));
+  return Create(spec, shard, std::move(data));
+}
+
+absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(const v1::JobSpec& spec,
+                                                                       int shard,
+                                                                       DatasetSplits data) {
   RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (!spec.sync().has_diloco()) return absl::InvalidArgumentError("sync: not a diloco job");
   const DiLoCoSettings settings = ResolveDiLoCo(spec);
@@ -22,7 +30,7 @@ absl::StatusOr<std::unique_ptr<ReplicaTrainer>> ReplicaTrainer::Create(
   }
   std::unique_ptr<ReplicaTrainer> t(new ReplicaTrainer());
   t->spec_ = spec;
-  ASSIGN_OR_RETURN(t->data_, LoadDataset(spec.dataset(), spec.seed(), stop));
+  t->data_ = std::move(data);
   ASSIGN_OR_RETURN(
       std::vector<std::vector<int64_t>> shards,
       ReplicaShards(t->data_.train.labels, static_cast<int>(t->data_.train.num_classes),

@@ -69,10 +69,11 @@ class ReplicaTrainer {
 
   // Loads the data set and cuts out shard `shard` of the spec's
   // sync.diloco.shards; INVALID_ARGUMENT naming the field otherwise.
-  // `stop` (optional): raised while the data set loads, Create returns
-  // CANCELLED at once (LoadDataset).
-  static absl::StatusOr<std::unique_ptr<ReplicaTrainer>> Create(
-      const v1::JobSpec& spec, int shard, const std::atomic<bool>* stop = nullptr);
+  static absl::StatusOr<std::unique_ptr<ReplicaTrainer>> Create(const v1::JobSpec& spec, int shard);
+  // The same on a data set already loaded from spec.dataset() (an edge
+  // agent loads it with a DatasetLoader, whose pieces survive preemption).
+  static absl::StatusOr<std::unique_ptr<ReplicaTrainer>> Create(const v1::JobSpec& spec, int shard,
+                                                                DatasetSplits data);
 
   absl::StatusOr<RoundResult> RunRound(absl::Span<const float> parameters, int steps,
                                        const std::atomic<bool>* stop = nullptr);
