@@ -80,7 +80,9 @@ absl::Status DatasetLoader::SplitLoad::Continue(const v1::IdxDataset& spec,
     }
     Dataset& d = dataset.emplace();
     d.sample_shape = {1, images->dims[1], images->dims[2]};
-    d.images = Tensor(Shape{images->dims[0], 1, images->dims[1], images->dims[2]});
+    // Uninitialized: the scaling below writes every value, in pieces
+    // between which a stop is seen (a zero fill here is 0.5 s that is not).
+    d.images = Tensor::Uninitialized(Shape{images->dims[0], 1, images->dims[1], images->dims[2]});
     d.labels.assign(labels->data.begin(), labels->data.end());
     d.num_classes = 0;
     for (int32_t l : d.labels) d.num_classes = std::max<int64_t>(d.num_classes, l + 1);

@@ -1,7 +1,10 @@
 #include "data/idx_reader.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 
 namespace nightshift {
 namespace {
@@ -18,9 +21,14 @@ bool IsGzip(absl::string_view bytes) {
          static_cast<uint8_t>(bytes[1]) == 0x8b;
 }
 
-}  // namespace
+struct IdxHeader {
+  std::vector<int64_t> dims;
+  size_t bytes = 0;    // the header's length; the data follows
+  uint64_t count = 0;  // prod(dims)
+};
 
-absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& path) {
+// Checks the header and that `bytes` holds exactly the data it declares.
+absl::StatusOr<IdxHeader> ParseIdxHeader(absl::string_view bytes, const std::string& path) {
   if (bytes.size() < 4) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": truncated IDX header: file ends at byte offset ", bytes.size(),
@@ -48,7 +56,7 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& pa
         absl::StrCat(path, ": truncated IDX header: ", ndims, " dimensions need ", header,
                      " bytes, file ends at byte offset ", bytes.size()));
   }
-  IdxArray array;
+  IdxHeader array;
   uint64_t count = 1;
   for (int i = 0; i < ndims; ++i) {
     const uint8_t* d = b + 4 + 4 * i;
@@ -68,7 +76,18 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& pa
         ": dimensions [", absl::StrJoin(array.dims, ", "), "] need ", expected,
         " bytes, data ends at byte offset ", bytes.size()));
   }
-  array.data.assign(b + header, b + expected);
+  array.bytes = header;
+  array.count = count;
+  return array;
+}
+
+}  // namespace
+
+absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& path) {
+  ASSIGN_OR_RETURN(IdxHeader header, ParseIdxHeader(bytes, path));
+  IdxArray array;
+  array.dims = std::move(header.dims);
+  array.data.assign(bytes.begin() + header.bytes, bytes.end());
   return array;
 }
 
@@ -92,6 +111,12 @@ absl::Status IdxFileReader::ReadFile(const std::atomic<bool>* stop) {
     in_.open(path_, std::ios::binary);
     if (!in_) return absl::FailedPreconditionError(absl::StrCat(path_, ": cannot open file"));
     opened_ = true;
+    // Reserved up front (address space only), so growing never copies the
+    // bytes read so far in one long piece.
+    in_.seekg(0, std::ios::end);
+    const std::streamoff size = in_.tellg();
+    in_.seekg(0, std::ios::beg);
+    if (size > 0) raw_.reserve(static_cast<size_t>(size) + kFilePiece);
   }
   while (!file_done_) {
     const size_t at = raw_.size();
@@ -117,6 +142,15 @@ absl::Status IdxFileReader::Inflate(const std::atomic<bool>* stop) {
       return absl::InternalError(absl::StrCat(path_, ": inflateInit2 failed"));
     }
     inflating_ = true;
+    // gzip's trailer holds the inflated size mod 2^32 (RFC 1952, ISIZE);
+    // reserved up front for the same reason as raw_. Bounded by deflate's
+    // best ratio (1032:1), as the trailer is only a claim.
+    if (raw_.size() >= 18) {
+      const auto* t = reinterpret_cast<const uint8_t*>(raw_.data() + raw_.size() - 4);
+      const uint64_t isize =
+          uint64_t{t[0]} | (uint64_t{t[1]} << 8) | (uint64_t{t[2]} << 16) | (uint64_t{t[3]} << 24);
+      unzipped_.reserve(static_cast<size_t>(std::min<uint64_t>(isize, 1032 * raw_.size())));
+    }
     zs_.next_in = reinterpret_cast<Bytef*>(raw_.data());
     zs_.avail_in = static_cast<uInt>(raw_.size());
   }
@@ -155,19 +189,40 @@ absl::StatusOr<IdxArray> IdxFileReader::Read(const std::atomic<bool>* stop) {
   }
   absl::Status status = ReadFile(stop);
   if (status.ok() && !inflated_ && IsGzip(raw_)) status = Inflate(stop);
+  if (status.ok()) status = CopyData(stop);
   if (!status.ok()) {
     if (!absl::IsCancelled(status)) failed_ = status;
     return status;
   }
-  absl::StatusOr<IdxArray> array = ParseIdx(inflated_ ? unzipped_ : raw_, path_);
-  if (!array.ok()) {
-    failed_ = array.status();
-    return failed_;
-  }
   returned_ = true;
   raw_ = std::string();
   unzipped_ = std::string();
+  IdxArray array = std::move(*array_);
+  array_.reset();
   return array;
+}
+
+absl::Status IdxFileReader::CopyData(const std::atomic<bool>* stop) {
+  const std::string& bytes = inflated_ ? unzipped_ : raw_;
+  if (!array_) {
+    ASSIGN_OR_RETURN(IdxHeader header, ParseIdxHeader(bytes, path_));
+    array_.emplace();
+    array_->dims = std::move(header.dims);
+    array_->data.reserve(header.count);  // address space only: no page is touched yet
+    header_bytes_ = header.bytes;
+  }
+  // Copied in pieces: filling fresh pages is page faults, 47 MB of them
+  // (the training images) took 0.13 s in one piece.
+  std::vector<uint8_t>& data = array_->data;
+  const size_t total = bytes.size() - header_bytes_;
+  while (data.size() < total) {
+    const size_t at = header_bytes_ + data.size();
+    const size_t n = std::min(kFilePiece, total - data.size());
+    data.insert(data.end(), bytes.begin() + at, bytes.begin() + at + n);
+    ++pieces_;
+    if (data.size() < total && Raised(stop)) return Cancelled();
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace nightshift

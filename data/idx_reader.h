@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,8 @@ absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path,
                                      const std::atomic<bool>* stop = nullptr);
 
 // One IDX file read in pieces: the file in 1 MiB pieces, then a gzip
-// stream inflated 64 KiB at a time. Read() goes on from where the last
+// stream inflated 64 KiB at a time, then the data copied out 1 MiB at a
+// time. Read() goes on from where the last
 // call ended; after each piece it reads `stop`, and a raised flag returns
 // CANCELLED with the work so far kept (call Read again to go on). Any
 // other error is final: Read returns it again. The array is returned
@@ -52,12 +54,14 @@ class IdxFileReader {
 
   absl::StatusOr<IdxArray> Read(const std::atomic<bool>* stop);
 
-  // Pieces done so far (file and gzip), for tests and logs.
+  // Pieces done so far (file, gzip and copy), for tests and logs.
   int64_t pieces() const { return pieces_; }
 
  private:
   absl::Status ReadFile(const std::atomic<bool>* stop);
   absl::Status Inflate(const std::atomic<bool>* stop);
+  // Checks the header, then copies the data into array_ in pieces.
+  absl::Status CopyData(const std::atomic<bool>* stop);
   absl::Status Cancelled() const;
 
   const std::string path_;
@@ -69,6 +73,8 @@ class IdxFileReader {
   bool inflating_ = false;  // zs_ holds an inflate state (ended in the destructor)
   bool inflated_ = false;
   std::string unzipped_;
+  std::optional<IdxArray> array_;  // being filled by CopyData
+  size_t header_bytes_ = 0;
   bool returned_ = false;
   absl::Status failed_;
   int64_t pieces_ = 0;

@@ -10,14 +10,22 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-float* AllocateZeroed(int64_t n) {
+size_t AlignedBytes(int64_t n) {
+  return (static_cast<size_t>(n) * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+float* Allocate(int64_t n) {
   if (n == 0) return nullptr;
-  size_t bytes =
-      (static_cast<size_t>(n) * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
+  const size_t bytes = AlignedBytes(n);
   void* p = std::aligned_alloc(kAlignment, bytes);
   CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
-  std::memset(p, 0, bytes);
   return static_cast<float*>(p);
+}
+
+float* AllocateZeroed(int64_t n) {
+  float* p = Allocate(n);
+  if (p != nullptr) std::memset(p, 0, AlignedBytes(n));
+  return p;
 }
 
 }  // namespace
@@ -30,6 +38,15 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)) {
   data_ = storage_.get();
 }
 
+Tensor Tensor::Uninitialized(Shape shape) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.size_ = t.capacity_ = NumElements(t.shape_);
+  t.storage_.reset(Allocate(t.size_));
+  t.data_ = t.storage_.get();
+  return t;
+}
+
 Tensor Tensor::View(Shape shape, float* data) {
   Tensor t;
   t.shape_ = std::move(shape);
@@ -39,7 +56,7 @@ Tensor Tensor::View(Shape shape, float* data) {
 }
 
 Tensor Tensor::Clone() const {
-  Tensor t(shape_);
+  Tensor t = Uninitialized(shape_);
   if (size_ > 0) std::memcpy(t.data_, data_, size_ * sizeof(float));
   return t;
 }
