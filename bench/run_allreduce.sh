@@ -9,7 +9,8 @@
 #   mpi_raw_tcp[_tuned]    a plain MPI program calling MPI_Allreduce over
 #                          TCP, as is and with glibc's tunables
 #   mpi_allreduce_shm      Open MPI's MPI_Allreduce, shared memory (vader)
-#   gloo                   torch.distributed all_reduce, gloo backend
+#   gloo                   torch.distributed all_reduce, gloo backend, run
+#                          as bench/peer_env.sh says (printed first)
 # Prints latency and bus bandwidth (2(n-1)/n x bytes / time) per size and
 # the ratios the targets are stated in. The MPI runs use the same binary,
 # which keeps large blocks in glibc's heap (base/allocator.h) -- Open MPI's
@@ -31,6 +32,8 @@ bazel build -c opt "${TARGETS[@]}" >/dev/null 2>&1 || bazel build -c opt "${TARG
 B=bazel-bin/bench/allreduce_bench
 RAW=bazel-bin/bench/mpi_allreduce_raw
 OUT=$(mktemp -d)
+source bench/peer_env.sh
+peer_config
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
 
 TLS=$(mktemp -d)
@@ -68,9 +71,9 @@ for n in $RANKS; do
     "$B" --transport=mpi --native --seconds="$SECS" | sed 's/impl=mpi_allreduce/impl=mpi_allreduce_shm/' >>"$OUT/all"
   port=$(free_port)
   for ((r = 1; r < n; r++)); do
-    OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_allreduce.py --rank=$r --size=$n --port=$port --seconds="$SECS" >/dev/null &
+    OMP_NUM_THREADS=1 peer_python bench/torch_allreduce.py --rank=$r --size=$n --port=$port --seconds="$SECS" >/dev/null &
   done
-  OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_allreduce.py --rank=0 --size=$n --port=$port --seconds="$SECS" >>"$OUT/all"
+  OMP_NUM_THREADS=1 peer_python bench/torch_allreduce.py --rank=0 --size=$n --port=$port --seconds="$SECS" >>"$OUT/all"
   wait
 done
 

@@ -8,7 +8,8 @@
 #   nightshift 2 workers, one slowed    (--simulated_slowdown=3 on one
 #                                        worker), throughput-proportional
 #                                        split vs an even split
-#   pytorch 1 process x 1 and 2 threads (OpenBLAS)
+#   pytorch 1 process x 1 and 2 threads (OpenBLAS; every PyTorch peer as
+#                                        bench/peer_env.sh runs it)
 #   pytorch DDP 2 processes x 1 thread  (gloo, OpenBLAS)
 # Each Nightshift figure is the mean samples/s that rank 0 reported over a
 # job of --steps steps, one report per ~500 ms window (first window dropped:
@@ -37,7 +38,8 @@ export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
 NS=bazel-bin/cli/nightshift
 OUT=$(mktemp -d)
 export NIGHTSHIFT_CONFIG_DIR="$OUT/config"
-OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
+source bench/peer_env.sh
+peer_config
 
 spec() {  # spec WORKERS EVEN > file
   sed -e "s/^epochs: .*/steps: $STEPS/" -e "s/^min_workers: .*/min_workers: $1/" \
@@ -76,13 +78,13 @@ done
 run nightshift_2x1_slowed_proportional 2 proportional 3
 run nightshift_2x1_slowed_even 2 even 3
 for t in 1 2; do
-  OMP_NUM_THREADS=$t LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.py \
+  OMP_NUM_THREADS=$t peer_python bench/torch_train.py \
     --threads=$t --steps="$STEPS" | sed "s/^/pytorch_1x$t /" >>"$OUT/results"
 done
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-OMP_NUM_THREADS=1 LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.py --threads=1 \
+OMP_NUM_THREADS=1 peer_python bench/torch_train.py --threads=1 \
   --steps="$STEPS" --ddp_rank=1 --ddp_size=2 --port=$port >/dev/null &
-OMP_NUM_THREADS=1 LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 bench/torch_train.py --threads=1 \
+OMP_NUM_THREADS=1 peer_python bench/torch_train.py --threads=1 \
   --steps="$STEPS" --ddp_rank=0 --ddp_size=2 --port=$port | sed "s/^/pytorch_ddp_2x1 /" >>"$OUT/results"
 wait
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One training step of the Fashion-MNIST MLP: Nightshift (oneDNN) and
-# PyTorch 1.13 (OpenBLAS, OpenMP build) side by side, at batch 64 and 256
+# PyTorch 1.13 (OpenBLAS, OpenMP build, as bench/peer_env.sh runs it) side by side, at batch 64 and 256
 # with 1 and 2 threads. Prints samples/s for both, the ratio, and the share
 # of the oneDNN sgemm bound Nightshift's step reaches.
 #
@@ -10,14 +10,15 @@ cd "$(dirname "$0")/.."
 SECONDS_FLAG="${1:---seconds=2}"
 bazel build -c opt //bench:mlp_step_bench >/dev/null 2>&1 || bazel build -c opt //bench:mlp_step_bench
 NS=bazel-bin/bench/mlp_step_bench
-OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
+source bench/peer_env.sh
+peer_config
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 
 printf "%-6s %-7s %14s %14s %7s %12s\n" batch threads nightshift pytorch ratio bound_share
 for threads in 1 2; do
   for batch in 64 256; do
     ns=$(OMP_NUM_THREADS=$threads "$NS" --batch=$batch --threads=$threads $SECONDS_FLAG)
-    pt=$(OMP_NUM_THREADS=$threads LD_LIBRARY_PATH=$OPENBLAS /usr/bin/python3 \
+    pt=$(OMP_NUM_THREADS=$threads peer_python \
          bench/torch_mlp_step.py --batch=$batch --threads=$threads $SECONDS_FLAG)
     ns_sps=$(echo "$ns" | field samples_per_s)
     pt_sps=$(echo "$pt" | field samples_per_s)

@@ -2,8 +2,8 @@
 (Flatten, 784-512-256-10, SGD momentum 0.9, cross-entropy), tensors
 preloaded, at a given batch size and thread count.
 
-Run it with Debian's python3-torch on OpenBLAS (the runner sets
-LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp); prints
+Run it with Debian's python3-torch as bench/peer_env.sh's peer_python
+does (tuned glibc malloc, OpenBLAS's OpenMP build on its own kernel); prints
 "batch=64 threads=1 samples_per_s=..." like the C++ driver.
 """
 import argparse
