@@ -1,16 +1,16 @@
 // The `nightshift` command: client of a coordinator (submit, list, status,
-// watch, cancel, workers, drain, export; see cli/client_commands.h) and a local
-// trainer:
+// watch, cancel, workers, drain, export; see cli/client_commands.h) and a
+// trainer without one (cli/train_command.h):
 //
 //   nightshift train --local JOB_SPEC [--out=DIR] [--resume=CHECKPOINT]
 //                    [--threads=N]
 //       Trains in this process, with a live progress line, and prints the
 //       final test accuracy. Writes checkpoints and model.safetensors to
 //       --out.
+//   mpirun -np N nightshift train --mpi JOB_SPEC [--out=DIR] [...]
+//       The same job as N data-parallel ranks over MPI.
 //
 // Exit codes: 0 success, 1 the job failed, 2 bad usage or input.
-#include <unistd.h>
-
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -21,17 +21,18 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "cli/client_commands.h"
-#include "cli/progress_line.h"
-#include "kernels/threads.h"
-#include "spec/job_spec.h"
-#include "worker/trainer.h"
+#include "cli/train_command.h"
 
 ABSL_FLAG(bool, local, false, "train: run the job in this process, no cluster");
+ABSL_FLAG(bool, mpi, false, "train: run as one rank of the group mpirun started");
+ABSL_FLAG(bool, mpi_native_allreduce, false,
+          "train --mpi: sum gradients with MPI_Allreduce instead of Nightshift's ring");
 ABSL_FLAG(std::string, out, "",
           "train: directory for checkpoints and model.safetensors "
           "(default: out/<spec file name without extension>)");
 ABSL_FLAG(std::string, resume, "", "train: a checkpoint to continue from");
-ABSL_FLAG(int, threads, 0, "compute threads (0: one per core)");
+ABSL_FLAG(int, threads, 0,
+          "compute threads (0: one per core; under --mpi, the cores shared by this host's ranks)");
 ABSL_FLAG(int, progress_every, 20, "train: steps between progress reports");
 ABSL_FLAG(std::string, coordinator, "",
           "coordinator gRPC address (default: the config directory's, else 127.0.0.1:7070)");
@@ -67,69 +68,9 @@ constexpr char kUsage[] =
     "  export ID OUT.safetensors             fetch a finished job's model\n"
     "  token create --role=ROLE [--label=L]  a new token (admin); printed once\n"
     "  token list | token revoke ID          tokens by id, role and worker (admin)\n"
-    "  train --local JOB_SPEC                train in this process (--out, --resume, --threads)\n";
-
-std::string DefaultOutDir(const std::string& spec_path) {
-  std::string base = spec_path.substr(spec_path.find_last_of('/') + 1);
-  base = base.substr(0, base.find('.'));
-  return absl::StrCat("out/", base);
-}
-
-int Train(const std::vector<std::string>& args) {
-  if (!absl::GetFlag(FLAGS_local)) {
-    std::cerr << "nightshift train: only --local is supported here; to train on a "
-                 "cluster, `nightshift submit JOB_SPEC --coordinator=HOST:PORT`\n";
-    return 2;
-  }
-  if (args.size() != 1) {
-    std::cerr << "usage: nightshift train --local JOB_SPEC\n";
-    return 2;
-  }
-  absl::StatusOr<v1::JobSpec> spec = LoadJobSpec(args[0]);
-  if (!spec.ok()) {
-    std::cerr << "nightshift train: " << spec.status().message() << "\n";
-    return 2;
-  }
-  if (absl::Status s = ValidateJobSpec(*spec); !s.ok()) {
-    std::cerr << "nightshift train: " << args[0] << ": invalid job spec: " << s.message() << "\n";
-    return 2;
-  }
-  SetComputeThreads(absl::GetFlag(FLAGS_threads));
-  const bool tty = isatty(fileno(stderr));
-  TrainerOptions options;
-  options.out_dir =
-      absl::GetFlag(FLAGS_out).empty() ? DefaultOutDir(args[0]) : absl::GetFlag(FLAGS_out);
-  options.resume_path = absl::GetFlag(FLAGS_resume);
-  options.progress_interval_steps = std::max(1, absl::GetFlag(FLAGS_progress_every));
-  options.on_evaluation = [tty](const v1::Progress& p) {
-    std::fprintf(stderr, "%s%s\n", tty ? "\r\033[K" : "", FormatEvaluationLine(p).c_str());
-  };
-  options.on_progress = [tty](const v1::Progress& p) {
-    if (tty) {
-      std::fprintf(stderr, "\r\033[K%s", FormatProgressLine(p).c_str());
-    } else {
-      std::fprintf(stderr, "%s\n", FormatProgressLine(p).c_str());
-    }
-    std::fflush(stderr);
-  };
-  std::fprintf(stderr, "nightshift: training %s with %d threads, writing to %s\n", args[0].c_str(),
-               ComputeThreads(), options.out_dir.c_str());
-  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*spec, options);
-  if (!trainer.ok()) {
-    std::cerr << "nightshift train: " << trainer.status().message() << "\n";
-    return 1;
-  }
-  absl::StatusOr<TrainResult> result = (*trainer)->Run();
-  if (!result.ok()) {
-    std::cerr << "\nnightshift train: " << result.status().message() << "\n";
-    return 1;
-  }
-  std::printf("final test accuracy: %.2f%% (test loss %.4f) after %lld steps\n",
-              100 * result->test_accuracy, result->test_loss,
-              static_cast<long long>(result->steps));
-  if (!result->model_path.empty()) std::printf("model: %s\n", result->model_path.c_str());
-  return 0;
-}
+    "  train --local JOB_SPEC                train in this process (--out, --resume, --threads)\n"
+    "  train --mpi JOB_SPEC                  one rank of a job mpirun started: mpirun -np N\n"
+    "                                        nightshift train --mpi JOB_SPEC [--out=DIR]\n";
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
@@ -140,7 +81,17 @@ int Main(int argc, char** argv) {
   }
   const std::string command = positional[1];
   std::vector<std::string> args(positional.begin() + 2, positional.end());
-  if (command == "train") return Train(args);
+  if (command == "train") {
+    TrainFlags train;
+    train.local = absl::GetFlag(FLAGS_local);
+    train.mpi = absl::GetFlag(FLAGS_mpi);
+    train.mpi_native_allreduce = absl::GetFlag(FLAGS_mpi_native_allreduce);
+    train.out = absl::GetFlag(FLAGS_out);
+    train.resume = absl::GetFlag(FLAGS_resume);
+    train.threads = absl::GetFlag(FLAGS_threads);
+    train.progress_every = absl::GetFlag(FLAGS_progress_every);
+    return RunTrain(args, train, &argc, &argv);
+  }
   if (IsClientCommand(command)) {
     ClientFlags flags;
     flags.coordinator = absl::GetFlag(FLAGS_coordinator);
