@@ -32,6 +32,9 @@ PACKAGES=(
   # Benchmark pictures (bench/*.png); profiles quoted in bench/README.md
   # (perf record).
   python3-matplotlib linux-perf
+  # Operations files: systemd units are checked with systemd-analyze and
+  # systemd-sysusers, Kubernetes manifests parsed with PyYAML.
+  systemd python3-yaml
 )
 
 missing=()
