@@ -121,11 +121,12 @@ int RunTrain(const std::vector<std::string>& args, const TrainFlags& flags, int*
   };
   if (comm != nullptr) options.data_parallel = DataParallel{comm.get()};
   if (rank == 0) {
-    std::fprintf(
-        stderr, "nightshift: training %s with %d threads%s, writing to %s\n", args[0].c_str(),
-        ComputeThreads(),
-        comm != nullptr ? absl::StrCat(" per rank, ", comm->size(), " MPI ranks").c_str() : "",
-        out_dir.c_str());
+    const std::string group =
+        comm == nullptr ? ""
+                        : absl::StrCat(" per rank, ", comm->size(), " MPI ranks summing over ",
+                                       flags.mpi_native_allreduce ? "MPI_Allreduce" : "the ring");
+    std::fprintf(stderr, "nightshift: training %s with %d threads%s, writing to %s\n",
+                 args[0].c_str(), ComputeThreads(), group.c_str(), out_dir.c_str());
   }
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*spec, options);
   if (!trainer.ok()) {

@@ -19,14 +19,15 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2
   || { cat "$T/local.err"; fail "train --local exited non-zero"; }
 local_acc=$(sed -n 's/^final test accuracy: \([0-9.]*\)%.*/\1/p' "$T/local.txt")
 
-run() {  # NAME BTL [FLAGS...]
-  local name="$1" btl="$2"
-  shift 2
+run() {  # NAME BTL ALLREDUCE [FLAGS...]
+  local name="$1" btl="$2" allreduce="$3"
+  shift 3
   "${MPIRUN[@]}" --mca btl "$btl" "$NS" train --mpi "$SPEC" --out="$T/$name" "$@" \
     >"$T/$name.txt" 2>"$T/$name.err" || { cat "$T/$name.err"; fail "$name: mpirun exited non-zero"; }
   [ "$(grep -c '^final test accuracy: ' "$T/$name.txt")" = 1 ] \
     || { cat "$T/$name.txt"; fail "$name: want one final accuracy line (rank 0's)"; }
-  grep -q "2 MPI ranks" "$T/$name.err" || fail "$name: rank 0 did not report 2 ranks"
+  grep -q "2 MPI ranks summing over $allreduce" "$T/$name.err" \
+    || { head -1 "$T/$name.err"; fail "$name: rank 0 did not report 2 ranks over $allreduce"; }
   grep -q " step 60/" "$T/$name.err" || fail "$name: no progress lines"
   [ -s "$T/$name/model.safetensors" ] || fail "$name: no model.safetensors"
   /usr/bin/python3 "$COMPARE" "$T/local/model.safetensors" "$T/$name/model.safetensors" 1e-3 \
@@ -36,8 +37,8 @@ run() {  # NAME BTL [FLAGS...]
     || fail "$name: accuracy $acc% against $local_acc% alone"
   echo "$name: $acc% (alone: $local_acc%)"
 }
-run ring-over-tcp tcp,self --threads=1
-run native-over-shm vader,self --threads=1 --mpi_native_allreduce
+run ring-over-tcp tcp,self "the ring" --threads=1
+run native-over-shm vader,self MPI_Allreduce --threads=1 --mpi_native_allreduce
 
 # A bad spec: every rank exits 2, the field is named once, nothing written.
 sed 's/lr: 0.02/lr: 0/' "$SPEC" >"$T/bad.textproto"

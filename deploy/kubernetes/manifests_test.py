@@ -20,6 +20,7 @@ installs. Then it breaks a copy of the manifests in several ways and
 checks that each break is caught.
 """
 import copy
+import functools
 import os
 import re
 import subprocess
@@ -41,6 +42,7 @@ def load(kdir):
     return objects
 
 
+@functools.lru_cache(maxsize=None)
 def flags_of(binary):
     out = subprocess.run([binary, "--helpfull"], capture_output=True, text=True)
     return set(re.findall(r"^\s+--([a-z_0-9]+) \(", out.stdout + out.stderr, re.M))
@@ -115,7 +117,7 @@ def check(objects, binaries):
             if binary is None or not command.startswith("/usr/local/bin/"):
                 problems.append(f"{cwhere}: command {command} is not a Nightshift binary")
                 continue
-            known = binaries_flags(binary)
+            known = flags_of(binary)
             for arg in c.get("args", []):
                 m = re.match(r"--([a-z_0-9]+)", arg)
                 if m is None or m.group(1) not in known:
@@ -140,15 +142,6 @@ def check(objects, binaries):
     return problems
 
 
-_flag_cache = {}
-
-
-def binaries_flags(binary):
-    if binary not in _flag_cache:
-        _flag_cache[binary] = flags_of(binary)
-    return _flag_cache[binary]
-
-
 def runtime_packages(dockerfile):
     """The packages the last stage's apt-get install names, and the files
     its COPY --from=build puts in /usr/local/bin."""
@@ -163,17 +156,21 @@ def runtime_packages(dockerfile):
     return packages, copied
 
 
+@functools.lru_cache(maxsize=None)
+def package_of(lib):
+    """The Debian package holding shared library `lib` (the three binaries
+    load mostly the same ones: each is asked once)."""
+    for path in (lib, os.path.realpath(lib), "/usr" + os.path.realpath(lib)):
+        q = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
+        if q.returncode == 0:
+            return q.stdout.split(":")[0]
+    return None
+
+
 def library_packages(binary):
     """The Debian package of every shared library `binary` loads."""
     out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    packages = {}
-    for lib in re.findall(r"=> (/\S+)", out):
-        for path in (lib, os.path.realpath(lib), "/usr" + os.path.realpath(lib)):
-            q = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
-            if q.returncode == 0:
-                packages[lib] = q.stdout.split(":")[0]
-                break
-    return packages
+    return {lib: package_of(lib) for lib in re.findall(r"=> (/\S+)", out)}
 
 
 # Libraries debian:12-slim itself holds (its essential packages and apt's
