@@ -1,6 +1,7 @@
 // MakeDirectories: `mkdir -p` with an absl::Status that names the path
 // that could not be made. Existing directories are fine. FileExists: a
-// regular file is there.
+// regular file is there. WriteFileDurably: a whole file, atomically and
+// durably.
 #ifndef NIGHTSHIFT_BASE_FILESYSTEM_H_
 #define NIGHTSHIFT_BASE_FILESYSTEM_H_
 
@@ -12,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace nightshift {
 
@@ -31,6 +33,12 @@ inline bool FileExists(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
+
+// Writes `bytes` to `path` atomically and durably: to a temporary file
+// beside it, fsynced, renamed into place, the folder fsynced — so a commit
+// point that follows (a store row naming the file) never names a file a
+// power loss could take back. A failure leaves `path` as it was.
+absl::Status WriteFileDurably(const std::string& path, absl::string_view bytes);
 
 }  // namespace nightshift
 

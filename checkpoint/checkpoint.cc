@@ -80,10 +80,11 @@ absl::Status SaveCheckpoint(const std::string& path, const Model& model, Optimiz
 }
 
 absl::Status SaveModelParameters(const std::string& path, const Model& model,
-                                 const CheckpointMeta& meta) {
+                                 const CheckpointMeta& meta, const ModelDescription* description) {
   SafetensorsWriter w;
   for (const Parameter& p : model.parameters()) w.Add(p.name, p.value);
   AddMeta(w, meta, -1);
+  if (description != nullptr) AddModelDescription(*description, &w);
   return w.WriteFile(path);
 }
 

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "checkpoint/model_description.h"
 #include "kernels/model.h"
 #include "kernels/optimizer.h"
 #include "nightshift/v1/job.pb.h"
@@ -47,9 +48,12 @@ absl::StatusOr<CheckpointMeta> LoadCheckpoint(const std::string& path,
                                               const std::string& expected_spec_hash, Model* model,
                                               Optimizer* optimizer);
 
-// Parameters only (the exported model), with the same metadata keys.
+// Parameters only (the exported model), with the same metadata keys and,
+// given one, the model's description (checkpoint/model_description.h), which
+// lets the file run on its own.
 absl::Status SaveModelParameters(const std::string& path, const Model& model,
-                                 const CheckpointMeta& meta);
+                                 const CheckpointMeta& meta,
+                                 const ModelDescription* description = nullptr);
 
 }  // namespace nightshift
 

@@ -6,10 +6,12 @@
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/filesystem.h"
 #include "base/grpc_status.h"
 #include "cli/progress_line.h"
 #include "google/protobuf/util/time_util.h"
@@ -18,12 +20,15 @@
 #include "proto/job_state.h"
 #include "security/channel.h"
 #include "security/token_file.h"
+#include "security/tokens.h"
 #include "spec/job_spec.h"
 
 namespace nightshift {
 namespace {
 
 using google::protobuf::util::TimeUtil;
+
+constexpr int kMaxWorkerPage = 10000;  // ListWorkersRequest's largest
 
 int Fail(const grpc::Status& s) {
   const absl::Status status = FromGrpc(s);
@@ -215,12 +220,23 @@ class Client {
     return 0;
   }
 
+  // Every page of them, in id order.
   int Workers() {
-    v1::ListWorkersResponse workers;
-    grpc::Status s = stub_->ListWorkers(Context().get(), {}, &workers);
-    if (!s.ok()) return Fail(s);
     std::printf("%-18s %-20s %-11s %-9s %-12s %-22s %-16s %s\n", "ID", "NAME", "POOL", "STATE",
                 "SAMPLES/S", "PEER", "JOB", "ELIGIBILITY");
+    v1::ListWorkersRequest request;
+    request.set_page_size(kMaxWorkerPage);
+    v1::ListWorkersResponse workers;
+    do {
+      grpc::Status s = stub_->ListWorkers(Context().get(), request, &workers);
+      if (!s.ok()) return Fail(s);
+      PrintWorkers(workers);
+      request.set_page_token(workers.next_page_token());
+    } while (!request.page_token().empty());
+    return 0;
+  }
+
+  static void PrintWorkers(const v1::ListWorkersResponse& workers) {
     for (const auto& w : workers.workers()) {
       // Vehicles: whether they may compute, and why.
       const std::string eligibility =
@@ -234,7 +250,6 @@ class Client {
                   v1::WorkerState_Name(w.state()).substr(13).c_str(), w.samples_per_second(),
                   w.peer_address().c_str(), w.job_id().c_str(), eligibility.c_str());
     }
-    return 0;
   }
 
   int Export(const std::vector<std::string>& args) {
@@ -265,6 +280,87 @@ class Client {
     return 0;
   }
 
+  // publish ID MODEL_NAME: the job's model becomes the name's next version.
+  int Publish(const std::vector<std::string>& args) {
+    if (args.size() != 2) return Usage("publish JOB_ID MODEL_NAME");
+    v1::PublishModelRequest request;
+    request.set_job_id(args[0]);
+    request.set_model_name(args[1]);
+    v1::ModelVersion v;
+    grpc::Status s = stub_->PublishModel(Context(60).get(), request, &v);
+    if (!s.ok()) return Fail(s);
+    std::printf("%s version %lld (job %s, test accuracy %.2f%%, %lld bytes, sha256 %s)\n",
+                v.name().c_str(), static_cast<long long>(v.version()), v.job_id().c_str(),
+                100 * v.test_accuracy(), static_cast<long long>(v.size_bytes()),
+                v.sha256().c_str());
+    return 0;
+  }
+
+  // models [NAME]: the published versions.
+  int Models(const std::vector<std::string>& args) {
+    if (args.size() > 1) return Usage("models [MODEL_NAME]");
+    v1::ListModelsRequest request;
+    if (!args.empty()) request.set_model_name(args[0]);
+    v1::ListModelsResponse response;
+    grpc::Status s = stub_->ListModels(Context().get(), request, &response);
+    if (!s.ok()) return Fail(s);
+    std::printf("%-24s %-8s %-24s %-9s %-10s %-21s %s\n", "MODEL", "VERSION", "JOB", "TEST ACC",
+                "BYTES", "PUBLISHED", "SHA256");
+    for (const auto& v : response.versions()) {
+      std::printf("%-24s %-8lld %-24s %-9s %-10lld %-21s %s\n", v.name().c_str(),
+                  static_cast<long long>(v.version()), v.job_id().c_str(),
+                  absl::StrFormat("%.2f%%", 100 * v.test_accuracy()).c_str(),
+                  static_cast<long long>(v.size_bytes()),
+                  TimeUtil::ToString(v.create_time()).substr(0, 19).c_str(),
+                  v.sha256().substr(0, 16).c_str());
+    }
+    return 0;
+  }
+
+  // pull MODEL_NAME[:VERSION] OUT.safetensors: a published version (the
+  // newest by default), checked against its SHA-256 before it is written.
+  int Pull(const std::vector<std::string>& args) {
+    constexpr char kUsage[] = "pull MODEL_NAME[:VERSION] OUT.safetensors";
+    if (args.size() != 2) return Usage(kUsage);
+    v1::FetchModelRequest request;
+    const size_t colon = args[0].find(':');
+    request.set_model_name(args[0].substr(0, colon));
+    if (colon != std::string::npos) {
+      int64_t version = 0;
+      if (!absl::SimpleAtoi(args[0].substr(colon + 1), &version) || version <= 0) {
+        std::fprintf(stderr, "nightshift: '%s': the version after ':' must be a number > 0\n",
+                     args[0].c_str());
+        return 2;
+      }
+      request.set_version(version);
+    }
+    std::string bytes;
+    v1::ModelVersion version;
+    do {
+      request.set_offset(static_cast<int64_t>(bytes.size()));
+      v1::FetchModelResponse piece;
+      grpc::Status s = stub_->FetchModel(Context(60).get(), request, &piece);
+      if (!s.ok()) return Fail(s);
+      version = piece.version();
+      request.set_version(version.version());  // every piece from the same version
+      if (piece.data().empty()) break;
+      bytes += piece.data();
+    } while (static_cast<int64_t>(bytes.size()) < version.size_bytes());
+    if (security::Sha256Hex(bytes) != version.sha256()) {
+      std::fprintf(stderr, "nightshift: %s v%lld: the download does not match its SHA-256\n",
+                   version.name().c_str(), static_cast<long long>(version.version()));
+      return 1;
+    }
+    if (absl::Status written = WriteFileDurably(args[1], bytes); !written.ok()) {
+      std::fprintf(stderr, "nightshift: %s\n", std::string(written.message()).c_str());
+      return 1;
+    }
+    std::printf("wrote %s (%s version %lld, %lld bytes, sha256 verified)\n", args[1].c_str(),
+                version.name().c_str(), static_cast<long long>(version.version()),
+                static_cast<long long>(bytes.size()));
+    return 0;
+  }
+
  private:
   static v1::GetJobRequest Id(const std::string& id) {
     v1::GetJobRequest r;
@@ -283,7 +379,8 @@ class Client {
 
 bool IsClientCommand(const std::string& c) {
   return c == "submit" || c == "list" || c == "status" || c == "watch" || c == "cancel" ||
-         c == "workers" || c == "drain" || c == "export" || c == "token";
+         c == "workers" || c == "drain" || c == "export" || c == "token" || c == "publish" ||
+         c == "models" || c == "pull";
 }
 
 int RunClientCommand(const std::string& command, const std::vector<std::string>& args,
@@ -310,6 +407,9 @@ int RunClientCommand(const std::string& command, const std::vector<std::string>&
   if (command == "workers") return client.Workers();
   if (command == "drain") return client.Drain(args);
   if (command == "export") return client.Export(args);
+  if (command == "publish") return client.Publish(args);
+  if (command == "models") return client.Models(args);
+  if (command == "pull") return client.Pull(args);
   return 2;
 }
 

@@ -1,5 +1,6 @@
 // The `nightshift` commands that talk to a coordinator: submit, list,
-// status, watch, cancel, workers, drain, export, token. Each prints to
+// status, watch, cancel, workers, drain, export, token, publish, models,
+// pull. Each prints to
 // stdout, errors to stderr as "nightshift: CODE: message", and returns the
 // exit code (0 ok, 1 the API refused or the job did not succeed, 2 bad
 // usage). Credentials, TLS files and the coordinator's address come from

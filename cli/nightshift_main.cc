@@ -1,6 +1,6 @@
 // The `nightshift` command: client of a coordinator (submit, list, status,
-// watch, cancel, workers, drain, export; see cli/client_commands.h) and a
-// trainer without one (cli/train_command.h):
+// watch, cancel, workers, drain, export; see cli/client_commands.h), a
+// trainer without one (cli/train_command.h) and a model runner:
 //
 //   nightshift train --local JOB_SPEC [--out=DIR] [--resume=CHECKPOINT]
 //                    [--threads=N]
@@ -9,6 +9,8 @@
 //       --out.
 //   mpirun -np N nightshift train --mpi JOB_SPEC [--out=DIR] [...]
 //       The same job as N data-parallel ranks over MPI.
+//   nightshift predict MODEL.safetensors IDX_IMAGES [IDX_LABELS]
+//       Runs a model file over images (cli/predict_command.h).
 //
 // Exit codes: 0 success, 1 the job failed, 2 bad usage or input.
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "cli/client_commands.h"
+#include "cli/predict_command.h"
 #include "cli/train_command.h"
 
 ABSL_FLAG(bool, local, false, "train: run the job in this process, no cluster");
@@ -34,6 +37,8 @@ ABSL_FLAG(std::string, resume, "", "train: a checkpoint to continue from");
 ABSL_FLAG(int, threads, 0,
           "compute threads (0: one per core; under --mpi, the cores shared by this host's ranks)");
 ABSL_FLAG(int, progress_every, 20, "train: steps between progress reports");
+ABSL_FLAG(int, batch_size, 64, "predict: samples per forward pass");
+ABSL_FLAG(int, repeat, 1, "predict: passes over the images (benchmarks)");
 ABSL_FLAG(std::string, coordinator, "",
           "coordinator gRPC address (default: the config directory's, else 127.0.0.1:7070)");
 ABSL_FLAG(std::string, token, "",
@@ -66,11 +71,18 @@ constexpr char kUsage[] =
     "  drain WORKER                          the worker (id or name) leaves its job at the\n"
     "                                        next commit point and takes no new one\n"
     "  export ID OUT.safetensors             fetch a finished job's model\n"
+    "  publish ID MODEL_NAME                 a succeeded job's model becomes the next version\n"
+    "                                        of MODEL_NAME (admin); vehicles that follow it\n"
+    "                                        fetch it (nightshift-worker --follow_models)\n"
+    "  models [MODEL_NAME]                   published versions\n"
+    "  pull MODEL_NAME[:VERSION] OUT         a published version (default: the newest)\n"
     "  token create --role=ROLE [--label=L]  a new token (admin); printed once\n"
     "  token list | token revoke ID          tokens by id, role and worker (admin)\n"
     "  train --local JOB_SPEC                train in this process (--out, --resume, --threads)\n"
     "  train --mpi JOB_SPEC                  one rank of a job mpirun started: mpirun -np N\n"
-    "                                        nightshift train --mpi JOB_SPEC [--out=DIR]\n";
+    "                                        nightshift train --mpi JOB_SPEC [--out=DIR]\n"
+    "  predict MODEL IDX_IMAGES [IDX_LABELS] run a model file on images: accuracy, latency\n"
+    "                                        (--batch_size, --repeat, --threads)\n";
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
@@ -91,6 +103,13 @@ int Main(int argc, char** argv) {
     train.threads = absl::GetFlag(FLAGS_threads);
     train.progress_every = absl::GetFlag(FLAGS_progress_every);
     return RunTrain(args, train, &argc, &argv);
+  }
+  if (command == "predict") {
+    PredictFlags predict;
+    predict.batch_size = absl::GetFlag(FLAGS_batch_size);
+    predict.repeat = absl::GetFlag(FLAGS_repeat);
+    predict.threads = absl::GetFlag(FLAGS_threads);
+    return RunPredict(args, predict);
   }
   if (IsClientCommand(command)) {
     ClientFlags flags;

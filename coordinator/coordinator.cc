@@ -84,6 +84,8 @@ google::protobuf::Timestamp Coordinator::NowProto() {
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store, Clock* clock,
                                                                  CoordinatorOptions options) {
   std::unique_ptr<Coordinator> c(new Coordinator(store, clock, std::move(options)));
+  ASSIGN_OR_RETURN(c->models_,
+                   ModelRegistry::Create(store, absl::StrCat(c->options_.state_dir, "/models")));
   ASSIGN_OR_RETURN(auto tokens, store->ListTokens());
   for (auto& [hash, info] : tokens) {
     absl::StatusOr<security::Role> role = security::ParseRole(info.role());
@@ -93,7 +95,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(JobStore* store
   }
   ASSIGN_OR_RETURN(std::vector<v1::JobStatus> jobs, store->ListJobs());
   absl::MutexLock lock(&c->mu_);
+  std::set<std::pair<std::string, std::string>> published;  // (job, name)
+  for (const v1::ModelVersion& v : c->models_->List("")) published.insert({v.job_id(), v.name()});
   for (v1::JobStatus& job : jobs) {
+    // Succeeded just before a stop, not yet published.
+    if (job.state() == v1::JOB_STATE_SUCCEEDED && !job.spec().publish_as().empty() &&
+        published.count({job.id(), job.spec().publish_as()}) == 0) {
+      c->publish_queue_.push_back(job.id());
+    }
     if (job.state() != v1::JOB_STATE_RUNNING && job.state() != v1::JOB_STATE_WAITING) continue;
     if (IsDiLoCo(job.spec())) {
       if (absl::Status resumed = c->ResumeDiLoCoJobLocked(job); !resumed.ok()) {
@@ -118,6 +127,7 @@ absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
             << JobStateName(state) << (reason.empty() ? "" : ": ") << reason;
   job.set_state(state);
   job.set_reason(reason);
+  schedule_due_ = true;
   if (state == v1::JOB_STATE_RUNNING) *job.mutable_start_time() = NowProto();
   if (IsTerminal(state)) {
     *job.mutable_end_time() = NowProto();
@@ -132,7 +142,10 @@ absl::Status Coordinator::Transition(v1::JobStatus& job, v1::JobState state,
   *event.mutable_time() = NowProto();
   event.set_state(state);
   event.set_reason(reason);
-  if (state == v1::JOB_STATE_SUCCEEDED) ++metrics_.jobs_succeeded;
+  if (state == v1::JOB_STATE_SUCCEEDED) {
+    ++metrics_.jobs_succeeded;
+    if (!job.spec().publish_as().empty()) publish_queue_.push_back(job.id());
+  }
   if (state == v1::JOB_STATE_FAILED) ++metrics_.jobs_failed;
   if (state == v1::JOB_STATE_CANCELLED) ++metrics_.jobs_cancelled;
   return store_->AppendEvent(job.id(), event);
@@ -142,11 +155,15 @@ void Coordinator::NoteLocked(v1::JobStatus& job, const std::string& reason) {
   LOG(INFO) << "job " << job.id() << " generation " << job.generation() << ": " << reason;
   job.set_reason(reason);
   store_->UpdateJob(job).IgnoreError();  // the history below is the record
+  AppendHistory(job, reason);
+}
+
+void Coordinator::AppendHistory(const v1::JobStatus& job, const std::string& what) {
   v1::JobEvent event;
   *event.mutable_time() = NowProto();
   event.set_state(job.state());
-  event.set_reason(reason);
-  store_->AppendEvent(job.id(), event).IgnoreError();
+  event.set_reason(what);
+  store_->AppendEvent(job.id(), event).IgnoreError();  // a note; the outcome was logged
 }
 
 absl::StatusOr<v1::JobStatus> Coordinator::SubmitJob(const v1::SubmitJobRequest& request) {
@@ -215,6 +232,46 @@ absl::StatusOr<v1::GetJobHistoryResponse> Coordinator::GetJobHistory(const std::
   return history;
 }
 
+absl::StatusOr<v1::ListWorkersResponse> Coordinator::ListWorkers(
+    const v1::ListWorkersRequest& request) {
+  if (request.page_size() < 0 || request.page_size() > kMaxWorkerPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: ", request.page_size(),
+                                                   " is not in [0, ", kMaxWorkerPageSize, "]"));
+  }
+  const int size = request.page_size() == 0 ? kDefaultWorkerPageSize : request.page_size();
+  v1::ListWorkersResponse page;
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  for (auto it = workers_.upper_bound(request.page_token()); it != workers_.end(); ++it) {
+    const v1::WorkerInfo& info = it->second.info;
+    if (request.pool() != v1::WORKER_POOL_UNSPECIFIED && info.pool() != request.pool()) continue;
+    if (request.state() != v1::WORKER_STATE_UNSPECIFIED && info.state() != request.state()) {
+      continue;
+    }
+    if (page.workers_size() == size) {
+      page.set_next_page_token(page.workers(size - 1).id());
+      break;
+    }
+    *page.add_workers() = info;
+  }
+  return page;
+}
+
+Coordinator::WorkerCounts Coordinator::CountWorkers() {
+  WorkerCounts counts;
+  absl::MutexLock lock(&mu_);
+  ExpireLeasesLocked();
+  for (const auto& [id, w] : workers_) {
+    ++counts.by_pool_and_state[{w.info.pool(), w.info.state()}];
+    ++counts.total;
+    if (w.info.pool() == v1::WORKER_POOL_EDGE && w.info.state() != v1::WORKER_STATE_LOST) {
+      counts.edge_eligible += w.info.eligibility().eligible();
+      counts.edge_preemptions += w.info.preemptions();
+    }
+  }
+  return counts;
+}
+
 std::vector<v1::WorkerInfo> Coordinator::ListWorkers() {
   absl::MutexLock lock(&mu_);
   ExpireLeasesLocked();
@@ -225,12 +282,14 @@ std::vector<v1::WorkerInfo> Coordinator::ListWorkers() {
 
 absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worker) {
   absl::MutexLock lock(&mu_);
+  schedule_due_ = true;
   auto it = workers_.find(worker);
   if (it == workers_.end()) {
-    it = std::find_if(workers_.begin(), workers_.end(), [&](const auto& entry) {
-      return entry.second.info.name() == worker &&
-             entry.second.info.state() != v1::WORKER_STATE_LOST;
-    });
+    auto named = ids_by_name_.find(worker);
+    if (named != ids_by_name_.end()) it = workers_.find(named->second);
+    if (it != workers_.end() && it->second.info.state() == v1::WORKER_STATE_LOST) {
+      it = workers_.end();
+    }
   }
   if (it == workers_.end()) {
     return absl::NotFoundError(absl::StrCat("worker ", worker, " is not registered"));
@@ -265,7 +324,7 @@ absl::StatusOr<v1::WorkerInfo> Coordinator::DrainWorker(const std::string& worke
   const std::string name = w.info.name();
   const int rank = w.rank;
   w.left_job = job_id;
-  w.assigned_job.clear();
+  SetAssignedJobLocked(w, "");
   w.rank = -1;
   w.info.clear_job_id();
   NextGenerationLocked(*job, others, absl::StrCat(name, " (rank ", rank, ") drained"),
@@ -282,22 +341,22 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   if (request.pool() == v1::WORKER_POOL_DATACENTER && request.peer_address().empty()) {
     return absl::InvalidArgumentError("peer_address: data-center workers must serve Peer");
   }
+  ASSIGN_OR_RETURN(const std::string credential, Enroll(caller, request.name()));
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const std::string credential, EnrollLocked(caller, request.name()));
   // A daemon that registers again under its name replaced the old one
   // (its lease ran out, or it restarted): the old entry's place in a job is
   // re-adopted below, or lost.
   std::string replaced_job;
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->second.info.name() != request.name()) {
-      ++it;
-      continue;
+  if (auto named = ids_by_name_.find(request.name()); named != ids_by_name_.end()) {
+    if (auto it = workers_.find(named->second); it != workers_.end()) {
+      if (!it->second.assigned_job.empty()) {
+        replaced_job = it->second.assigned_job;
+        FenceLocked(it->first, "registered again");
+      }
+      SetAssignedJobLocked(it->second, "");  // out of the index before it goes
+      workers_.erase(it);                    // its entries in lease_queue_ go stale
     }
-    if (!it->second.assigned_job.empty()) {
-      replaced_job = it->second.assigned_job;
-      FenceLocked(it->first, "registered again");
-    }
-    workers_.erase(it++);
+    ids_by_name_.erase(named);
   }
   const std::string id = absl::StrCat("w-", security::RandomHex(8));
   Worker w;
@@ -312,17 +371,25 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
   w.draining = request.draining();
   w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_IDLE);
   *w.info.mutable_last_heartbeat() = NowProto();
-  w.lease_expiry = clock_->Now() + options_.lease_ttl;
-  LOG(INFO) << "worker " << request.name() << ": registered as " << id << " ("
-            << v1::WorkerPool_Name(request.pool()) << ", " << request.peer_address() << ")";
-  workers_[id] = std::move(w);
+  VLOG(1) << "worker " << request.name() << ": registered as " << id << " ("
+          << v1::WorkerPool_Name(request.pool()) << ", " << request.peer_address() << ")";
+  if (request.pool() != v1::WORKER_POOL_EDGE) {
+    LOG(INFO) << "worker " << request.name() << ": registered as " << id << " ("
+              << v1::WorkerPool_Name(request.pool()) << ", " << request.peer_address() << ")";
+  }
+  Worker& added = workers_[id] = std::move(w);
+  ids_by_name_[request.name()] = id;
+  RenewLeaseLocked(id, added);
+  schedule_due_ = true;
+  const bool edge = request.pool() == v1::WORKER_POOL_EDGE;
   v1::RegisterResponse response;
   response.set_worker_id(id);
   response.set_worker_credential(credential);
-  response.set_lease_ttl_ms(absl::ToInt64Milliseconds(options_.lease_ttl));
-  response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  response.set_lease_ttl_ms(absl::ToInt64Milliseconds(LeaseTtl(request.pool())));
+  response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(
+      edge ? options_.edge_heartbeat_interval : options_.heartbeat_interval));
   if (!request.job_id().empty()) response.set_job_adopted(AdoptLocked(id, request));
-  store_->PutWorker(workers_[id].info).IgnoreError();  // informational copy
+  worker_rows_.push_back(workers_[id].info);  // informational copy, written by Tick
   // A replaced member not re-adopted is lost to its job.
   if (!replaced_job.empty() && workers_[id].assigned_job != replaced_job) {
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(replaced_job);
@@ -349,7 +416,22 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   }
   RETURN_IF_ERROR(CallerIs(caller, it->second.info));
   Worker& w = it->second;
-  w.lease_expiry = clock_->Now() + options_.lease_ttl;
+  RenewLeaseLocked(request.worker_id(), w);
+  // What a schedule could act on (schedule_due_).
+  if (request.has_eligibility() &&
+      request.eligibility().eligible() != w.info.eligibility().eligible()) {
+    schedule_due_ = true;
+  }
+  if (request.job_id() != w.info.job_id() ||
+      (!w.assigned_job.empty() && request.generation() != w.generation_seen)) {
+    schedule_due_ = true;
+  }
+  if (request.job_ready()) {  // a joiner ready (job_ready stays set for the job's length)
+    auto awaiting = awaiting_ready_.find(w.assigned_job);
+    if (awaiting != awaiting_ready_.end() && awaiting->second.count(request.worker_id()) > 0) {
+      schedule_due_ = true;
+    }
+  }
   if (request.has_eligibility()) {
     *w.info.mutable_eligibility() = request.eligibility();
     BoundReason(*w.info.mutable_eligibility()->mutable_reason());
@@ -374,7 +456,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   if (!w.assigned_job.empty() && !assignment_pending && request.job_id() != w.assigned_job) {
     const std::string released = w.assigned_job;
     w.released_job = released;
-    w.assigned_job.clear();
+    SetAssignedJobLocked(w, "");
     w.rank = -1;
     // Every member gone quietly (say, all finished a generation that a
     // drain had just replaced, and no `finished` came): never a silent stall.
@@ -405,14 +487,19 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     }
   }
   w.info.set_job_id(w.assigned_job);
-  w.info.set_state(w.draining               ? v1::WORKER_STATE_DRAINING
-                   : w.assigned_job.empty() ? v1::WORKER_STATE_IDLE
-                                            : v1::WORKER_STATE_BUSY);
-  ScheduleLocked();
+  const v1::WorkerState state = w.draining               ? v1::WORKER_STATE_DRAINING
+                                : w.assigned_job.empty() ? v1::WORKER_STATE_IDLE
+                                                         : v1::WORKER_STATE_BUSY;
+  if (state != w.info.state()) schedule_due_ = true;
+  w.info.set_state(state);
+  if (schedule_due_) ScheduleLocked();
   v1::HeartbeatResponse response;
   for (v1::Directive& d : w.pending) {
     if (d.sequence() == 0) d.set_sequence(++w.directives_sent);
     *response.add_directives() = d;
+  }
+  for (v1::ModelVersion& v : models_->Newer(request.followed_models())) {
+    *response.add_model_updates() = std::move(v);
   }
   return response;
 }
@@ -420,6 +507,9 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
 absl::Status Coordinator::ReportProgress(const v1::ReportProgressRequest& request,
                                          const security::Principal& caller) {
   absl::MutexLock lock(&mu_);
+  // An end, an error or a survivors' report may free workers (the state
+  // changes below set it too); plain progress changes nothing to schedule.
+  if (request.finished() || !request.error().empty()) schedule_due_ = true;
   auto it = workers_.find(request.worker_id());
   if (it == workers_.end()) {
     return absl::NotFoundError(absl::StrCat("worker ", request.worker_id(), " is not registered"));
@@ -547,11 +637,65 @@ absl::StatusOr<std::string> Coordinator::ModelPath(const std::string& job_id) {
 }
 
 void Coordinator::Tick() {
-  absl::MutexLock lock(&mu_);
-  ExpireLeasesLocked();
-  ExpireWaitsLocked();
-  CloseRoundsLocked();
-  ScheduleLocked();
+  std::vector<v1::WorkerInfo> rows;
+  {
+    absl::MutexLock lock(&mu_);
+    ExpireLeasesLocked();
+    ExpireWaitsLocked();
+    CloseRoundsLocked();
+    ScheduleLocked();
+    rows.swap(worker_rows_);
+  }
+  store_->PutWorkers(rows).IgnoreError();  // informational copies
+}
+
+absl::StatusOr<v1::ModelVersion> Coordinator::PublishModel(const v1::PublishModelRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model_name(), "model_name"));
+  ASSIGN_OR_RETURN(v1::JobStatus job, store_->GetJob(request.job_id()));
+  std::string path;
+  if (job.state() == v1::JOB_STATE_SUCCEEDED) {
+    ASSIGN_OR_RETURN(path, ModelPath(job.id()));
+  }
+  ASSIGN_OR_RETURN(ModelRegistry::Published published,
+                   models_->Publish(job, request.model_name(), path, clock_->Now()));
+  const v1::ModelVersion& v = published.version;
+  if (published.created) {
+    LOG(INFO) << "job " << job.id() << ": published as model " << v.name() << " v" << v.version();
+    AppendHistory(job, absl::StrCat("published as model ", v.name(), " version ", v.version(),
+                                    " (sha256 ", v.sha256().substr(0, 12), "...)"));
+    absl::MutexLock lock(&mu_);
+    ++metrics_.models_published;
+  }
+  return v;
+}
+
+void Coordinator::PublishQueued() {
+  std::vector<std::string> queue;
+  {
+    absl::MutexLock lock(&mu_);
+    queue.swap(publish_queue_);
+  }
+  for (const std::string& id : queue) {
+    absl::StatusOr<v1::JobStatus> job = store_->GetJob(id);
+    if (!job.ok()) continue;
+    v1::PublishModelRequest request;
+    request.set_job_id(id);
+    request.set_model_name(job->spec().publish_as());
+    absl::StatusOr<v1::ModelVersion> v = PublishModel(request);
+    if (!v.ok()) {
+      LOG(WARNING) << "job " << id << ": not published as " << request.model_name() << ": "
+                   << v.status();
+      AppendHistory(*job, absl::StrCat("not published as model ", request.model_name(), ": ",
+                                       v.status().message()));
+      // A write that failed (a full disk) is tried again; a model that does
+      // not check never will be.
+      if (v.status().code() == absl::StatusCode::kDataLoss ||
+          v.status().code() == absl::StatusCode::kUnavailable) {
+        absl::MutexLock lock(&mu_);
+        publish_queue_.push_back(id);
+      }
+    }
+  }
 }
 
 CoordinatorMetrics Coordinator::metrics() {
@@ -559,22 +703,51 @@ CoordinatorMetrics Coordinator::metrics() {
   return metrics_;
 }
 
+void Coordinator::SetAssignedJobLocked(Worker& w, const std::string& job) {
+  if (w.assigned_job == job) return;
+  if (!w.assigned_job.empty()) {
+    auto it = workers_by_job_.find(w.assigned_job);
+    if (it != workers_by_job_.end()) {
+      it->second.erase(w.info.id());
+      if (it->second.empty()) workers_by_job_.erase(it);
+    }
+  }
+  w.assigned_job = job;
+  if (!job.empty()) workers_by_job_[job].insert(w.info.id());
+}
+
+void Coordinator::RenewLeaseLocked(const std::string& id, Worker& w) {
+  w.lease_expiry = clock_->Now() + LeaseTtl(w.info.pool());
+  lease_queue_.emplace(w.lease_expiry, id);
+}
+
 void Coordinator::ExpireLeasesLocked() {
   const absl::Time now = clock_->Now();
   std::vector<std::string> expired;
-  for (auto& [id, w] : workers_) {
-    if (w.info.state() == v1::WORKER_STATE_LOST || now < w.lease_expiry) continue;
+  while (!lease_queue_.empty() && lease_queue_.top().first <= now) {
+    const std::string id = lease_queue_.top().second;
+    lease_queue_.pop();
+    auto it = workers_.find(id);
+    // Stale: the worker is gone, already lost, or renewed since.
+    if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST ||
+        now < it->second.lease_expiry) {
+      continue;
+    }
+    const Worker& w = it->second;
     LOG(WARNING) << "worker " << w.info.name() << " (" << id << "): lease expired"
                  << (w.assigned_job.empty() ? "" : " during job ") << w.assigned_job;
     ++metrics_.leases_expired;
     expired.push_back(id);
+    // Marked now, so a second entry of it due in this pass is stale.
+    it->second.info.set_state(v1::WORKER_STATE_LOST);
   }
+  if (!expired.empty()) schedule_due_ = true;
   for (const std::string& id : expired) {
     Worker& w = workers_[id];
     const std::string job_id = w.assigned_job;
     const std::string why =
         absl::StrCat(w.info.name(), " (rank ", w.rank, ") lost its lease: no heartbeat for ",
-                     absl::FormatDuration(options_.lease_ttl));
+                     absl::FormatDuration(LeaseTtl(w.info.pool())));
     FenceLocked(id, "lease expired");  // a replica's place in its round is freed too
     absl::StatusOr<v1::JobStatus> job = store_->GetJob(job_id);
     if (job_id.empty() || !job.ok() || IsTerminal(job->state()) ||
@@ -607,7 +780,7 @@ void Coordinator::CancelWorkersLocked(const std::string& job_id) {
       const bool sent = assigned->sequence() != 0;
       w.pending.erase(assigned);
       if (!sent) {
-        w.assigned_job.clear();
+        SetAssignedJobLocked(w, "");
         w.info.clear_job_id();
         w.info.set_state(v1::WORKER_STATE_IDLE);
         continue;
@@ -659,7 +832,7 @@ void Coordinator::QueueGenerationLocked(const std::vector<std::string>& ids,
                                         const v1::Assignment& base) {
   for (size_t r = 0; r < ids.size(); ++r) {
     Worker& w = workers_[ids[r]];
-    w.assigned_job = base.job_id();
+    SetAssignedJobLocked(w, base.job_id());
     w.rank = static_cast<int>(r);
     w.info.set_job_id(base.job_id());
     w.info.set_state(w.draining ? v1::WORKER_STATE_DRAINING : v1::WORKER_STATE_BUSY);
@@ -678,6 +851,7 @@ void Coordinator::QueueGenerationLocked(const std::vector<std::string>& ids,
 }
 
 void Coordinator::ScheduleLocked() {
+  ++metrics_.schedules;
   absl::StatusOr<std::vector<v1::JobStatus>> queued = store_->ListJobsInState(v1::JOB_STATE_QUEUED);
   if (queued.ok()) {
     // Diloco jobs start without workers: their replicas come as they may.
@@ -689,6 +863,7 @@ void Coordinator::ScheduleLocked() {
   if (!queued.ok() || queued->empty()) {
     GrowJobsLocked();
     AssignReplicasLocked();
+    schedule_due_ = false;
     return;
   }
   std::vector<FreeWorker> free;
@@ -718,6 +893,7 @@ void Coordinator::ScheduleLocked() {
   }
   GrowJobsLocked();
   AssignReplicasLocked();
+  schedule_due_ = false;
 }
 
 }  // namespace nightshift::coordinator

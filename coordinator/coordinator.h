@@ -118,6 +118,15 @@
 //    the job SUCCEEDED with the test accuracy. With no report within a
 //    round deadline, it ends SUCCEEDED without one, saying so.
 //
+// Published models (model_registry.h has the protocol): PublishModel
+// makes a succeeded job's model the next version of a name; a job whose
+// spec says publish_as is queued when it succeeds (and, after a restart,
+// if it was not published under that name yet) and published by the next
+// PublishQueued() — its own thread in nightshift-coordinator, so a large
+// model's read, hash and fsync never hold up Tick — noted in its history
+// either way. Heartbeats that name followed models are answered with
+// their newer versions.
+//
 // Thread-safe: one mutex over the in-memory state; the store is the
 // source of truth for jobs.
 #ifndef NIGHTSHIFT_COORDINATOR_COORDINATOR_H_
@@ -125,6 +134,7 @@
 
 #include <map>
 #include <memory>
+#include <queue>
 #include <set>
 #include <string>
 #include <vector>
@@ -133,6 +143,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "coordinator/job_store.h"
+#include "coordinator/model_registry.h"
 #include "coordinator/rounds/round_keeper.h"
 #include "nightshift/v1/coordinator.pb.h"
 #include "security/tokens.h"
@@ -140,11 +151,20 @@
 
 namespace nightshift::coordinator {
 
+// Heartbeat classes, by pool: data-center workers beat often (a lost ring
+// member is fenced within seconds); vehicles seldom (a fleet of 100,000
+// at 10 s is 10,000 heartbeats a second; an eligibility flip is sent at
+// once, not at the next beat), with a lease of several beats.
 struct CoordinatorOptions {
   std::string state_dir;  // checkpoints go under state_dir/checkpoints/<job>
   absl::Duration lease_ttl = absl::Seconds(6);
-  absl::Duration heartbeat_interval = absl::Seconds(1);
+  absl::Duration heartbeat_interval = absl::Milliseconds(500);
+  absl::Duration edge_lease_ttl = absl::Seconds(35);
+  absl::Duration edge_heartbeat_interval = absl::Seconds(10);
 };
+
+inline constexpr int kDefaultWorkerPageSize = 1000;
+inline constexpr int kMaxWorkerPageSize = 10000;
 
 // Counters for /metrics.
 struct CoordinatorMetrics {
@@ -160,6 +180,8 @@ struct CoordinatorMetrics {
   int64_t rounds_closed = 0;     // DiLoCo rounds
   int64_t updates_accepted = 0;  // replica updates a closed round took
   int64_t updates_refused = 0;   // ... and refused (stale, broken, screened)
+  int64_t models_published = 0;  // model versions published
+  int64_t schedules = 0;         // scheduling passes (Tick, and heartbeats after a change)
 };
 
 class Coordinator {
@@ -179,7 +201,20 @@ class Coordinator {
   std::vector<JobStore::VersionedJob> JobsSnapshot() { return store_->Snapshot(); }
   absl::StatusOr<v1::JobStatus> CancelJob(const std::string& id, const std::string& reason);
   absl::StatusOr<v1::GetJobHistoryResponse> GetJobHistory(const std::string& id);
+  // One page of workers (ListWorkersRequest's rules); INVALID_ARGUMENT for
+  // a page size out of range. Holds the lock for the page's length only.
+  absl::StatusOr<v1::ListWorkersResponse> ListWorkers(const v1::ListWorkersRequest& request);
+  // Every worker (small clusters and tests; a fleet pages).
   std::vector<v1::WorkerInfo> ListWorkers();
+  // The fleet in numbers, without copying it: workers by pool and state,
+  // edge agents eligible, their preemptions.
+  struct WorkerCounts {
+    std::map<std::pair<v1::WorkerPool, v1::WorkerState>, int64_t> by_pool_and_state;
+    int64_t edge_eligible = 0;
+    int64_t edge_preemptions = 0;
+    int64_t total = 0;
+  };
+  WorkerCounts CountWorkers();
   // Stops giving jobs to the worker (by id or name); its next heartbeat
   // tells it to drain. With other members in its job, the job goes on
   // without it from the next commit point; alone, it finishes its job.
@@ -225,6 +260,21 @@ class Coordinator {
   // Path of the job's uploaded checkpoint before `step`.
   absl::StatusOr<std::string> CheckpointPath(const std::string& job_id, int64_t step);
 
+  // Published models (model_registry.h): NOT_FOUND for an unknown job;
+  // FAILED_PRECONDITION for one that did not succeed or has no model.
+  absl::StatusOr<v1::ModelVersion> PublishModel(const v1::PublishModelRequest& request);
+  std::vector<v1::ModelVersion> ListModels(const std::string& name) const {
+    return models_->List(name);
+  }
+  absl::StatusOr<v1::FetchModelResponse> FetchModel(const v1::FetchModelRequest& request) const {
+    return models_->Read(request);
+  }
+  // Publishes the queued jobs (spec.publish_as) and notes the outcome in
+  // each job's history; a failure to write is queued again. Without mu_
+  // (a publish reads, hashes and writes a file): call it from a thread of
+  // its own.
+  void PublishQueued() ABSL_LOCKS_EXCLUDED(mu_);
+
   // DiLoCo rounds (round_keeper.h's protocol): PERMISSION_DENIED unless
   // the caller is the worker named; FAILED_PRECONDITION unless it is a
   // replica of the job.
@@ -242,7 +292,7 @@ class Coordinator {
  private:
   struct Worker {
     v1::WorkerInfo info;
-    absl::Time lease_expiry;
+    absl::Time lease_expiry;   // also in lease_queue_
     std::string assigned_job;  // given to it and not yet released
     int rank = -1;
     int64_t generation_seen = 0;  // of assigned_job, in its last heartbeat
@@ -270,7 +320,17 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records `reason` in the job's history without changing its state.
   void NoteLocked(v1::JobStatus& job, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `what` to the job's history alone (its state and reason stay).
+  void AppendHistory(const v1::JobStatus& job, const std::string& what);
+  // O(leases due): lease_queue_'s entries up to now.
   void ExpireLeasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // w.assigned_job = job ("" : none), and the index by job with it.
+  void SetAssignedJobLocked(Worker& w, const std::string& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease of worker `id` runs for its pool's TTL from now.
+  void RenewLeaseLocked(const std::string& id, Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration LeaseTtl(v1::WorkerPool pool) const {
+    return pool == v1::WORKER_POOL_EDGE ? options_.edge_lease_ttl : options_.lease_ttl;
+  }
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives workers `ids` their ranks (their index) in `base`'s job and
   // queues `base` for each with its rank, replacing an assignment of that
@@ -326,10 +386,11 @@ class Coordinator {
   absl::StatusOr<std::string> MintToken(security::Role role, const std::string& subject,
                                         const std::string& label, v1::TokenInfo* info = nullptr);
   // Register's identity rule; a join token enrolls `name`: returns its new
-  // credential (empty when the caller already is that worker).
-  absl::StatusOr<std::string> EnrollLocked(const security::Principal& caller,
-                                           const std::string& name)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // credential (empty when the caller already is that worker). Stores the
+  // credential (SQLite) outside mu_, so heartbeats go on meanwhile;
+  // enrollments are serialized among themselves by enroll_mu_.
+  absl::StatusOr<std::string> Enroll(const security::Principal& caller, const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_, enroll_mu_);
   static absl::Status CallerIs(const security::Principal& caller, const v1::WorkerInfo& worker);
 
   // DiLoCo jobs (diloco_jobs.cc; see "DiLoCo jobs" above).
@@ -402,9 +463,26 @@ class Coordinator {
   JobStore* store_;
   Clock* clock_;
   CoordinatorOptions options_;
+  std::unique_ptr<ModelRegistry> models_;  // its own lock, taken after mu_
   absl::Mutex mu_;
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by id
-  security::TokenRegistry tokens_;                              // its own lock
+  std::map<std::string, std::string> ids_by_name_ ABSL_GUARDED_BY(mu_);
+  // Worker ids by the job assigned to them (Worker::assigned_job, kept by
+  // SetAssignedJobLocked): a job's members without a scan of the fleet.
+  std::map<std::string, std::set<std::string>> workers_by_job_ ABSL_GUARDED_BY(mu_);
+  // (expiry, worker id), one entry per renewal: an entry is stale once its
+  // worker renewed again, re-registered or was fenced, and is dropped when
+  // it comes due. Expiry costs the leases due, not a scan of the fleet.
+  std::priority_queue<std::pair<absl::Time, std::string>,
+                      std::vector<std::pair<absl::Time, std::string>>,
+                      std::greater<std::pair<absl::Time, std::string>>>
+      lease_queue_ ABSL_GUARDED_BY(mu_);
+  // Something a schedule could act on changed since the last one (a job
+  // queued or ended, a worker free, ready, eligible, lost, draining): the
+  // next heartbeat schedules. A heartbeat that changes nothing does not
+  // (a fleet's steady heartbeats cost O(1)); Tick always does.
+  bool schedule_due_ ABSL_GUARDED_BY(mu_) = true;
+  security::TokenRegistry tokens_;  // its own lock
   // By job: every worker it lost, for the reason of a failure.
   std::map<std::string, std::vector<std::string>> lost_workers_ ABSL_GUARDED_BY(mu_);
   // Started jobs found in the store at start: until when their members may
@@ -416,6 +494,12 @@ class Coordinator {
   // Started diloco jobs, by id.
   std::map<std::string, DiLoCoJob> diloco_ ABSL_GUARDED_BY(mu_);
   CoordinatorMetrics metrics_ ABSL_GUARDED_BY(mu_);
+  // Succeeded jobs whose spec says publish_as, for the next PublishQueued.
+  std::vector<std::string> publish_queue_ ABSL_GUARDED_BY(mu_);
+  // Workers whose stored copy is out of date (registered, lost): written
+  // in one transaction by the next Tick, outside mu_.
+  std::vector<v1::WorkerInfo> worker_rows_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex enroll_mu_;
 };
 
 }  // namespace nightshift::coordinator

@@ -1,9 +1,10 @@
 // Fuzz target: each coordinator RPC handler fed with a message parsed from
-// the fuzzer's bytes, as a caller of some role. Byte 0 picks the method,
-// byte 1 the caller (admin, viewer, join token, or worker credential
-// w0..w3), the rest is the request. The coordinator runs in-process on an
-// in-memory store and a fake clock that byte 1's high bits advance; it is
-// rebuilt every 1000 inputs so state stays bounded. Nothing may crash.
+// the fuzzer's bytes, as a caller of some role. Byte 0 picks the method
+// (0-15; 16 is a Tick and the reads), byte 1 the caller (admin, viewer,
+// join token, or worker credential w0..w3), the rest is the request. The
+// coordinator runs in-process on an in-memory store and a fake clock that
+// byte 1's high bits advance; it is rebuilt every 1000 inputs so state
+// stays bounded. Nothing may crash.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -67,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   world->clock.Advance(absl::Milliseconds(data[1] >> 3 << 6));
   const uint8_t* body = data + 2;
   const size_t n = size - 2;
-  switch (data[0] % 12) {
+  switch (data[0] % 17) {
     case 0: {
       v1::SubmitJobRequest r;
       if (Parse(r, body, n)) (void)c.SubmitJob(r);
@@ -132,8 +133,37 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
+    case 11: {
+      v1::PublishModelRequest r;
+      if (Parse(r, body, n)) (void)c.PublishModel(r);
+      break;
+    }
+    case 12: {
+      v1::FetchModelRequest r;
+      if (Parse(r, body, n)) {
+        (void)c.ListModels(r.model_name());
+        (void)c.FetchModel(r);
+      }
+      break;
+    }
+    case 13: {
+      v1::JoinRoundRequest r;
+      if (Parse(r, body, n)) (void)c.JoinRound(r, caller);
+      break;
+    }
+    case 14: {
+      v1::FetchParametersRequest r;
+      if (Parse(r, body, n)) (void)c.FetchParameters(r, caller);
+      break;
+    }
+    case 15: {
+      v1::PushUpdateRequest r;
+      if (Parse(r, body, n)) (void)c.PushUpdate(r, caller);
+      break;
+    }
     default:
       c.Tick();
+      c.PublishQueued();
       (void)c.ListJobs();
       (void)c.ListWorkers();
       (void)c.Authenticate(std::string(reinterpret_cast<const char*>(body), n));

@@ -16,11 +16,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/clock.h"
 #include "base/filesystem.h"
@@ -28,6 +31,8 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/http_api.h"
+#include "coordinator/rpc_metrics.h"
+#include "coordinator/rpc_metrics_interceptor.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -38,8 +43,11 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "gRPC address (HOST:PORT)");
 ABSL_FLAG(std::string, http, "127.0.0.1:8080", "HTTP status API address (HOST:PORT)");
 ABSL_FLAG(std::string, state_dir, "nightshift-state",
           "folder for the SQLite state and checkpoints");
-ABSL_FLAG(int, lease_ttl_ms, 6000, "a worker silent this long is lost");
-ABSL_FLAG(int, heartbeat_ms, 1000, "how often workers should heartbeat");
+ABSL_FLAG(int, lease_ttl_ms, 6000, "a data-center worker silent this long is lost");
+ABSL_FLAG(int, heartbeat_ms, 500, "how often data-center workers should heartbeat");
+ABSL_FLAG(int, edge_lease_ttl_ms, 35000, "an edge agent silent this long is lost");
+ABSL_FLAG(int, edge_heartbeat_ms, 10000,
+          "how often edge agents should heartbeat (eligibility flips are sent at once)");
 ABSL_FLAG(std::string, tls_ca, "", "PEM file of the CA that signs every component");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of this coordinator");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
@@ -73,6 +81,11 @@ int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
+  // Debian's Abseil checks every Mutex acquisition for lock-order cycles
+  // (a graph update per Lock): 5.5% of the coordinator's CPU under a
+  // fleet's heartbeats (bench/README.md, "A fleet on one machine"). The
+  // unit and sanitizer tests keep the check; the daemon does not.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Before any thread starts, so that every thread inherits the mask.
   absl::Notification stop;
   auto signals = StopOnSignals::Install([&stop] {
@@ -105,6 +118,8 @@ int Main(int argc, char** argv) {
   options.state_dir = dir;
   options.lease_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_lease_ttl_ms));
   options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
+  options.edge_lease_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_edge_lease_ttl_ms));
+  options.edge_heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_edge_heartbeat_ms));
   auto coordinator = Coordinator::Create(store->get(), &clock, options);
   if (!coordinator.ok()) {
     std::fprintf(stderr, "nightshift-coordinator: %s\n", coordinator.status().ToString().c_str());
@@ -115,6 +130,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   CoordinatorService service(coordinator->get(), &clock);
+  RpcMetrics grpc_metrics(&clock);  // every call's latency, for /metrics
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -124,13 +140,20 @@ int Main(int argc, char** argv) {
                            &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<RpcMetricsInterceptorFactory>(&grpc_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::fprintf(stderr, "nightshift-coordinator: cannot listen on %s\n",
                  absl::GetFlag(FLAGS_listen).c_str());
     return 1;
   }
-  auto http = HttpApi::Start(coordinator->get(), absl::GetFlag(FLAGS_http), *transport);
+  HttpApiOptions http_options;
+  http_options.grpc_metrics = &grpc_metrics;
+  http_options.clock = &clock;
+  auto http =
+      HttpApi::Start(coordinator->get(), absl::GetFlag(FLAGS_http), *transport, http_options);
   if (!http.ok()) {
     std::fprintf(stderr, "nightshift-coordinator: --http: %s\n", http.status().ToString().c_str());
     return 1;
@@ -139,10 +162,18 @@ int Main(int argc, char** argv) {
             << " on port " << (*http)->port() << ", state in " << dir
             << (transport->insecure ? ", INSECURE (no TLS)" : ", mutual TLS");
 
+  // Publishes (spec.publish_as) on a thread of their own: a model's file
+  // work never holds up the ticks.
+  std::thread publisher([&] {
+    while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+      (*coordinator)->PublishQueued();
+    }
+  });
   // Leases expire even when no worker calls in.
   while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
     (*coordinator)->Tick();
   }
+  publisher.join();
   LOG(INFO) << "coordinator: stopping";
   (*http)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

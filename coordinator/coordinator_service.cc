@@ -79,6 +79,17 @@ absl::StatusOr<Principal> Authorize(Coordinator* c, grpc::CallbackServerContext*
   return caller;
 }
 
+// A viewer's or admin's call, or else a worker's (the reads workers may
+// make too: models they follow).
+absl::StatusOr<Principal> AuthorizeReadOrWork(Coordinator* c, grpc::CallbackServerContext* ctx,
+                                              const char* method) {
+  absl::StatusOr<Principal> caller = Authorize(c, ctx, Access::kRead, method);
+  if (!caller.ok() && caller.status().code() == absl::StatusCode::kPermissionDenied) {
+    caller = Authorize(c, ctx, Access::kWork, method);
+  }
+  return caller;
+}
+
 // Authorize, then bound the request (every unary method's first step).
 absl::StatusOr<Principal> Admit(Coordinator* c, grpc::CallbackServerContext* ctx, Access access,
                                 const char* method, const google::protobuf::Message& request,
@@ -267,8 +278,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
   absl::StatusOr<Principal> caller =
       Admit(c_, ctx, Access::kRead, "ListWorkers", *request, kMaxSmallRequestBytes);
   if (!caller.ok()) return Reply(ctx, caller.status());
-  for (auto& w : c_->ListWorkers()) *response->add_workers() = std::move(w);
-  return Reply(ctx, absl::OkStatus());
+  return Reply(ctx, c_->ListWorkers(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::DrainWorker(grpc::CallbackServerContext* ctx,
@@ -290,12 +300,9 @@ grpc::ServerUnaryReactor* CoordinatorService::DrainWorker(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::DownloadModel(
     grpc::CallbackServerContext* ctx, const v1::DownloadModelRequest* request) {
-  absl::StatusOr<Principal> caller = Authorize(c_, ctx, Access::kRead, "DownloadModel");
-  if (!caller.ok() && caller.status().code() == absl::StatusCode::kPermissionDenied) {
-    caller = Authorize(c_, ctx, Access::kWork, "DownloadModel");  // a worker: its own job
-    if (caller.ok()) {
-      if (absl::Status may = c_->MayDownload(*caller, request->job_id()); !may.ok()) caller = may;
-    }
+  absl::StatusOr<Principal> caller = AuthorizeReadOrWork(c_, ctx, "DownloadModel");
+  if (caller.ok() && caller->role == security::Role::kWorker) {  // a worker: its own job
+    if (absl::Status may = c_->MayDownload(*caller, request->job_id()); !may.ok()) caller = may;
   }
   if (!caller.ok()) return new ModelWriter(caller.status());
   return new ModelWriter(request->checkpoint_step() > 0
@@ -382,6 +389,42 @@ grpc::ServerReadReactor<v1::UploadCheckpointRequest>* CoordinatorService::Upload
     return new Refuse(caller.status());
   }
   return new CheckpointReader(c_, *std::move(caller), options_.max_upload_bytes, response);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::PublishModel(grpc::CallbackServerContext* ctx,
+                                                           const v1::PublishModelRequest* request,
+                                                           v1::ModelVersion* response) {
+  absl::StatusOr<Principal> caller =
+      Admit(c_, ctx, Access::kAdmin, "PublishModel", *request, kMaxSmallRequestBytes);
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  return Reply(ctx, c_->PublishModel(*request), response);
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ListModels(grpc::CallbackServerContext* ctx,
+                                                         const v1::ListModelsRequest* request,
+                                                         v1::ListModelsResponse* response) {
+  absl::StatusOr<Principal> caller = AuthorizeReadOrWork(c_, ctx, "ListModels");
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "ListModels"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  for (auto& v : c_->ListModels(request->model_name())) *response->add_versions() = std::move(v);
+  return Reply(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::FetchModel(grpc::CallbackServerContext* ctx,
+                                                         const v1::FetchModelRequest* request,
+                                                         v1::FetchModelResponse* response) {
+  absl::StatusOr<Principal> caller = AuthorizeReadOrWork(c_, ctx, "FetchModel");
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  if (absl::Status s = CheckSize(*request, kMaxSmallRequestBytes, "FetchModel"); !s.ok()) {
+    return Reply(ctx, s);
+  }
+  // A worker's fetches share its round calls' budget.
+  if (caller->role == security::Role::kWorker && !rounds_.Allow(caller->subject)) {
+    return Reply(ctx, Flooding("FetchModel", caller->subject));
+  }
+  return Reply(ctx, c_->FetchModel(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::CreateToken(grpc::CallbackServerContext* ctx,

@@ -94,6 +94,15 @@ class CoordinatorService final
                                        v1::PushUpdateResponse* response) override;
   grpc::ServerReadReactor<v1::UploadCheckpointRequest>* UploadCheckpoint(
       grpc::CallbackServerContext* ctx, v1::UploadCheckpointResponse* response) override;
+  grpc::ServerUnaryReactor* PublishModel(grpc::CallbackServerContext* ctx,
+                                         const v1::PublishModelRequest* request,
+                                         v1::ModelVersion* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* FetchModel(grpc::CallbackServerContext* ctx,
+                                       const v1::FetchModelRequest* request,
+                                       v1::FetchModelResponse* response) override;
   grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
                                         const v1::CreateTokenRequest* request,
                                         v1::CreateTokenResponse* response) override;

@@ -5,13 +5,17 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <set>
 
+#include "checkpoint/model_description.h"
 #include "checkpoint/safetensors.h"
 #include "coordinator/test_spec.h"
 #include "coordinator/upload_check.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "security/tokens.h"
+#include "spec/defaults.h"
 #include "spec/tensors.h"
 
 namespace nightshift::coordinator {
@@ -27,6 +31,16 @@ std::string Upload(const v1::JobSpec& spec, bool final) {
   const std::vector<TensorSpec> tensors = *ExpectedCheckpointTensors(spec, final);
   for (const TensorSpec& t : tensors) w.Add(t.name, Tensor(t.shape));
   w.AddMetadata("format", "nightshift.checkpoint.v1");
+  return w.Serialize();
+}
+
+// The final model as a trainer uploads it: it describes itself.
+std::string DescribedModel(const v1::JobSpec& spec) {
+  SafetensorsWriter w;
+  const std::vector<TensorSpec> tensors = *ExpectedCheckpointTensors(spec, true);
+  for (const TensorSpec& t : tensors) w.Add(t.name, Tensor(t.shape));
+  w.AddMetadata("format", "nightshift.checkpoint.v1");
+  AddModelDescription(DescribeModel(spec, ExpectedDatasetShape(spec.dataset()).sample_shape), &w);
   return w.Serialize();
 }
 
@@ -800,6 +814,203 @@ TEST_F(CoordinatorTest, UploadsMustBeTheJobsTensors) {
   const v1::JobStatus job = *coordinator_->GetJob("j");
   ASSERT_GE(job.checkpoints_size(), 1);
   EXPECT_EQ(job.checkpoints(job.checkpoints_size() - 1).step(), 10) << "a refused upload was kept";
+}
+
+// The model loop: a job whose spec says publish_as is published by the
+// next PublishQueued after it succeeds, once (a restart does not publish it again);
+// followers hear of the newer version in their heartbeat reply and fetch
+// its bytes; a publish before success is refused.
+TEST_F(CoordinatorTest, ASucceededJobIsPublishedAndFollowersHearOfIt) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_publish_as("small");
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a");
+  Beat(a);
+  Beat(a, "j", 1);
+  v1::PublishModelRequest publish;
+  publish.set_job_id("j");
+  publish.set_model_name("by-hand");
+  absl::StatusOr<v1::ModelVersion> early = coordinator_->PublishModel(publish);
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(early.status().message(), HasSubstr("job j is RUNNING"));
+
+  const std::string model = DescribedModel(submit.spec());
+  ASSERT_TRUE(coordinator_->StoreCheckpoint(a, "j", 20, true, model, Caller(a)).ok());
+  v1::ReportProgressRequest done;
+  done.set_worker_id(a);
+  done.set_job_id("j");
+  done.set_generation(1);
+  done.mutable_progress()->set_step(20);
+  done.mutable_progress()->set_test_accuracy(0.75f);
+  done.set_finished(true);
+  ASSERT_TRUE(Report(done).ok());
+  ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(coordinator_->ListModels("").empty()) << "published before PublishQueued";
+  coordinator_->PublishQueued();
+  std::vector<v1::ModelVersion> versions = coordinator_->ListModels("small");
+  ASSERT_EQ(versions.size(), 1u);
+  EXPECT_EQ(versions[0].version(), 1);
+  EXPECT_EQ(versions[0].job_id(), "j");
+  EXPECT_FLOAT_EQ(versions[0].test_accuracy(), 0.75f);
+  EXPECT_EQ(versions[0].sha256(), security::Sha256Hex(model));
+  const v1::GetJobHistoryResponse history = *coordinator_->GetJobHistory("j");
+  EXPECT_THAT(history.events(history.events_size() - 1).reason(),
+              HasSubstr("published as model small version 1"));
+  EXPECT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_SUCCEEDED);
+
+  // A follower holding nothing hears of version 1; holding it, of nothing.
+  v1::HeartbeatRequest h;
+  h.set_worker_id(a);
+  v1::FollowedModel* followed = h.add_followed_models();
+  followed->set_name("small");
+  v1::HeartbeatResponse reply = *HeartbeatAs(h);
+  ASSERT_EQ(reply.model_updates_size(), 1);
+  EXPECT_EQ(reply.model_updates(0).version(), 1);
+  followed->set_version(1);
+  EXPECT_EQ(HeartbeatAs(h)->model_updates_size(), 0);
+  v1::FetchModelRequest fetch;
+  fetch.set_model_name("small");
+  EXPECT_EQ(coordinator_->FetchModel(fetch)->data(), model);
+
+  // By hand under another name: its version 1; the same job again: the same.
+  ASSERT_EQ(coordinator_->PublishModel(publish)->version(), 1);
+  ASSERT_EQ(coordinator_->PublishModel(publish)->version(), 1);
+  EXPECT_EQ(coordinator_->metrics().models_published, 2);
+  Restart();
+  coordinator_->PublishQueued();
+  EXPECT_EQ(coordinator_->ListModels("small").size(), 1u) << "published again after a restart";
+  EXPECT_EQ(coordinator_->ListModels("").size(), 2u);
+}
+
+TEST_F(CoordinatorTest, AFailedJobIsNotPublished) {
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = Spec(1);
+  submit.mutable_spec()->set_publish_as("small");
+  submit.set_job_id("j");
+  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const std::string a = Register("a");
+  Beat(a);
+  Beat(a, "j", 1);
+  v1::ReportProgressRequest failed;
+  failed.set_worker_id(a);
+  failed.set_job_id("j");
+  failed.set_generation(1);
+  failed.set_error("out of memory");
+  ASSERT_TRUE(Report(failed).ok());
+  ASSERT_EQ(coordinator_->GetJob("j")->state(), v1::JOB_STATE_FAILED);
+  coordinator_->PublishQueued();
+  EXPECT_TRUE(coordinator_->ListModels("").empty());
+  v1::PublishModelRequest publish;
+  publish.set_job_id("j");
+  publish.set_model_name("small");
+  absl::StatusOr<v1::ModelVersion> refused = coordinator_->PublishModel(publish);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("job j is FAILED: only a job that succeeded can be published"));
+  publish.set_job_id("nope");
+  EXPECT_EQ(coordinator_->PublishModel(publish).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Heartbeat classes: a pool's interval and lease come with the
+// registration, and each lease runs out on its own pool's clock.
+TEST_F(CoordinatorTest, EachPoolHasItsHeartbeatIntervalAndLease) {
+  v1::RegisterRequest dc;
+  dc.set_name("dc");
+  dc.set_pool(v1::WORKER_POOL_DATACENTER);
+  dc.set_peer_address("dc:1");
+  const v1::RegisterResponse dc_reply = *RegisterAs(dc);
+  EXPECT_EQ(dc_reply.heartbeat_interval_ms(), 500);
+  EXPECT_EQ(dc_reply.lease_ttl_ms(), 5000);  // the fixture's
+  v1::RegisterRequest car;
+  car.set_name("car");
+  car.set_pool(v1::WORKER_POOL_EDGE);
+  const v1::RegisterResponse car_reply = *RegisterAs(car);
+  EXPECT_EQ(car_reply.heartbeat_interval_ms(), 10000);
+  EXPECT_EQ(car_reply.lease_ttl_ms(), 35000);
+  auto state_of = [&](const std::string& name) {
+    for (const auto& w : coordinator_->ListWorkers()) {
+      if (w.name() == name) return w.state();
+    }
+    return v1::WORKER_STATE_UNSPECIFIED;
+  };
+  clock_.Advance(absl::Seconds(6));
+  coordinator_->Tick();
+  EXPECT_EQ(state_of("dc"), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(state_of("car"), v1::WORKER_STATE_IDLE);
+  Beat(car_reply.worker_id());  // renewed at 6 s: runs to 41 s
+  clock_.Advance(absl::Seconds(30));
+  coordinator_->Tick();
+  EXPECT_EQ(state_of("car"), v1::WORKER_STATE_IDLE) << "an early entry of its lease expired it";
+  clock_.Advance(absl::Seconds(6));
+  coordinator_->Tick();
+  EXPECT_EQ(state_of("car"), v1::WORKER_STATE_LOST);
+  EXPECT_EQ(coordinator_->metrics().leases_expired, 2);
+}
+
+// A fleet lists in pages, in id order, filtered by pool and state.
+TEST_F(CoordinatorTest, WorkersListInPages) {
+  std::set<std::string> edge_ids;
+  for (int i = 0; i < 25; ++i)
+    edge_ids.insert(Register(absl::StrCat("car-", i), 10, v1::WORKER_POOL_EDGE));
+  Register("dc-0");
+  v1::ListWorkersRequest request;
+  request.set_pool(v1::WORKER_POOL_EDGE);
+  request.set_page_size(10);
+  std::vector<int> sizes;
+  std::set<std::string> seen;
+  std::string last;
+  do {
+    absl::StatusOr<v1::ListWorkersResponse> page = coordinator_->ListWorkers(request);
+    ASSERT_TRUE(page.ok()) << page.status();
+    sizes.push_back(page->workers_size());
+    for (const auto& w : page->workers()) {
+      EXPECT_EQ(w.pool(), v1::WORKER_POOL_EDGE);
+      EXPECT_GT(w.id(), last) << "not in id order";
+      last = w.id();
+      seen.insert(w.id());
+    }
+    request.set_page_token(page->next_page_token());
+  } while (!request.page_token().empty());
+  EXPECT_EQ(sizes, (std::vector<int>{10, 10, 5}));
+  EXPECT_EQ(seen, edge_ids);
+  request.clear_pool();
+  request.set_page_size(0);
+  EXPECT_EQ(coordinator_->ListWorkers(request)->workers_size(), 26);  // the default page holds all
+  request.set_state(v1::WORKER_STATE_BUSY);
+  EXPECT_EQ(coordinator_->ListWorkers(request)->workers_size(), 0);
+  request.set_page_size(10001);
+  EXPECT_THAT(coordinator_->ListWorkers(request).status().message(),
+              HasSubstr("page_size: 10001 is not in [0, 10000]"));
+  const Coordinator::WorkerCounts counts = coordinator_->CountWorkers();
+  EXPECT_EQ(counts.total, 26);
+  EXPECT_EQ((counts.by_pool_and_state.at({v1::WORKER_POOL_EDGE, v1::WORKER_STATE_IDLE})), 25);
+}
+
+// A fleet's steady heartbeats cost no scheduling pass; a change does.
+TEST_F(CoordinatorTest, OnlyAHeartbeatThatChangesSomethingSchedules) {
+  const std::string car = Register("car", 10, v1::WORKER_POOL_EDGE);
+  const std::string dc = Register("dc");
+  v1::HeartbeatRequest h;
+  h.set_worker_id(car);
+  h.mutable_eligibility()->set_eligible(false);
+  Beat(dc);
+  ASSERT_TRUE(HeartbeatAs(h).ok());  // the registrations' pass
+  const int64_t before = coordinator_->metrics().schedules;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(HeartbeatAs(h).ok());
+    Beat(dc);
+  }
+  EXPECT_EQ(coordinator_->metrics().schedules, before) << "steady heartbeats scheduled";
+  h.mutable_eligibility()->set_eligible(true);  // a flip
+  ASSERT_TRUE(HeartbeatAs(h).ok());
+  EXPECT_EQ(coordinator_->metrics().schedules, before + 1);
+  Submit("j", 1, 1);  // a queued job schedules at once, and the free dc takes it
+  EXPECT_EQ(Beat(dc).directives(0).assign().job_id(), "j");
+  const int64_t running = coordinator_->metrics().schedules;
+  for (int i = 0; i < 5; ++i) Beat(dc, "j", 1);  // the job runs: nothing changes
+  EXPECT_EQ(coordinator_->metrics().schedules, running + 1) << "only its first report of the job";
 }
 
 }  // namespace

@@ -14,9 +14,10 @@ namespace nightshift::coordinator {
 
 std::vector<std::string> Coordinator::ReplicaWorkersLocked(const std::string& job_id) {
   std::vector<std::string> ids;
-  if (job_id.empty()) return ids;
-  for (const auto& [id, w] : workers_) {
-    if (w.assigned_job == job_id && w.info.state() != v1::WORKER_STATE_LOST) ids.push_back(id);
+  auto assigned = workers_by_job_.find(job_id);
+  if (job_id.empty() || assigned == workers_by_job_.end()) return ids;
+  for (const std::string& id : assigned->second) {
+    if (workers_[id].info.state() != v1::WORKER_STATE_LOST) ids.push_back(id);
   }
   return ids;
 }
@@ -89,7 +90,7 @@ bool Coordinator::RingMembersLeftLocked(const std::string job_id,  // not a refe
   for (const std::string& id : ids) {
     Worker& w = workers_[id];
     if (w.assigned_job != job_id) continue;  // fenced already
-    w.assigned_job.clear();
+    SetAssignedJobLocked(w, "");
     w.released_job = job_id;
     w.rank = -1;
     w.info.clear_job_id();

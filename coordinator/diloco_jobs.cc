@@ -142,7 +142,7 @@ void Coordinator::AssignReplicaLocked(v1::JobStatus& job, DiLoCoJob& d, const st
   a.set_rank(shard);
   a.set_world_size(d.keeper->settings().shard_count);
   w.pending.push_back(std::move(directive));
-  w.assigned_job = job.id();
+  SetAssignedJobLocked(w, job.id());
   w.rank = shard;
   w.info.set_job_id(job.id());
   w.info.set_state(v1::WORKER_STATE_BUSY);
@@ -153,6 +153,7 @@ void Coordinator::AssignReplicaLocked(v1::JobStatus& job, DiLoCoJob& d, const st
 
 void Coordinator::DropReplicaLocked(const std::string& id, const std::string& why) {
   Worker& w = workers_[id];
+  schedule_due_ = true;
   auto d = diloco_.find(w.assigned_job);
   if (d == diloco_.end()) return;
   if (RingMembersLeftLocked(w.assigned_job, {id}, absl::StrCat(w.info.name(), " left: ", why))) {
@@ -162,7 +163,7 @@ void Coordinator::DropReplicaLocked(const std::string& id, const std::string& wh
   d->second.keeper->Forget(w.info.name());
   absl::StatusOr<v1::JobStatus> job = store_->GetJob(w.assigned_job);
   w.released_job = w.assigned_job;
-  w.assigned_job.clear();
+  SetAssignedJobLocked(w, "");
   w.rank = -1;
   w.info.clear_job_id();
   if (w.info.state() == v1::WORKER_STATE_BUSY) w.info.set_state(v1::WORKER_STATE_IDLE);
@@ -238,7 +239,10 @@ absl::StatusOr<v1::PushUpdateResponse> Coordinator::PushUpdate(const v1::PushUpd
   ASSIGN_OR_RETURN(
       v1::PushUpdateResponse response,
       replica.second->keeper->Push(KeeperName(*replica.first, *replica.second), request));
-  if (response.complete()) CloseRoundsLocked(request.job_id());
+  if (response.complete()) {
+    schedule_due_ = true;  // a ring that pushed (or withdrew) may take a joiner now
+    CloseRoundsLocked(request.job_id());
+  }
   return response;
 }
 
@@ -273,6 +277,7 @@ void Coordinator::CloseRoundsLocked(const std::string& only) {
 
 absl::Status Coordinator::CommitRoundLocked(v1::JobStatus& job, DiLoCoJob& d,
                                             const v1::RoundInfo& info) {
+  schedule_due_ = true;  // a closed round may let a ring take a joiner
   const std::string dir = RoundDir(job.id());
   RETURN_IF_ERROR(MakeDirectories(dir));
   const int64_t round = d.keeper->round();

@@ -58,6 +58,7 @@ class DiLoCoJobsTest : public testing::Test {
     CoordinatorOptions options;
     options.state_dir = dir_;
     options.lease_ttl = absl::Seconds(5);
+    options.edge_lease_ttl = absl::Seconds(5);
     coordinator_ = *Coordinator::Create(store_.get(), &clock_, options);
   }
   security::Principal As(const std::string& name) { return {security::Role::kWorker, name, ""}; }

@@ -26,10 +26,7 @@ bool Started(const v1::JobStatus& job) {
 
 std::vector<std::string> Coordinator::MembersLocked(const std::string& job_id) {
   std::map<int, std::string> by_rank;
-  if (job_id.empty()) return {};
-  for (const auto& [id, w] : workers_) {
-    if (w.assigned_job == job_id && w.info.state() != v1::WORKER_STATE_LOST) by_rank[w.rank] = id;
-  }
+  for (const std::string& id : ReplicaWorkersLocked(job_id)) by_rank[workers_[id].rank] = id;
   std::vector<std::string> ids;
   for (const auto& [rank, id] : by_rank) ids.push_back(id);
   return ids;
@@ -53,6 +50,7 @@ std::vector<std::string> Coordinator::FreeWorkersForLocked(const v1::JobStatus& 
 
 void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
   Worker& w = workers_[id];
+  schedule_due_ = true;
   const std::string ring_job = w.assigned_job;  // if it is a ring member: below
   if (auto d = diloco_.find(w.assigned_job); d != diloco_.end()) {
     d->second.keeper->Forget(w.info.name());
@@ -66,11 +64,11 @@ void Coordinator::FenceLocked(const std::string& id, const std::string& why) {
                                  [](const v1::Directive& d) { return d.has_assign(); }),
                   w.pending.end());
   w.held.clear();
-  w.assigned_job.clear();
+  SetAssignedJobLocked(w, "");
   w.rank = -1;
   w.info.clear_job_id();
   w.info.set_state(v1::WORKER_STATE_LOST);
-  store_->PutWorker(w.info).IgnoreError();  // informational copy
+  worker_rows_.push_back(w.info);  // informational copy, written by Tick
   RingMembersLeftLocked(ring_job, {id}, absl::StrCat(w.info.name(), " was fenced: ", why));
 }
 
@@ -260,7 +258,7 @@ bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& 
     if (d->second.hybrid && w.info.pool() == v1::WORKER_POOL_DATACENTER) return false;
     const int shard = d->second.keeper->ShardFor(w.info.name());
     if (request.rank() != shard) return false;  // not the replica it says it is
-    w.assigned_job = job->id();
+    SetAssignedJobLocked(w, job->id());
     w.rank = shard;
     w.generation_seen = request.generation();
     w.info.set_job_id(job->id());
@@ -289,7 +287,7 @@ bool Coordinator::AdoptLocked(const std::string& id, const v1::RegisterRequest& 
     if (workers_[member].rank == request.rank()) return false;  // its place is taken
   }
   Worker& w = workers_[id];
-  w.assigned_job = job->id();
+  SetAssignedJobLocked(w, job->id());
   w.rank = request.rank();
   w.generation_seen = request.generation();
   w.info.set_job_id(job->id());

@@ -3,10 +3,15 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/status_macros.h"
+#include "coordinator/dashboard/assets.h"
 #include "coordinator/http_routes.h"
+#include "coordinator/metrics_page.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/job_state.h"
@@ -78,86 +83,6 @@ HttpResponse Result(const absl::StatusOr<T>& result) {
 
 }  // namespace
 
-std::string HttpApi::Metrics(Coordinator* c) {
-  std::string out;
-  const CoordinatorMetrics m = c->metrics();
-  auto counter = [&](const char* name, const char* help, int64_t v) {
-    absl::StrAppendFormat(&out, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name,
-                          v);
-  };
-  counter("nightshift_jobs_submitted_total", "Jobs accepted by SubmitJob.", m.jobs_submitted);
-  counter("nightshift_jobs_succeeded_total", "Jobs that ended SUCCEEDED.", m.jobs_succeeded);
-  counter("nightshift_jobs_failed_total", "Jobs that ended FAILED.", m.jobs_failed);
-  counter("nightshift_jobs_cancelled_total", "Jobs that ended CANCELLED.", m.jobs_cancelled);
-  counter("nightshift_heartbeats_total", "Worker heartbeats received.", m.heartbeats);
-  counter("nightshift_leases_expired_total", "Worker leases that ran out.", m.leases_expired);
-  counter("nightshift_job_generations_total",
-          "Job generations formed: starts and every change of members.", m.generations);
-  counter("nightshift_job_recoveries_total", "Generations formed after a lost worker.",
-          m.recoveries);
-  counter("nightshift_job_steps_redone_total", "Steps trained again from a commit point.",
-          m.steps_redone);
-  counter("nightshift_rounds_closed_total", "DiLoCo rounds closed.", m.rounds_closed);
-  counter("nightshift_round_updates_accepted_total", "Replica updates a closed round took.",
-          m.updates_accepted);
-  counter("nightshift_round_updates_refused_total",
-          "Replica updates a closed round refused (stale, broken or screened out).",
-          m.updates_refused);
-  std::map<std::string, int> by_state;
-  for (v1::JobState s : kJobStates) {
-    by_state[JobStateLabel(s)] = 0;
-  }
-  absl::StatusOr<std::vector<v1::JobStatus>> jobs = c->ListJobs();
-  out += "# HELP nightshift_jobs Jobs by state.\n# TYPE nightshift_jobs gauge\n";
-  if (jobs.ok()) {
-    for (const auto& j : *jobs) ++by_state[JobStateLabel(j.state())];
-  }
-  for (const auto& [state, n] : by_state) {
-    absl::StrAppendFormat(&out, "nightshift_jobs{state=\"%s\"} %d\n", state, n);
-  }
-  out +=
-      "# HELP nightshift_job_samples_per_second Training throughput of running jobs.\n"
-      "# TYPE nightshift_job_samples_per_second gauge\n";
-  out += "# HELP nightshift_job_step Steps completed by running jobs.\n";
-  if (jobs.ok()) {
-    for (const auto& j : *jobs) {
-      if (j.state() != v1::JOB_STATE_RUNNING) continue;
-      absl::StrAppendFormat(&out, "nightshift_job_samples_per_second{job=\"%s\"} %g\n", j.id(),
-                            j.progress().samples_per_second());
-    }
-  }
-  std::map<std::string, int> workers;
-  std::string eligible;
-  int64_t preemptions = 0;
-  const std::vector<v1::WorkerInfo> listed = c->ListWorkers();
-  for (const auto& w : listed) {
-    if (w.pool() == v1::WORKER_POOL_EDGE && w.state() != v1::WORKER_STATE_LOST) {
-      absl::StrAppendFormat(&eligible, "nightshift_edge_worker_eligible{worker=\"%s\"} %d\n",
-                            w.name(), w.eligibility().eligible() ? 1 : 0);
-      preemptions += w.preemptions();
-    }
-  }
-  for (const auto& w : listed) {
-    std::string state = v1::WorkerState_Name(w.state()).substr(13);
-    for (char& ch : state) ch = static_cast<char>(tolower(ch));
-    ++workers[state];
-  }
-  out +=
-      "# HELP nightshift_workers Registered workers by state.\n# TYPE nightshift_workers gauge\n";
-  for (const auto& [state, n] : workers) {
-    absl::StrAppendFormat(&out, "nightshift_workers{state=\"%s\"} %d\n", state, n);
-  }
-  out +=
-      "# HELP nightshift_edge_worker_eligible Edge agents whose vehicle lets them compute (1) or "
-      "not (0).\n# TYPE nightshift_edge_worker_eligible gauge\n";
-  out += eligible;
-  counter("nightshift_edge_preemptions_total",
-          "Times edge agents' compute stopped because their vehicle became ineligible (as the "
-          "registered agents report it).",
-          preemptions);
-  return out;
-}
-
 std::shared_ptr<const std::string> HttpApi::JobsJson(std::optional<v1::JobState> state) {
   const int64_t version = coordinator_->jobs_version();
   absl::MutexLock lock(&cache_mu_);
@@ -188,26 +113,130 @@ std::shared_ptr<const std::string> HttpApi::JobsJson(std::optional<v1::JobState>
   return shared;
 }
 
+namespace {
+
+// The handler label of a request's metrics: its route, not its path (ids
+// would make a series per job, and a scanner's paths one per probe).
+const char* EndpointLabel(const absl::StatusOr<Route>& route) {
+  if (!route.ok()) return "unknown";
+  switch (route->endpoint) {
+    case Endpoint::kDashboard:
+      return "/";
+    case Endpoint::kAsset:
+      return "/assets/{name}";
+    case Endpoint::kHealth:
+      return "/healthz";
+    case Endpoint::kMetrics:
+      return "/metrics";
+    case Endpoint::kJobs:
+      return "/v1/jobs";
+    case Endpoint::kJob:
+      return "/v1/jobs/{id}";
+    case Endpoint::kJobHistory:
+      return "/v1/jobs/{id}/history";
+    case Endpoint::kWorkers:
+      return "/v1/workers";
+    case Endpoint::kModels:
+      return "/v1/models";
+  }
+  return "unknown";
+}
+
+constexpr absl::string_view kTokenCookie = "nightshift_token";
+
+// The dashboard's token from a Cookie header ("a=1; nightshift_token=T");
+// "" if it holds none.
+std::string CookieToken(absl::string_view header) {
+  for (absl::string_view pair : absl::StrSplit(header, ';')) {
+    pair = absl::StripAsciiWhitespace(pair);
+    if (absl::ConsumePrefix(&pair, kTokenCookie) && absl::ConsumePrefix(&pair, "=")) {
+      return std::string(pair);
+    }
+  }
+  return "";
+}
+
+// A dashboard file, with headers that keep it to this origin's scripts and
+// out of other sites' frames.
+HttpResponse AssetResponse(const dashboard::Asset& asset) {
+  HttpResponse r = Body(std::string(asset.data), std::string(asset.content_type));
+  r.headers = {{"Cache-Control", "no-cache"},
+               {"X-Content-Type-Options", "nosniff"},
+               {"Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                "frame-ancestors 'none'"}};
+  return r;
+}
+
+}  // namespace
+
+HttpResponse HttpApi::LogIn(const std::string& token) {
+  absl::StatusOr<security::Principal> caller = coordinator_->Authenticate(token);
+  if (!caller.ok() || !security::Allows(caller->role, security::Access::kRead)) {
+    HttpResponse r = AssetResponse(*dashboard::FindAsset("login.html"));
+    r.status = 401;
+    return r;
+  }
+  // The token goes into a cookie only this origin's requests carry (not
+  // readable by scripts), and out of the address bar.
+  HttpResponse r = Body("", "text/plain");
+  r.status = 303;
+  r.headers = {
+      {"Location", "/"},
+      {"Cache-Control", "no-store"},
+      {"Set-Cookie", absl::StrCat(kTokenCookie, "=", token, "; Path=/; HttpOnly; SameSite=Strict",
+                                  options_.secure_cookie ? "; Secure" : "")}};
+  return r;
+}
+
 HttpResponse HttpApi::Handle(const HttpRequest& request) {
+  const absl::Time started = http_metrics_.Now();
+  const absl::StatusOr<Route> route = ParseRoute(request.path, request.query);
+  HttpResponse response = Serve(request, route);
+  http_metrics_.Record(EndpointLabel(route), absl::StrCat(response.status), started);
+  return response;
+}
+
+HttpResponse HttpApi::Serve(const HttpRequest& request, const absl::StatusOr<Route>& route) {
   Coordinator* c = coordinator_;
-  absl::StatusOr<Route> route = ParseRoute(request.path, request.query);
   if (route.ok() && route->endpoint == Endpoint::kHealth) return Body("ok\n", "text/plain");
-  // Every other path needs a viewer (or admin) token, checked first.
-  absl::StatusOr<std::string> token = security::BearerToken(request.authorization);
+  const bool page = route.ok() && route->endpoint == Endpoint::kDashboard;
+  if (page && !route->login_token.empty()) return LogIn(route->login_token);
+  // Every other path needs a viewer (or admin) token, checked first: from
+  // the Authorization header, or from the dashboard's cookie.
+  const std::string cookie_token = CookieToken(request.cookie);
+  absl::StatusOr<std::string> token = request.authorization.empty() && !cookie_token.empty()
+                                          ? absl::StatusOr<std::string>(cookie_token)
+                                          : security::BearerToken(request.authorization);
   absl::StatusOr<security::Principal> caller =
       token.ok() ? c->Authenticate(*token) : absl::StatusOr<security::Principal>(token.status());
-  if (!caller.ok()) return Error(caller.status());
-  if (!security::Allows(caller->role, security::Access::kRead)) {
-    return Error(absl::PermissionDeniedError(
+  if (caller.ok() && !security::Allows(caller->role, security::Access::kRead)) {
+    caller = absl::PermissionDeniedError(
         absl::StrCat("the status API needs a viewer or admin token; this one is a ",
-                     security::RoleName(caller->role), " token")));
+                     security::RoleName(caller->role), " token"));
+  }
+  if (!caller.ok()) {
+    if (!page) return Error(caller.status());
+    HttpResponse r = AssetResponse(*dashboard::FindAsset("login.html"));
+    r.status = 401;
+    return r;
   }
   if (!route.ok()) return Error(route.status());
   switch (route->endpoint) {
     case Endpoint::kHealth:
       return Body("ok\n", "text/plain");
+    case Endpoint::kDashboard:
+      return AssetResponse(*dashboard::FindAsset("index.html"));
+    case Endpoint::kAsset: {
+      const dashboard::Asset* asset = dashboard::FindAsset(route->asset);
+      if (asset == nullptr) {
+        return Error(absl::NotFoundError(absl::StrCat("no such asset: ", route->asset)));
+      }
+      return AssetResponse(*asset);
+    }
     case Endpoint::kMetrics:
-      return Body(Metrics(c), "text/plain; version=0.0.4");
+      return Body(MetricsPage({c, options_.grpc_metrics, &http_metrics_}),
+                  "text/plain; version=0.0.4");
     case Endpoint::kJobs: {
       HttpResponse r;
       r.body = JobsJson(route->job_state);
@@ -218,21 +247,27 @@ HttpResponse HttpApi::Handle(const HttpRequest& request) {
     case Endpoint::kJobHistory:
       return Result(c->GetJobHistory(route->job_id));
     case Endpoint::kWorkers: {
-      v1::ListWorkersResponse list;
-      for (auto& w : c->ListWorkers()) {
-        if (route->pool.has_value() && w.pool() != *route->pool) continue;
-        if (route->worker_state.has_value() && w.state() != *route->worker_state) continue;
-        *list.add_workers() = std::move(w);
-      }
+      v1::ListWorkersRequest request;
+      if (route->pool.has_value()) request.set_pool(*route->pool);
+      if (route->worker_state.has_value()) request.set_state(*route->worker_state);
+      request.set_page_size(route->page_size);
+      request.set_page_token(route->page_token);
+      return Result(c->ListWorkers(request));
+    }
+    case Endpoint::kModels: {
+      v1::ListModelsResponse list;
+      for (auto& v : c->ListModels(route->model_name)) *list.add_versions() = std::move(v);
       return Json(list);
     }
   }
   return Error(absl::InternalError("unrouted endpoint"));
 }
 
-absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(
-    Coordinator* c, const std::string& address, const security::TransportSecurity& security) {
-  auto api = std::make_unique<HttpApi>(c);
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(Coordinator* c, const std::string& address,
+                                                        const security::TransportSecurity& security,
+                                                        HttpApiOptions api_options) {
+  api_options.secure_cookie = !security.insecure;
+  auto api = std::make_unique<HttpApi>(c, api_options);
   security::HttpServerOptions options;
   options.threads = kHttpThreads;
   ASSIGN_OR_RETURN(

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -86,7 +87,13 @@ absl::StatusOr<Route> ParseRoute(absl::string_view path, absl::string_view query
   Route route;
   std::vector<absl::string_view> known;  // query parameters of the path
   const size_t n = segments.size();
-  if (n == 1 && segments[0] == "healthz") {
+  if (n == 1 && segments[0].empty()) {
+    route.endpoint = Endpoint::kDashboard;
+    known = {"token"};
+  } else if (n == 2 && segments[0] == "assets" && !segments[1].empty()) {
+    route.endpoint = Endpoint::kAsset;
+    route.asset = segments[1];
+  } else if (n == 1 && segments[0] == "healthz") {
     route.endpoint = Endpoint::kHealth;
   } else if (n == 1 && segments[0] == "metrics") {
     route.endpoint = Endpoint::kMetrics;
@@ -105,7 +112,10 @@ absl::StatusOr<Route> ParseRoute(absl::string_view path, absl::string_view query
     }
   } else if (n == 2 && segments[0] == "v1" && segments[1] == "workers") {
     route.endpoint = Endpoint::kWorkers;
-    known = {"pool", "state"};
+    known = {"pool", "state", "page_size", "page_token"};
+  } else if (n == 2 && segments[0] == "v1" && segments[1] == "models") {
+    route.endpoint = Endpoint::kModels;
+    known = {"name"};
   } else {
     return absl::NotFoundError(absl::StrCat("no such path: ", absl::CEscape(path)));
   }
@@ -134,7 +144,19 @@ absl::StatusOr<Route> ParseRoute(absl::string_view path, absl::string_view query
     }
   }
   for (const auto& [name, value] : params) {
-    if (route.endpoint == Endpoint::kJobs) {
+    if (route.endpoint == Endpoint::kDashboard) {
+      route.login_token = value;
+    } else if (route.endpoint == Endpoint::kModels) {
+      route.model_name = value;
+    } else if (name == "page_token") {
+      route.page_token = value;
+    } else if (name == "page_size") {
+      if (!absl::SimpleAtoi(value, &route.page_size) || route.page_size < 1 ||
+          route.page_size > 10000) {
+        return absl::InvalidArgumentError(absl::StrCat("page_size: '", absl::CEscape(value),
+                                                       "' is not a number from 1 to 10000"));
+      }
+    } else if (route.endpoint == Endpoint::kJobs) {
       absl::StatusOr<v1::JobState> s =
           EnumValue<v1::JobState>(v1::JobState_descriptor(), "JOB_STATE_", name, value);
       if (!s.ok()) return s.status();

@@ -20,11 +20,21 @@ TEST(HttpRoutesTest, EveryPathRoutesToItsEndpoint) {
   const Route history = *ParseRoute("/v1/jobs/a%20b/history", "");
   EXPECT_EQ(history.endpoint, Endpoint::kJobHistory);
   EXPECT_EQ(history.job_id, "a b") << "segments are percent-decoded";
+  EXPECT_EQ(ParseRoute("/", "")->endpoint, Endpoint::kDashboard);
+  const Route login = *ParseRoute("/", "token=nst_a%2Bb");
+  EXPECT_EQ(login.endpoint, Endpoint::kDashboard);
+  EXPECT_EQ(login.login_token, "nst_a+b");
+  const Route asset = *ParseRoute("/assets/dashboard.js", "");
+  EXPECT_EQ(asset.endpoint, Endpoint::kAsset);
+  EXPECT_EQ(asset.asset, "dashboard.js");
+  EXPECT_EQ(ParseRoute("/v1/models", "")->endpoint, Endpoint::kModels);
+  EXPECT_EQ(ParseRoute("/v1/models", "name=fashion%2Dmlp")->model_name, "fashion-mlp");
 }
 
 TEST(HttpRoutesTest, UnknownPathsAreNotFound) {
-  for (const char* path : {"", "v1/jobs", "/", "/v1", "/v1/jobs//history", "/v1/jobs/x/y",
-                           "/v1/jobs/x/history/z", "/v2/jobs", "/v1/workers/w1", "/healthz/x"}) {
+  for (const char* path : {"", "v1/jobs", "/assets", "/assets/", "/assets/a/b", "/v1",
+                           "/v1/jobs//history", "/v1/jobs/x/y", "/v1/jobs/x/history/z", "/v2/jobs",
+                           "/v1/workers/w1", "/healthz/x", "/v1/models/x"}) {
     EXPECT_EQ(ParseRoute(path, "").status().code(), absl::StatusCode::kNotFound) << path;
   }
 }
@@ -37,6 +47,11 @@ TEST(HttpRoutesTest, QueriesFilterAndAreDecoded) {
   EXPECT_EQ(*edge.pool, v1::WORKER_POOL_EDGE);
   EXPECT_EQ(*edge.worker_state, v1::WORKER_STATE_IDLE);
   EXPECT_FALSE(ParseRoute("/v1/workers", "")->pool.has_value());
+  const Route page = *ParseRoute("/v1/workers", "page_size=50&page_token=w-00ff");
+  EXPECT_EQ(page.page_size, 50);
+  EXPECT_EQ(page.page_token, "w-00ff");
+  EXPECT_THAT(ParseRoute("/v1/workers", "page_size=0").status().message(),
+              HasSubstr("page_size: '0' is not a number from 1 to 10000"));
 }
 
 TEST(HttpRoutesTest, BadQueriesNameTheParameterOrOffset) {
@@ -51,6 +66,7 @@ TEST(HttpRoutesTest, BadQueriesNameTheParameterOrOffset) {
   EXPECT_THAT(ParseRoute("/v1/jobs", "state=unspecified").status().message(),
               HasSubstr("is not one of"));
   EXPECT_THAT(ParseRoute("/metrics", "x=1").status().message(), HasSubstr("takes none"));
+  EXPECT_THAT(ParseRoute("/", "user=me").status().message(), HasSubstr("known: token"));
   // Offsets count from the start of the target ("/v1/jobs?" is 9 bytes).
   EXPECT_THAT(ParseRoute("/v1/jobs", "state=%zz").status().message(),
               HasSubstr("bad percent-escape at offset 15"));

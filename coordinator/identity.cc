@@ -76,8 +76,7 @@ absl::StatusOr<std::string> Coordinator::BootstrapAdminToken() {
   return MintToken(Role::kAdmin, "", "bootstrap admin token");
 }
 
-absl::StatusOr<std::string> Coordinator::EnrollLocked(const Principal& caller,
-                                                      const std::string& name) {
+absl::StatusOr<std::string> Coordinator::Enroll(const Principal& caller, const std::string& name) {
   if (caller.role != Role::kWorker) {
     return absl::PermissionDeniedError(absl::StrCat("Register needs a worker token, not a ",
                                                     security::RoleName(caller.role), " token"));
@@ -89,6 +88,7 @@ absl::StatusOr<std::string> Coordinator::EnrollLocked(const Principal& caller,
     }
     return std::string();
   }
+  absl::MutexLock lock(&enroll_mu_);  // the check and the mint are one step
   if (tokens_.Enrolled(name)) {
     return absl::PermissionDeniedError(
         absl::StrCat("worker name '", name,

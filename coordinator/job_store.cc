@@ -35,6 +35,11 @@ constexpr char kSchema[] = R"sql(
     round INTEGER NOT NULL,
     info BLOB NOT NULL,
     PRIMARY KEY (job_id, round));
+  CREATE TABLE IF NOT EXISTS models (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    info BLOB NOT NULL,
+    PRIMARY KEY (name, version));
   CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     info BLOB NOT NULL);
@@ -221,12 +226,33 @@ absl::StatusOr<std::vector<v1::RoundInfo>> JobStore::Rounds(const std::string& j
       ReadBlobs("SELECT info FROM rounds WHERE job_id = ?1 ORDER BY round", &job_id), "round");
 }
 
-absl::Status JobStore::PutWorker(const v1::WorkerInfo& worker) {
+absl::Status JobStore::InsertModelVersion(const v1::ModelVersion& version) {
   absl::MutexLock lock(&mu_);
-  return Write(
-      "INSERT INTO workers (id, info) VALUES (?1, ?2) "
-      "ON CONFLICT (id) DO UPDATE SET info = excluded.info",
-      worker.id(), worker.SerializeAsString());
+  return Write("INSERT INTO models (name, info, version) VALUES (?1, ?2, ?3)", version.name(),
+               version.SerializeAsString(), version.version());
+}
+
+absl::StatusOr<std::vector<v1::ModelVersion>> JobStore::ModelVersions() {
+  absl::MutexLock lock(&mu_);
+  return ParseAll<v1::ModelVersion>(
+      ReadBlobs("SELECT info FROM models ORDER BY name, version", nullptr), "model version");
+}
+
+absl::Status JobStore::PutWorkers(const std::vector<v1::WorkerInfo>& workers) {
+  if (workers.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(Exec("BEGIN"));
+  for (const v1::WorkerInfo& worker : workers) {
+    absl::Status s = Write(
+        "INSERT INTO workers (id, info) VALUES (?1, ?2) "
+        "ON CONFLICT (id) DO UPDATE SET info = excluded.info",
+        worker.id(), worker.SerializeAsString());
+    if (!s.ok()) {
+      Exec("ROLLBACK").IgnoreError();  // the batch is all or nothing
+      return s;
+    }
+  }
+  return Exec("COMMIT");
 }
 
 absl::StatusOr<std::vector<v1::WorkerInfo>> JobStore::ListWorkers() {

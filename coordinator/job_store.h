@@ -1,7 +1,8 @@
 // JobStore: the coordinator's durable state in one SQLite file — jobs with
 // their status, each job's history of state changes and progress samples,
-// a diloco job's closed rounds, the workers last seen, and the hashes of the bearer tokens it
-// accepts. A restarted coordinator opens the same file and finds everything as it was.
+// a diloco job's closed rounds, the workers last seen, the published model
+// versions, and the hashes of the bearer tokens it accepts. A restarted coordinator opens the same
+// file and finds everything as it was.
 //
 // Records are the API's own protobuf messages, stored serialized, keyed by
 // id and kept in insertion order. Every write is one transaction. Jobs are
@@ -67,7 +68,13 @@ class JobStore {
   absl::Status PutRound(const std::string& job_id, const v1::RoundInfo& info);
   absl::StatusOr<std::vector<v1::RoundInfo>> Rounds(const std::string& job_id);
 
-  absl::Status PutWorker(const v1::WorkerInfo& worker);
+  // Published model versions (coordinator/model_registry.h): ALREADY_EXISTS
+  // if the name has that version; all of them by name, then version.
+  absl::Status InsertModelVersion(const v1::ModelVersion& version);
+  absl::StatusOr<std::vector<v1::ModelVersion>> ModelVersions();
+
+  // In one transaction (the coordinator batches a fleet's changes).
+  absl::Status PutWorkers(const std::vector<v1::WorkerInfo>& workers);
   absl::StatusOr<std::vector<v1::WorkerInfo>> ListWorkers();
 
   // Bearer tokens, by the hex SHA-256 of the token (never the token).

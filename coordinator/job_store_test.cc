@@ -52,9 +52,9 @@ TEST(JobStoreTest, EverythingSurvivesAReopen) {
     v1::WorkerInfo w;
     w.set_id("w1");
     w.set_name("alpha");
-    ASSERT_TRUE((*store)->PutWorker(w).ok());
+    ASSERT_TRUE((*store)->PutWorkers({w}).ok());
     w.set_name("alpha-renamed");
-    ASSERT_TRUE((*store)->PutWorker(w).ok());
+    ASSERT_TRUE((*store)->PutWorkers({w}).ok());
   }
   auto store = JobStore::Open(DbPath());
   ASSERT_TRUE(store.ok());

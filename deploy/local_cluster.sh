@@ -6,6 +6,8 @@
 #                              [--slowdown-last F]   (benchmarks)
 #                              [--parked-debounce S] (edge: seconds parked
 #                                                    before eligible; 5)
+#                              [--follow-models A,B] (edge: keep the newest
+#                                                    published version of these)
 #                              [--insecure]          (no TLS: development only)
 #   deploy/local_cluster.sh status
 #   deploy/local_cluster.sh down
@@ -24,7 +26,8 @@
 # (unless that holds another cluster's credentials: then $DIR/client, and
 # `up` says to export NIGHTSHIFT_CONFIG_DIR). The `nightshift` commands
 # then need no flags. $DIR/coordinator.flags and $DIR/worker.flags hold
-# the security flags, for starting more processes by hand.
+# the security flags, for starting more processes by hand; $DIR/dashboard
+# the dashboard's sign-in link (with a viewer token), which `up` prints.
 set -euo pipefail
 [ -n "${NIGHTSHIFT_COORDINATOR_BIN:-}" ] || cd "$(dirname "$0")/.."
 DIR="${NIGHTSHIFT_CLUSTER_DIR:-/tmp/nightshift-cluster}"
@@ -40,7 +43,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 up() {
-  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0 debounce=5
+  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0 debounce=5 follow=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --insecure) insecure=1; shift ;;
@@ -49,6 +52,7 @@ up() {
       --threads) threads="$2"; shift 2 ;;
       --slowdown-last) slowdown_last="$2"; shift 2 ;;  # benchmarks: a slower last worker
       --parked-debounce) debounce="$2"; shift 2 ;;      # edge: seconds parked before eligible
+      --follow-models) follow="$2"; shift 2 ;;          # edge: published models to keep
       *) echo "local_cluster.sh up: unknown flag $1" >&2; exit 2 ;;
     esac
   done
@@ -100,6 +104,13 @@ up() {
   NIGHTSHIFT_CONFIG_DIR="$config" "$CLI_BIN" token create --role=worker \
     --label="local cluster workers" $client_flags >"$DIR/worker.token" 2>/dev/null
   chmod 600 "$DIR/worker.token"
+  # The dashboard's sign-in link: a viewer token the browser turns into a
+  # cookie (coordinator/http_api.h).
+  local viewer
+  # shellcheck disable=SC2086
+  viewer=$(NIGHTSHIFT_CONFIG_DIR="$config" "$CLI_BIN" token create --role=viewer \
+    --label="local cluster dashboard" $client_flags 2>/dev/null)
+  (umask 077; echo "$scheme://127.0.0.1:$http_port/?token=$viewer" >"$DIR/dashboard")
   echo "--token_file=$DIR/worker.token" >>"$DIR/worker.flags"
   for ((i = 0; i < dc + edge; i++)); do
     local pool=datacenter name="dc-$i"
@@ -118,6 +129,7 @@ up() {
       printf 'staleness_seconds: 1e9\nparked_debounce_seconds: %s\n' "$debounce" \
         >"$DIR/$name/idle_policy.textproto"
       vehicle=(--vehicle_state="$DIR/$name/vehicle.json" --idle_policy="$DIR/$name/idle_policy.textproto")
+      [ -z "$follow" ] || vehicle+=(--follow_models="$follow")
     fi
     if ((i == dc - 1)); then slow=$slowdown_last; fi
     # shellcheck disable=SC2046
@@ -140,6 +152,8 @@ up() {
   else
     echo "mutual TLS on every link; CA $DIR/tls/ca.pem"
   fi
+  echo "dashboard: $(cat "$DIR/dashboard")"
+  ((insecure)) || echo "  (the browser needs to trust $DIR/tls/ca.pem, or accept the certificate)"
   echo "CLI credentials (admin token, TLS files, coordinator address): $config"
   if [ "$config" = "$DIR/client" ] && [ -z "${NIGHTSHIFT_CONFIG_DIR:-}" ]; then
     echo "  (your ~/.config/nightshift holds other credentials: export NIGHTSHIFT_CONFIG_DIR=$config)"

@@ -35,6 +35,13 @@ PACKAGES=(
   # Operations files: systemd units are checked with systemd-analyze and
   # systemd-sysusers, Kubernetes manifests parsed with PyYAML.
   systemd python3-yaml
+  # Operations tests against the real servers: Prometheus scrapes /metrics,
+  # Chromium loads the dashboard (driven by puppeteer-core, below), a
+  # single-node Slurm (slurmctld + slurmd, authenticated by munge) runs
+  # deploy/slurm's batch scripts.
+  prometheus chromium slurm-wlm munge
+  # npm, for puppeteer-core (below).
+  nodejs
 )
 
 missing=()
@@ -44,13 +51,25 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
-
-echo "setup: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The browser test's driver (tests/dashboard_test.js): puppeteer-core from
+# npm, at the versions tests/browser/package-lock.json pins, in a fixed
+# folder outside the checkout (Bazel's tests find it there, as they find
+# /usr/bin/chromium). Reinstalled only when the lock file changes.
+BROWSER_TESTS=/opt/nightshift/browser-tests
+LOCK="$(dirname "$0")/../tests/browser/package-lock.json"
+if ! cmp -s "$LOCK" "$BROWSER_TESTS/package-lock.json" ||
+   [ ! -f "$BROWSER_TESTS/node_modules/puppeteer-core/package.json" ]; then
+  echo "setup: installing puppeteer-core into $BROWSER_TESTS" >&2
+  $SUDO mkdir -p "$BROWSER_TESTS"
+  $SUDO cp "$(dirname "$0")/../tests/browser/package.json" "$LOCK" "$BROWSER_TESTS/"
+  (cd "$BROWSER_TESTS" && $SUDO npm ci --no-audit --no-fund --loglevel=error >&2)
+fi

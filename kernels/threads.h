@@ -1,6 +1,8 @@
 // SetComputeThreads: the number of threads oneDNN primitives and the
-// optimizer loops use in this process (they share one OpenMP pool).
-// Call once at start-up, before the first primitive runs.
+// optimizer loops use (they share one OpenMP pool). OpenMP keeps the
+// setting per calling thread: a process computing on one thread calls it
+// once at start-up, before the first primitive runs; one that computes on
+// several threads (the fleet simulator's trainers) calls it on each.
 #ifndef NIGHTSHIFT_KERNELS_THREADS_H_
 #define NIGHTSHIFT_KERNELS_THREADS_H_
 

@@ -157,6 +157,8 @@ const char* Reason(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 303:
+      return "See Other";
     case 400:
       return "Bad Request";
     case 401:
@@ -348,6 +350,9 @@ void HttpServer::Serve(evhttp_request* req) {
   if (const char* auth =
           evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")) {
     request.authorization = auth;
+  }
+  if (const char* cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie")) {
+    request.cookie = cookie;
   }
   HttpResponse response = handler_(request);
   evkeyvalq* headers = evhttp_request_get_output_headers(req);

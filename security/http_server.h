@@ -40,6 +40,7 @@ struct HttpRequest {
   std::string path;           // as sent, percent-escapes not decoded
   std::string query;          // after the first '?', not decoded; "" if none
   std::string authorization;  // the Authorization header; "" if none
+  std::string cookie;         // the Cookie header; "" if none
 };
 
 struct HttpResponse {

@@ -29,6 +29,7 @@ struct DiLoCoSettings {
   int quorum = 1;
   int selected_per_round = 1;  // ceil(quorum * (1 + over_selection))
   int round_deadline_seconds = 300;
+  int join_window_seconds = 0;  // 0: off
   int max_staleness = 1;
   int shard_count = 1;
   double dirichlet_alpha = 0;  // 0: IID
@@ -64,6 +65,7 @@ inline DiLoCoSettings ResolveDiLoCo(const v1::JobSpec& spec) {
   const double over = d.has_over_selection() ? d.over_selection() : 0.3;
   s.selected_per_round = static_cast<int>(std::ceil(s.quorum * (1 + over) - 1e-9));
   if (d.round_deadline_seconds() > 0) s.round_deadline_seconds = d.round_deadline_seconds();
+  s.join_window_seconds = d.join_window_seconds();
   if (d.has_max_staleness()) s.max_staleness = d.max_staleness();
   s.shard_count = d.shards().count() > 0 ? d.shards().count() : MaxWorkers(spec);
   s.dirichlet_alpha = d.shards().dirichlet_alpha();

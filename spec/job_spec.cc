@@ -214,6 +214,9 @@ absl::Status ValidateSync(const v1::JobSpec& spec) {
     if (d.round_deadline_seconds() < 0) {
       return FieldError("sync.diloco.round_deadline_seconds", "must be >= 0");
     }
+    if (d.join_window_seconds() < 0 || d.join_window_seconds() > 86400) {
+      return FieldError("sync.diloco.join_window_seconds", "must be in [0, 86400]");
+    }
     if (d.has_max_staleness() && d.max_staleness() < 0) {
       return FieldError("sync.diloco.max_staleness", "must be >= 0");
     }
@@ -402,7 +405,20 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.checkpoint_interval_steps() < 0) {
     return FieldError("checkpoint_interval_steps", "must be >= 0");
   }
+  if (!spec.publish_as().empty()) {
+    if (absl::Status s = ValidateModelName(spec.publish_as(), "publish_as"); !s.ok()) return s;
+  }
   return ValidateSync(spec);
+}
+
+absl::Status ValidateModelName(absl::string_view name, absl::string_view field) {
+  auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  bool ok = !name.empty() && name.size() <= 64 && lower_or_digit(name[0]);
+  for (char c : name) ok = ok && (lower_or_digit(c) || c == '.' || c == '_' || c == '-');
+  if (ok) return absl::OkStatus();
+  return FieldError(field, absl::StrCat("'", name.substr(0, 80),
+                                        "' is not a model name: 1 to 64 of a-z, 0-9, '.', '_' "
+                                        "and '-', starting with a letter or digit"));
 }
 
 int64_t TotalSteps(const v1::JobSpec& spec, int64_t train_size) {

@@ -32,6 +32,11 @@ absl::StatusOr<v1::JobSpec> LoadJobSpec(const std::string& path);
 absl::StatusOr<v1::JobSpec> ParseJobSpec(const std::string& text, const std::string& path);
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
+// A published model's name (JobSpec.publish_as, `nightshift publish`):
+// [a-z0-9][a-z0-9._-]{0,63}, so it is also a folder name. INVALID_ARGUMENT
+// naming `field`.
+absl::Status ValidateModelName(absl::string_view name, absl::string_view field);
+
 // Optimizer steps the job runs, given the training set size.
 int64_t TotalSteps(const v1::JobSpec& spec, int64_t train_size);
 

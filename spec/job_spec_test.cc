@@ -164,6 +164,13 @@ const BadSpec kBadSpecs[] = {
        s.mutable_sync()->mutable_diloco()->set_min_cosine(-2);
      },
      "sync.diloco.min_cosine"},
+    {"diloco join window of a negative length",
+     [](v1::JobSpec& s) {
+       s.mutable_sync()->mutable_diloco()->set_inner_steps(5);
+       s.mutable_sync()->mutable_diloco()->set_rounds(3);
+       s.mutable_sync()->mutable_diloco()->set_join_window_seconds(-1);
+     },
+     "sync.diloco.join_window_seconds"},
     {"max below min",
      [](v1::JobSpec& s) {
        s.set_min_workers(3);

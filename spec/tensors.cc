@@ -12,10 +12,14 @@
 namespace nightshift {
 
 absl::StatusOr<std::vector<TensorSpec>> ExpectedParameters(const v1::JobSpec& spec) {
+  return ExpectedModelParameters(spec.model(), ExpectedDatasetShape(spec.dataset()).sample_shape);
+}
+
+absl::StatusOr<std::vector<TensorSpec>> ExpectedModelParameters(const v1::ModelSpec& model,
+                                                                Shape shape) {
   std::vector<TensorSpec> out;
-  Shape shape = ExpectedDatasetShape(spec.dataset()).sample_shape;
-  for (int i = 0; i < spec.model().layers_size(); ++i) {
-    const v1::LayerSpec& layer = spec.model().layers(i);
+  for (int i = 0; i < model.layers_size(); ++i) {
+    const v1::LayerSpec& layer = model.layers(i);
     const std::string prefix = absl::StrCat("layers.", i, ".");
     if (layer.has_dense()) {
       if (shape.empty()) return absl::InvalidArgumentError(absl::StrCat(prefix, ": no input"));

@@ -27,6 +27,10 @@ struct TensorSpec {
 
 // INVALID_ARGUMENT for a spec whose shapes do not infer.
 absl::StatusOr<std::vector<TensorSpec>> ExpectedParameters(const v1::JobSpec& spec);
+// The same for `model` on samples of `input_shape` (a model file's own
+// description: checkpoint/model_description.h).
+absl::StatusOr<std::vector<TensorSpec>> ExpectedModelParameters(const v1::ModelSpec& model,
+                                                                Shape input_shape);
 // The optimizer's state buffers (e.g. "exp_avg"), in checkpoint order.
 std::vector<std::string> OptimizerStateBuffers(const v1::OptimizerSpec& optimizer);
 // Parameters, then each buffer's copy of them (a checkpoint); or the

@@ -98,6 +98,9 @@ expect("ListJobs raw without a token", U, lambda: raw(b"", timeout=5))
 # A viewer doing admin calls; a viewer doing worker calls.
 expect("viewer CancelJob", P, lambda: s.CancelJob(pb.CancelJobRequest(job_id=JOB), metadata=meta(viewer)))
 expect("viewer SubmitJob", P, lambda: s.SubmitJob(pb.SubmitJobRequest(), metadata=meta(viewer)))
+expect("viewer PublishModel", P,
+       lambda: s.PublishModel(pb.PublishModelRequest(job_id=JOB, model_name="m"), metadata=meta(viewer)))
+expect("FetchModel without a token", U, lambda: s.FetchModel(pb.FetchModelRequest(model_name="m")))
 expect("viewer CreateToken admin", P,
        lambda: s.CreateToken(pb.CreateTokenRequest(role="admin"), metadata=meta(viewer)))
 expect("viewer DrainWorker", P, lambda: s.DrainWorker(pb.DrainWorkerRequest(worker="dc-0"), metadata=meta(viewer)))
@@ -132,6 +135,8 @@ expect("intruder downloading the job's checkpoint", P,
                                     metadata=meta(cred))))
 expect("worker token on an admin call", P,
        lambda: s.CancelJob(pb.CancelJobRequest(job_id=JOB), metadata=meta(cred)))
+expect("worker publishing a model", P,
+       lambda: s.PublishModel(pb.PublishModelRequest(job_id=JOB, model_name="m"), metadata=meta(cred)))
 expect("intruder credential registering dc-0", P,
        lambda: s.Register(pb.RegisterRequest(name="dc-0", pool=1, peer_address="127.0.0.1:1"),
                           metadata=meta(cred)))

@@ -59,7 +59,8 @@ grep -q "final test accuracy" "$T/watch.txt" || fail "watch printed no final acc
 [ "$(curl -sf "$H/healthz")" = "ok" ] || fail "/healthz"
 state=$(curl -sf "$H/v1/jobs/three" | json 'd["state"]')
 [ "$state" = "JOB_STATE_SUCCEEDED" ] || fail "HTTP state $state"
-"$NS" status three --coordinator="$C" | grep -q "state:      SUCCEEDED" || fail "gRPC status disagrees"
+status=$("$NS" status three --coordinator="$C")
+grep -q "state:      SUCCEEDED" <<<"$status" || fail "gRPC status disagrees"
 nworkers=$(curl -sf "$H/v1/jobs/three" | json 'len(d["workers"])')
 [ "$nworkers" = 3 ] || fail "job three ran on $nworkers workers, want 3"
 curl -sf "$H/v1/jobs/three/history" | json '[e["state"] for e in d["events"]]' | grep -q "SUCCEEDED" || fail "history"
@@ -77,7 +78,8 @@ edge_says() {  # WHAT: wait (10 s at most) until `nightshift workers` shows it f
   return 1
 }
 edge_says "eligible: parked .* charging at 7.4 kW, on ethernet" || fail "edge-0 is not eligible"
-curl -sf "$H/metrics" | grep -q '^nightshift_edge_worker_eligible{worker="edge-0"} 1$' || fail "/metrics eligibility"
+# (grep without -q reads the whole page: -q would close the pipe early and curl fail under pipefail.)
+curl -sf "$H/metrics" | grep '^nightshift_edge_worker_eligible{worker="edge-0"} 1$' >/dev/null || fail "/metrics eligibility"
 vehicle="$NIGHTSHIFT_CLUSTER_DIR/edge-0/vehicle.json"
 sed 's/IGNITION_OFF/IGNITION_ON/' "$vehicle" >"$vehicle.new" && mv "$vehicle.new" "$vehicle"
 edge_says "ineligible: ignition on" || fail "edge-0 did not see the ignition"
@@ -85,7 +87,7 @@ curl -sf "$H/v1/workers?pool=edge" | json '[w["eligibility"].get("reason") for w
   || fail "/v1/workers?pool=edge lacks the reason"
 echo "{not json" >"$vehicle.new" && mv "$vehicle.new" "$vehicle"
 edge_says "ineligible: vehicle state unreadable: .*vehicle.json" || fail "a malformed state file is not named"
-curl -sf "$H/metrics" | grep -q '^nightshift_jobs_succeeded_total 1$' || fail "/metrics"
+curl -sf "$H/metrics" | grep '^nightshift_jobs_succeeded_total 1$' >/dev/null || fail "/metrics"
 curl -s "$H/v1/jobs/nope" | json 'd["code"]' | grep -q NOT_FOUND || fail "HTTP NOT_FOUND"
 
 echo "== 2. equivalence: 3 workers vs 1"
@@ -156,7 +158,8 @@ done
 [ "$state" = JOB_STATE_WAITING ] || fail "victim is $state, not waiting for workers"
 curl -sf "$H/v1/jobs/victim" | json 'd["reason"]' | grep -q "waiting for workers: 2 of at least 3" \
   || fail "the waiting job's reason does not say so"
-"$NS" status victim --coordinator="$C" | grep -q "state:      WAITING" || fail "the CLI does not show WAITING"
+status=$("$NS" status victim --coordinator="$C")
+grep -q "state:      WAITING" <<<"$status" || fail "the CLI does not show WAITING"
 "$NS" watch victim --coordinator="$C" >"$T/out.txt" 2>/dev/null && fail "the job survived a dead worker"
 took=$(( $(date +%s) - start ))
 grep -q "FAILED" "$T/out.txt" || fail "victim did not fail"
@@ -191,7 +194,7 @@ kill -9 "$(cat "$NIGHTSHIFT_CLUSTER_DIR/dc-2.pid")"
 curl -sf "$H/v1/jobs/shrink/history" | json '[e["reason"] for e in d["events"]]' | grep -q "after losing dc-2" \
   || fail "the history does not record the lost worker"
 curl -sf "$H/v1/jobs/shrink" | json 'd["generation"]' | grep -q '^2$' || fail "shrink is not in generation 2"
-curl -sf "$H/metrics" | grep -q '^nightshift_job_recoveries_total 1$' || fail "/metrics recoveries"
+curl -sf "$H/metrics" | grep '^nightshift_job_recoveries_total 1$' >/dev/null || fail "/metrics recoveries"
 # Against a clean run, at the 3-vs-1 tolerance.
 shrink_spec 1 >"$T/clean.textproto"
 "$NS" submit "$T/clean.textproto" --id=clean --watch --coordinator="$C" >/dev/null 2>&1 || fail "job clean"
@@ -212,5 +215,6 @@ for _ in $(seq 1 50); do curl -sf "$H/healthz" >/dev/null 2>&1 && break; sleep 0
 after=$(curl -sf "$H/v1/jobs" | json 'len(d["jobs"])')
 [ "$after" = "$before" ] || fail "jobs before restart $before, after $after"
 curl -sf "$H/v1/jobs/three/history" | json 'len(d["events"])' | grep -q '^3$' || fail "history lost"
-"$NS" status three --coordinator="$C" | grep -q "checkpoint: step 60" || fail "checkpoint index lost"
+status=$("$NS" status three --coordinator="$C")
+grep -q "checkpoint: step 60" <<<"$status" || fail "checkpoint index lost"
 echo PASS

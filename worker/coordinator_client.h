@@ -34,10 +34,19 @@ class RoundService {
       const v1::PushUpdateRequest& request) = 0;
 };
 
+// Pieces of published model versions, over whatever carries them
+// (worker/edge/model_follower.h fetches with it).
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+  virtual absl::StatusOr<v1::FetchModelResponse> FetchModel(
+      const v1::FetchModelRequest& request) = 0;
+};
+
 // The coordinator's round calls (RoundService) are part of it: an edge
 // agent's RoundClient (worker/edge/round_client.h) runs over its daemon's
-// client.
-class CoordinatorClient : public RoundService {
+// client, and so does its ModelFollower.
+class CoordinatorClient : public RoundService, public ModelSource {
  public:
   virtual ~CoordinatorClient() = default;
 

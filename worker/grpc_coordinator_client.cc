@@ -12,6 +12,7 @@
 #include "base/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "nightshift/v1/coordinator.grpc.pb.h"
 #include "security/channel.h"
 
@@ -21,6 +22,17 @@ namespace {
 // Files travel in chunks of this size (the coordinator's own download
 // chunk size too).
 constexpr size_t kUploadChunkBytes = 1 << 20;
+
+// gRPC backs reconnects off up to 120 s by default. On a vehicle's link,
+// cut often, every attempt may be cut mid-handshake for a while, and the
+// attempts then thin out to minutes apart: the agent would miss its
+// eligibility for that long after the link is good again. The agent
+// heartbeats every 10 s anyway; it reconnects at least that often.
+grpc::ChannelArguments CoordinatorChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
+  return args;
+}
 
 // Call the stub first, then this: argument order is unspecified, and the
 // response must be moved only after the call has filled it.
@@ -36,7 +48,8 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
                         WorkerIdentity identity)
       : identity_(std::move(identity)),
         token_(std::make_shared<security::TokenSource>()),
-        stub_(v1::Coordinator::NewStub(security::NewChannel(address, security, token_))) {
+        stub_(v1::Coordinator::NewStub(
+            security::NewChannel(address, security, token_, CoordinatorChannelArguments()))) {
     std::ifstream in(identity_.credential_file);
     std::string credential;
     in >> credential;
@@ -89,6 +102,12 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
       const v1::FetchParametersRequest& request) override {
     v1::FetchParametersResponse response;
     const grpc::Status s = stub_->FetchParameters(
+        Context(kUploadDeadline, /*wait_for_ready=*/true).get(), request, &response);
+    return Result(s, std::move(response));
+  }
+  absl::StatusOr<v1::FetchModelResponse> FetchModel(const v1::FetchModelRequest& request) override {
+    v1::FetchModelResponse response;
+    const grpc::Status s = stub_->FetchModel(
         Context(kUploadDeadline, /*wait_for_ready=*/true).get(), request, &response);
     return Result(s, std::move(response));
   }

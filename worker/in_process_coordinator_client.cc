@@ -93,6 +93,13 @@ absl::StatusOr<v1::FetchParametersResponse> InProcessCoordinatorClient::FetchPar
   return c->FetchParameters(request, caller);
 }
 
+absl::StatusOr<v1::FetchModelResponse> InProcessCoordinatorClient::FetchModel(
+    const v1::FetchModelRequest& request) {
+  absl::ReaderMutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(coordinator::Coordinator * c, Reachable());
+  return c->FetchModel(request);
+}
+
 absl::StatusOr<v1::PushUpdateResponse> InProcessCoordinatorClient::PushUpdate(
     const v1::PushUpdateRequest& request) {
   absl::ReaderMutexLock lock(&mu_);

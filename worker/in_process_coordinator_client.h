@@ -40,6 +40,7 @@ class InProcessCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<v1::FetchParametersResponse> FetchParameters(
       const v1::FetchParametersRequest& request) override;
   absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& request) override;
+  absl::StatusOr<v1::FetchModelResponse> FetchModel(const v1::FetchModelRequest& request) override;
   absl::Status UploadCheckpoint(const std::string& worker_id, const std::string& job_id,
                                 int64_t step, bool final, const std::string& path) override;
   absl::StatusOr<v1::WorkerInfo> DrainWorker(const std::string& worker_id) override;

@@ -46,8 +46,11 @@ void WorkerDaemon::EligibilityChanged(bool eligible) {
     compute_stop_.store(true);
     if (computing_.load()) preemptions_.fetch_add(1);
   }
-  absl::MutexLock lock(&eligibility_mu_);
-  ++replica_wakeups_;
+  {
+    absl::MutexLock lock(&eligibility_mu_);
+    ++replica_wakeups_;
+  }
+  Wake();  // the coordinator hears of the flip now, not a heartbeat interval later
 }
 
 bool WorkerDaemon::WaitForEligibility(absl::Duration d, const std::atomic<bool>* cancelled) {

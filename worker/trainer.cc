@@ -467,7 +467,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     result.model_path = PathIn(options_.out_dir, kModelFileName);
     CheckpointMeta meta{total_steps_, plan_->Position(total_steps_ - 1).epoch, spec_.seed(),
                         spec_hash_};
-    if (absl::Status s = SaveModelParameters(result.model_path, *model_, meta); !s.ok()) {
+    const ModelDescription description = DescribeModel(spec_, model_->input_shape());
+    if (absl::Status s = SaveModelParameters(result.model_path, *model_, meta, &description);
+        !s.ok()) {
       return s;
     }
   }

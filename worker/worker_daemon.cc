@@ -31,6 +31,8 @@ constexpr absl::Duration kNextGenerationMargin = absl::Seconds(30);
 constexpr absl::Duration kReregistrationWait = absl::Seconds(10);
 // Progress reports queued while the coordinator is unreachable.
 constexpr size_t kMaxQueuedReports = 1000;
+// Each wait between heartbeats is the interval times 1 ± this (uniform).
+constexpr double kHeartbeatJitter = 0.1;
 // The shortest heartbeat interval a coordinator may ask for.
 constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(100);
 
@@ -107,8 +109,11 @@ absl::Status WorkerDaemon::Run() {
         return absl::OkStatus();
       }
     }
+    // Jittered (±kHeartbeatJitter), so a fleet's heartbeats do not march
+    // in step after an outage.
+    const double jitter = 1 + kHeartbeatJitter * (2 * absl::Uniform<double>(jitter_rng_, 0, 1) - 1);
     const absl::Time due =
-        clock_->Now() + (unreachable_ ? options_.retry_interval : heartbeat_interval_);
+        clock_->Now() + (unreachable_ ? options_.retry_interval : jitter * heartbeat_interval_);
     absl::MutexLock lock(&wake_mu_);
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) { return wake_; };
     wake_mu_.AwaitWithTimeout(absl::Condition(&woken), due - clock_->Now());
@@ -208,6 +213,11 @@ absl::Status WorkerDaemon::Tick() {
   }
   if (request.worker_id().empty()) return RegisterOnce();
   if (options_.eligibility) *request.mutable_eligibility() = options_.eligibility();
+  if (options_.followed_models) {
+    for (v1::FollowedModel& f : options_.followed_models()) {
+      *request.add_followed_models() = std::move(f);
+    }
+  }
   request.set_preemptions(preemptions_.load());
   {
     absl::MutexLock lock(&leave_mu_);
@@ -239,6 +249,9 @@ absl::Status WorkerDaemon::Tick() {
     return absl::OkStatus();
   }
   unreachable_ = false;
+  if (options_.on_model_updates && response->model_updates_size() > 0) {
+    options_.on_model_updates(response->model_updates());
+  }
   // 4.
   for (const v1::Directive& d : response->directives()) {
     if (d.sequence() != 0) {

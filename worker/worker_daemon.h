@@ -11,12 +11,17 @@
 //     name, pool, cores, memory, rate, and — with GroupTransports — the
 //     Peer address and host identity. The reply gives the worker id and
 //     the heartbeat interval.
-//  2. Registered: Heartbeat with the job running here (id and generation).
+//  2. Registered: Heartbeat with the job running here (id and generation)
+//     and the versions held of the models followed; newer versions in the
+//     reply go to the model follower (WorkerOptions::on_model_updates).
 //     NOT_FOUND means the lease is lost (it ran out, or the coordinator
 //     restarted and forgot us): the daemon registers again at once, naming
 //     the job it runs (id, generation, rank). The job goes on if the
 //     coordinator re-adopts it (a restarted coordinator does); otherwise
 //     it was fenced out, and the job is cancelled here.
+//     Rounds are paced by the interval the coordinator gave this worker's
+//     pool, jittered ±10%; an edge agent's eligibility flip starts one at
+//     once.
 //  3. Unreachable (UNAVAILABLE, DEADLINE_EXCEEDED): nothing changes; the
 //     next round, after retry_interval, tries again. A running job goes
 //     on — the ring does not need the coordinator — and its reports wait
@@ -82,7 +87,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/clock.h"
@@ -115,6 +122,11 @@ struct WorkerOptions {
   // Edge agents: bytes per fetch and push call of a round; a cut link
   // costs at most one such chunk (worker/edge/round_client.h).
   int64_t round_chunk_bytes = 1 << 20;
+  // Published models this worker follows (worker/edge/model_follower.h):
+  // the versions held, named in every heartbeat, and where the reply's
+  // newer versions go. Unset: none followed.
+  std::function<std::vector<v1::FollowedModel>()> followed_models;
+  std::function<void(const google::protobuf::RepeatedPtrField<v1::ModelVersion>&)> on_model_updates;
 };
 
 class WorkerDaemon {
@@ -252,6 +264,7 @@ class WorkerDaemon {
   // Control thread only.
   double rate_ = 0;  // samples/s registered with
   absl::Duration heartbeat_interval_ = absl::Seconds(1);
+  absl::BitGen jitter_rng_;
   bool unreachable_ = false;  // the last round could not reach the coordinator
   std::atomic<bool> draining_{false};
   std::thread job_thread_;

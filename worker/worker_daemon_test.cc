@@ -134,6 +134,9 @@ class RecordingClient final : public CoordinatorClient {
   absl::StatusOr<v1::PushUpdateResponse> PushUpdate(const v1::PushUpdateRequest& r) override {
     return inner_->PushUpdate(r);
   }
+  absl::StatusOr<v1::FetchModelResponse> FetchModel(const v1::FetchModelRequest& r) override {
+    return inner_->FetchModel(r);
+  }
 
   // The next heartbeat reaches the coordinator; its reply is lost.
   void LoseNextReply() {

@@ -6,6 +6,7 @@
 //                     --token_file=FILE (a worker join token)
 //                     edge agents: --vehicle_state=FILE | --vehicle_trace=FILE
 //                                  [--idle_policy=FILE]
+//                     [--follow_models=NAME,...] [--models_dir=DIR]
 //
 // Dials out only; data-center workers also serve the Peer service on
 // --listen for their ring neighbours. Every link is mutual TLS with the
@@ -19,7 +20,10 @@
 // (--vehicle_trace), decides with the idle policy (--idle_policy, a
 // textproto IdlePolicy; defaults in proto/nightshift/v1/vehicle.proto)
 // whether it may compute, and reports that answer and its reason with
-// every heartbeat (worker/edge/).
+// every heartbeat (worker/edge/). With --follow_models, it keeps the
+// newest published version of each of those models under --models_dir,
+// fetched while the vehicle is eligible and its link unmetered
+// (worker/edge/model_follower.h).
 #include <unistd.h>
 
 #include <cstdio>
@@ -27,13 +31,16 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/allocator.h"
 #include "base/clock.h"
 #include "base/filesystem.h"
 #include "base/stop_signals.h"
 #include "glog/logging.h"
 #include "security/token_file.h"
+#include "spec/job_spec.h"
 #include "worker/edge/eligibility_monitor.h"
+#include "worker/edge/model_follower.h"
 #include "worker/group_transports.h"
 #include "worker/grpc_coordinator_client.h"
 #include "worker/worker_daemon.h"
@@ -64,6 +71,11 @@ ABSL_FLAG(std::string, vehicle_trace, "",
 ABSL_FLAG(std::string, idle_policy, "", "edge: textproto IdlePolicy (default: its defaults)");
 ABSL_FLAG(int64_t, round_chunk_bytes, 1 << 20,
           "edge: bytes per fetch/push call of a DiLoCo round (a cut link loses at most one)");
+ABSL_FLAG(std::vector<std::string>, follow_models, {},
+          "published models to keep the newest version of (comma-separated names): fetched "
+          "while the vehicle is eligible and its link unmetered (data-center workers: always)");
+ABSL_FLAG(std::string, models_dir, "",
+          "where followed models are kept (default: SCRATCH_DIR/NAME/models)");
 ABSL_FLAG(double, simulated_slowdown, 1,
           "for benchmarks only: stretch compute by this factor, to stand for a slower machine");
 
@@ -167,12 +179,14 @@ int Main(int argc, char** argv) {
   // flips reach the daemon (preemption) while it runs.
   absl::Mutex preempt_mu;
   WorkerDaemon* preemptible = nullptr;
+  edge::ModelFollower* follower_to_wake = nullptr;  // under preempt_mu
   std::unique_ptr<edge::EligibilityMonitor> eligibility;
   if (options.pool == v1::WORKER_POOL_EDGE) {
     absl::StatusOr<std::unique_ptr<edge::EligibilityMonitor>> monitor =
         StartEligibility(&clock, [&](const v1::Eligibility& e) {
           absl::MutexLock lock(&preempt_mu);
           if (preemptible != nullptr) preemptible->EligibilityChanged(e.eligible());
+          if (follower_to_wake != nullptr) follower_to_wake->Wake();
         });
     if (!monitor.ok()) return Fail(monitor.status());
     eligibility = *std::move(monitor);
@@ -206,6 +220,38 @@ int Main(int argc, char** argv) {
   }
   std::unique_ptr<CoordinatorClient> client =
       NewGrpcCoordinatorClient(absl::GetFlag(FLAGS_coordinator), *transport, identity);
+  // Followed models: fetched by their own thread, between the heartbeats
+  // that offer them.
+  std::unique_ptr<edge::ModelFollower> follower;
+  if (!absl::GetFlag(FLAGS_follow_models).empty()) {
+    edge::ModelFollowerOptions follow;
+    follow.models = absl::GetFlag(FLAGS_follow_models);
+    for (const std::string& name : follow.models) {
+      if (absl::Status valid = ValidateModelName(name, "--follow_models"); !valid.ok()) {
+        return Fail(valid);
+      }
+    }
+    follow.dir = absl::GetFlag(FLAGS_models_dir);
+    if (follow.dir.empty()) follow.dir = options.scratch_dir + "/models";
+    std::function<bool()> may_download = [] { return true; };
+    if (eligibility != nullptr) {
+      may_download = [m = eligibility.get()] {
+        const v1::Eligibility e = m->Current();
+        return e.eligible() && e.unmetered_link();
+      };
+    }
+    absl::StatusOr<std::unique_ptr<edge::ModelFollower>> made =
+        edge::ModelFollower::Create(follow, client.get(), &clock, std::move(may_download));
+    if (!made.ok()) return Fail(made.status());
+    follower = *std::move(made);
+    options.followed_models = [f = follower.get()] { return f->Held(); };
+    options.on_model_updates = [f = follower.get()](const auto& updates) { f->Offer(updates); };
+    follower->Start();
+    absl::MutexLock lock(&preempt_mu);
+    follower_to_wake = follower.get();
+    LOG(INFO) << "worker " << options.name << ": following models "
+              << absl::StrJoin(follow.models, ", ") << " in " << follow.dir;
+  }
   WorkerDaemon daemon(options, client.get(), transports.get(), &clock);
   {
     absl::MutexLock lock(&preempt_mu);
@@ -223,7 +269,9 @@ int Main(int argc, char** argv) {
   {
     absl::MutexLock lock(&preempt_mu);
     preemptible = nullptr;
+    follower_to_wake = nullptr;
   }
+  follower.reset();  // its thread stops before the client goes
   return s.ok() ? 0 : Fail(s);
 }
 

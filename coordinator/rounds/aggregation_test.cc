@@ -3,6 +3,7 @@
 // x100, "A Little Is Enough"-shifted) that move the plain mean.
 #include "coordinator/rounds/aggregation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -191,6 +192,52 @@ double Error(const std::vector<float>& got, const std::vector<float>& truth) {
   double sum = 0;
   for (size_t i = 0; i < got.size(); ++i) sum += (got[i] - truth[i]) * (got[i] - truth[i]);
   return std::sqrt(sum / got.size());
+}
+
+// The direction screen's cosines, against the definition computed the
+// slow way (each update's own median of the others), for odd and even
+// counts and columns with ties: bit for bit.
+TEST(AggregationTest, DirectionCosinesAreEachUpdatesWithTheMedianOfTheOthers) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> small(-3, 3);  // ties in every column
+  std::normal_distribution<float> normal(0, 1);
+  for (int n : {3, 4, 7, 10}) {
+    std::vector<ReplicaUpdate> u;
+    for (int k = 0; k < n; ++k) {
+      std::vector<float> d(64);
+      for (size_t i = 0; i < d.size(); ++i) {
+        d[i] = i % 2 == 0 ? static_cast<float>(small(rng)) : normal(rng);
+      }
+      u.push_back(U("r" + std::to_string(k), d));
+    }
+    AggregationOptions o = Rule(AggregationRule::kMean);
+    o.min_cosine = -0.99;
+    absl::StatusOr<AggregationResult> r = Aggregate(u, 64, o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->cosines.size(), static_cast<size_t>(n));
+    for (int k = 0; k < n; ++k) {
+      std::vector<float> median(64);
+      for (size_t i = 0; i < 64; ++i) {
+        std::vector<float> others;
+        for (int j = 0; j < n; ++j) {
+          if (j != k) others.push_back(u[j].delta[i]);
+        }
+        std::sort(others.begin(), others.end());
+        const size_t m = others.size();
+        double sum = 0;
+        for (size_t q = (m - 1) / 2; q < m / 2 + 1; ++q) sum += others[q];
+        median[i] = static_cast<float>(sum / static_cast<double>(m / 2 + 1 - (m - 1) / 2));
+      }
+      double dot = 0, own = 0, med = 0;
+      for (size_t i = 0; i < 64; ++i) {
+        dot += static_cast<double>(u[k].delta[i]) * median[i];
+        own += static_cast<double>(u[k].delta[i]) * u[k].delta[i];
+        med += static_cast<double>(median[i]) * median[i];
+      }
+      EXPECT_EQ(r->cosines[k].first, u[k].replica);
+      EXPECT_EQ(r->cosines[k].second, dot / (std::sqrt(own) * std::sqrt(med))) << n << " " << k;
+    }
+  }
 }
 
 TEST(AggregationTest, RobustRulesHoldAgainstAPoisonedFifthThatMovesTheMean) {

@@ -6,7 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "checkpoint/model_description.h"
 #include "checkpoint/safetensors.h"
+#include "spec/defaults.h"
 #include "spec/tensors.h"
 
 namespace nightshift::coordinator::rounds {
@@ -78,6 +80,7 @@ absl::Status WriteRoundModel(const std::string& path, const v1::JobSpec& spec,
   }
   SafetensorsWriter w;
   AddFlat(w, *params, "", parameters);
+  AddModelDescription(DescribeModel(spec, ExpectedDatasetShape(spec.dataset()).sample_shape), &w);
   return w.WriteFile(path);
 }
 

@@ -26,7 +26,8 @@ namespace nightshift::coordinator::rounds {
 
 absl::Status WriteRoundCheckpoint(const std::string& path, const v1::JobSpec& spec,
                                   const RoundSnapshot& snapshot);
-// The outer parameters alone, as the job's exported model.
+// The outer parameters alone, as the job's exported model, describing
+// itself (checkpoint/model_description.h) as a trainer's model file does.
 absl::Status WriteRoundModel(const std::string& path, const v1::JobSpec& spec,
                              const std::vector<float>& parameters);
 absl::StatusOr<RoundSnapshot> ReadRoundCheckpoint(const std::string& path, const v1::JobSpec& spec);

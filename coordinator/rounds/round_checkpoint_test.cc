@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "checkpoint/model_description.h"
 #include "checkpoint/safetensors.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
@@ -64,6 +65,22 @@ TEST(RoundCheckpointTest, RoundTripsTheKeepersStateAndLoadsAsAModel) {
   const SafetensorsFile file = *SafetensorsFile::Read(path);
   EXPECT_EQ(file.tensors().at("layers.1.weight").shape, (Shape{4, 4}));
   EXPECT_EQ(file.tensors().count("outer_momentum.layers.3.bias"), 1u);
+}
+
+// The job's model (what `nightshift predict` and a published version run)
+// describes itself: its network, one sample's shape, its tensors.
+TEST(RoundCheckpointTest, TheModelFileDescribesItsModel) {
+  const v1::JobSpec spec = Spec(4);
+  const size_t n = 4 * 4 + 4 + 3 * 4 + 3;
+  const std::string path = TempPath("model.safetensors");
+  ASSERT_TRUE(WriteRoundModel(path, spec, Snapshot(n).parameters).ok());
+  const SafetensorsFile file = *SafetensorsFile::Read(path);
+  absl::StatusOr<ModelDescription> d = CheckModelFile(file, path);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->input_shape, (Shape{1, 2, 2}));
+  EXPECT_EQ(d->model.layers_size(), 4);
+  EXPECT_EQ(d->model.layers(1).dense().units(), 4);
+  EXPECT_EQ(file.tensors().size(), 4u);  // parameters only
 }
 
 TEST(RoundCheckpointTest, RefusesFilesThatDoNotFitNamingTheTensor) {

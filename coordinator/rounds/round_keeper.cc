@@ -83,6 +83,7 @@ void RoundKeeper::EncodeParameters() {
 
 void RoundKeeper::OpenRound(absl::Time now) {
   open_time_ = now;
+  first_join_ = absl::InfiniteFuture();
   deadline_ = now + absl::Seconds(settings_.round_deadline_seconds);
   selection_order_.clear();
   places_.clear();
@@ -131,6 +132,8 @@ v1::RoundTicket RoundKeeper::Join(const std::string& replica, absl::Time now) {
     }
     if (it == places_.end()) selection_order_.push_back(replica);
     places_[replica] = Place{};
+    if (first_join_ == absl::InfiniteFuture()) first_join_ = now;
+    places_[replica].holds = now - first_join_ <= absl::Seconds(settings_.join_window_seconds);
   }
   ticket.set_selected(true);
   ticket.set_round(round_);
@@ -288,7 +291,14 @@ std::optional<v1::RoundInfo> RoundKeeper::MaybeClose(absl::Time now) {
   if (done()) return std::nullopt;
   const bool quorum = static_cast<int>(updates_.size()) >= settings_.quorum;
   const bool deadline = now >= deadline_;
-  if (!quorum && !deadline) return std::nullopt;
+  const bool all_in =
+      settings_.join_window_seconds > 0 && !updates_.empty() &&
+      first_join_ != absl::InfiniteFuture() &&
+      now >= first_join_ + absl::Seconds(settings_.join_window_seconds) &&
+      std::none_of(places_.begin(), places_.end(), [](const auto& place) {
+        return place.second.holds && !place.second.pushed && !place.second.withdrawn;
+      });
+  if (!quorum && !deadline && !all_in) return std::nullopt;
   if (updates_.empty()) {
     OpenRound(now);  // nobody pushed: select afresh
     return std::nullopt;
@@ -332,7 +342,7 @@ std::optional<v1::RoundInfo> RoundKeeper::MaybeClose(absl::Time now) {
   info.set_bytes_out(bytes_out_);
   *info.mutable_open_time() = ToProto(open_time_);
   *info.mutable_close_time() = ToProto(now);
-  info.set_close_reason(quorum ? "quorum" : "deadline");
+  info.set_close_reason(quorum ? "quorum" : all_in ? "joined pushed" : "deadline");
   double norm = 0;
   for (float v : result->delta) norm += static_cast<double>(v) * v;
   info.set_update_norm(static_cast<float>(std::sqrt(norm)));

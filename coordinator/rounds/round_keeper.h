@@ -29,15 +29,18 @@
 //     An empty push (total_bytes 0) withdraws the replica from the round
 //     (preempted with too little done): its place is freed for another.
 //  4. MaybeClose(now): at quorum updates, or at the deadline with at
-//     least one, the round closes: aggregation.h screens and combines the
-//     updates (the rule of the spec; centered clipping's centre is the
-//     last round's aggregate), the outer optimizer applies the result,
-//     v and r advance, and a RoundInfo records the selected, accepted and
-//     refused replicas (with reasons), samples, bytes in and out, times
-//     and the update's norm. At the deadline with no update, or when
-//     screening refuses every update, the round opens again with a new
-//     deadline and a fresh selection (its refusals are kept in the next
-//     RoundInfo).
+//     least one, or (with a join window, from the round's first
+//     selection, once it is over) when every replica selected within it
+//     has pushed or withdrawn with at least one update in (later joiners
+//     do not hold the round), it closes:
+//     aggregation.h screens and combines the updates (the rule of the
+//     spec; centered clipping's centre is the last round's aggregate),
+//     the outer optimizer applies the result, v and r advance, and a
+//     RoundInfo records the selected, accepted and refused replicas (with
+//     reasons), samples, bytes in and out, times and the update's norm.
+//     At the deadline with no update, or when screening refuses every
+//     update, the round opens again with a new deadline and a fresh
+//     selection (its refusals are kept in the next RoundInfo).
 //  Shards: ShardFor(replica) gives each replica a sticky shard (the
 //  least-used one when it first asks), kept in the snapshot.
 //
@@ -109,6 +112,7 @@ class RoundKeeper {
   struct Place {
     bool withdrawn = false;
     bool pushed = false;  // every byte in and judged
+    bool holds = false;   // joined within the join window: the round waits for it
   };
   struct Upload {
     int64_t round = 0, base_version = 0, samples = 0, total_bytes = 0;
@@ -140,6 +144,9 @@ class RoundKeeper {
   std::string encoded_sha256_;
   // The open round.
   absl::Time open_time_, deadline_;
+  // The open round's first selection: its join window starts there (not
+  // at the opening: a job's first round opens before any replica can join).
+  absl::Time first_join_ = absl::InfiniteFuture();
   std::vector<std::string> selection_order_;
   std::map<std::string, Place> places_;
   std::map<std::string, Upload> uploads_;  // in flight, by replica

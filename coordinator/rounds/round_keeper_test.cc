@@ -87,6 +87,66 @@ TEST(RoundKeeperTest, SelectsQuorumTimesOverSelectionAndRejoinsIdempotently) {
   EXPECT_TRUE(keeper->Join("d", kStart).selected());
 }
 
+// With a join window the round closes once everyone who joined within it
+// is in, long before its quorum; a replica that joined later does not
+// hold it, and without a window the same pushes wait for the quorum.
+TEST(RoundKeeperTest, AJoinWindowClosesTheRoundWhenEveryoneWhoJoinedInItIsIn) {
+  auto spec = [](int join_window_seconds) {
+    v1::JobSpec spec = Spec();
+    v1::DiLoCoSync* d = spec.mutable_sync()->mutable_diloco();
+    d->set_quorum(10);
+    d->set_over_selection(0);
+    d->set_join_window_seconds(join_window_seconds);
+    return spec;
+  };
+  const std::string update = EncodeDelta(DeltaFormat::kFloat32, {1, 1});
+  for (int window : {2, 0}) {
+    auto keeper = Keeper(spec(window), {0, 0});
+    EXPECT_TRUE(keeper->Join("a", kStart).selected());
+    EXPECT_TRUE(keeper->Join("b", kStart + absl::Seconds(1)).selected());
+    EXPECT_TRUE(keeper->Join("c", kStart + absl::Seconds(2)).selected());  // the window's end
+    EXPECT_TRUE(keeper->Join("late", kStart + absl::Seconds(3)).selected());
+    ASSERT_TRUE(keeper->Push("a", Push(0, 0, update))->accepted());
+    ASSERT_TRUE(keeper->Push("b", Push(0, 0, update))->accepted());
+    // c, still training, holds the round.
+    EXPECT_FALSE(keeper->MaybeClose(kStart + absl::Seconds(4)).has_value()) << window;
+    v1::PushUpdateRequest withdraw;  // preempted with too little done
+    withdraw.set_round(0);
+    withdraw.set_inner_steps_done(1);
+    ASSERT_TRUE(keeper->Push("c", withdraw)->complete());
+    std::optional<v1::RoundInfo> info = keeper->MaybeClose(kStart + absl::Seconds(5));
+    if (window == 0) {
+      EXPECT_FALSE(info.has_value()) << "2 updates of a quorum of 10, before the deadline";
+      continue;
+    }
+    ASSERT_TRUE(info.has_value()) << "a and b pushed, c withdrew; late does not hold it";
+    EXPECT_EQ(info->close_reason(), "joined pushed");
+    EXPECT_THAT(info->accepted(), ElementsAre("a", "b"));
+    // The late one's update lands in the next round, one version stale.
+    const v1::PushUpdateResponse stale = *keeper->Push("late", Push(0, 0, update));
+    EXPECT_TRUE(stale.accepted()) << stale.reason();
+  }
+  // Before the window is over nothing closes, even with every joiner in.
+  auto keeper = Keeper(spec(2), {0, 0});
+  keeper->Join("a", kStart);
+  ASSERT_TRUE(keeper->Push("a", Push(0, 0, update))->accepted());
+  EXPECT_FALSE(keeper->MaybeClose(kStart + absl::Seconds(1)).has_value());
+  EXPECT_TRUE(keeper->MaybeClose(kStart + absl::Seconds(2)).has_value());
+
+  // The window starts at the round's first selection, not at its opening
+  // (a job's first round opens before any replica can join).
+  auto late = Keeper(spec(2), {0, 0});
+  EXPECT_TRUE(late->Join("a", kStart + absl::Seconds(10)).selected());
+  EXPECT_TRUE(late->Join("b", kStart + absl::Seconds(11)).selected());
+  EXPECT_TRUE(late->Join("c", kStart + absl::Seconds(13)).selected());
+  ASSERT_TRUE(late->Push("a", Push(0, 0, update))->accepted());
+  EXPECT_FALSE(late->MaybeClose(kStart + absl::Seconds(14)).has_value()) << "b holds it";
+  ASSERT_TRUE(late->Push("b", Push(0, 0, update))->accepted());
+  std::optional<v1::RoundInfo> closed = late->MaybeClose(kStart + absl::Seconds(14));
+  ASSERT_TRUE(closed.has_value()) << "c joined after the window";
+  EXPECT_THAT(closed->accepted(), ElementsAre("a", "b"));
+}
+
 TEST(RoundKeeperTest, FetchIsChunkedResumableAndMatchesTheTicketsDigest) {
   std::vector<float> params(1000);
   for (size_t i = 0; i < params.size(); ++i) params[i] = 0.001f * i;

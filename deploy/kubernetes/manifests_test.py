@@ -156,21 +156,29 @@ def runtime_packages(dockerfile):
     return packages, copied
 
 
-@functools.lru_cache(maxsize=None)
-def package_of(lib):
-    """The Debian package holding shared library `lib` (the three binaries
-    load mostly the same ones: each is asked once)."""
-    for path in (lib, os.path.realpath(lib), "/usr" + os.path.realpath(lib)):
-        q = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
-        if q.returncode == 0:
-            return q.stdout.split(":")[0]
-    return None
-
-
-def library_packages(binary):
-    """The Debian package of every shared library `binary` loads."""
+def libraries(binary):
+    """The shared libraries `binary` loads."""
     out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    return {lib: package_of(lib) for lib in re.findall(r"=> (/\S+)", out)}
+    return re.findall(r"=> (/\S+)", out)
+
+
+def packages_of(libs):
+    """The Debian package holding each shared library of `libs` (None if
+    none does), by its path, its real path or that under /usr (merged /usr).
+    One dpkg query for all: each reads dpkg's whole file list, about a
+    second on a busy machine, and a query per path ran past the test's
+    minute."""
+    candidates = {}  # path -> library
+    for lib in libs:
+        for path in (lib, os.path.realpath(lib), "/usr" + os.path.realpath(lib)):
+            candidates.setdefault(path, lib)
+    q = subprocess.run(["dpkg", "-S", *candidates], capture_output=True, text=True)
+    found = {}
+    for line in q.stdout.splitlines():
+        package, sep, path = line.partition(": ")
+        if sep and path in candidates:
+            found.setdefault(candidates[path], package.split(":")[0])
+    return {lib: found.get(lib) for lib in libs}
 
 
 # Libraries debian:12-slim itself holds (its essential packages and apt's
@@ -192,12 +200,14 @@ def main():
     problems = check(objects, binaries)
 
     packages, copied = runtime_packages(dockerfile)
-    for name, b in binaries.items():
+    loads = {name: libraries(b) for name, b in binaries.items()}
+    package = packages_of(sorted({lib for libs in loads.values() for lib in libs}))
+    for name in binaries:
         if name not in copied:
             problems.append(f"{dockerfile}: the runtime stage does not copy {name}")
-        for lib, package in library_packages(b).items():
-            if package not in packages | BASE_IMAGE_PACKAGES:
-                problems.append(f"{dockerfile}: {name} loads {lib} from {package}, "
+        for lib in loads[name]:
+            if package[lib] not in packages | BASE_IMAGE_PACKAGES:
+                problems.append(f"{dockerfile}: {name} loads {lib} from {package[lib]}, "
                                 "which the runtime stage does not install")
     if problems:
         sys.exit("FAIL:\n  " + "\n  ".join(problems))

@@ -31,7 +31,7 @@ for u in *.service; do
   bin=$(echo "$exec_line" | sed 's/^ExecStart=//' | awk '{print $1}')
   help=$("$bin" --helpfull 2>&1 || true)
   for flag in $(echo "$exec_line" | grep -o -- '--[a-z_]*' | sort -u); do
-    echo "$help" | grep -qE -- "^ +${flag} \(" || fail "$u: $bin has no flag $flag"
+    grep -qE -- "^ +${flag} \(" <<<"$help" || fail "$u: $bin has no flag $flag"
   done
   # 3. Hardened: exposure at most 2.0 of 10, and the essentials present.
   systemd-analyze security --offline=yes --threshold=20 "./$u" >"$T/$u.security" 2>&1 \

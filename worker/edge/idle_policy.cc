@@ -160,6 +160,11 @@ v1::Eligibility IdlePolicyEvaluator::Evaluate(const VehicleReading& reading, abs
   v1::Eligibility e;
   e.set_eligible(eligible);
   e.set_reason(eligible ? Grant(*reading.state, now) : *refusal);
+  if (reading.state.ok() && now - reading.observed <= absl::Seconds(policy_.staleness_seconds())) {
+    const v1::VehicleState::Network n = reading.state->network();
+    e.set_unmetered_link(n != v1::VehicleState::NETWORK_NONE &&
+                         n != v1::VehicleState::NETWORK_UNSPECIFIED && !Metered(*reading.state));
+  }
   *e.mutable_since() =
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(since_));
   return e;

@@ -174,6 +174,28 @@ TEST_F(IdlePolicyTest, MeteredLinksNeedTheirBudgetAndTheDaysAllowance) {
   EXPECT_TRUE(At(cellular, absl::Hours(24)).eligible()) << "a new day";
 }
 
+// Whether the link is one a model download may use: online, not metered,
+// not satellite, and only from a fresh state.
+TEST_F(IdlePolicyTest, TheLinkIsUnmeteredOnlyOnlineUnpaidAndFresh) {
+  EXPECT_TRUE(Settled(Idle()).unmetered_link());
+  VehicleState s = Idle();
+  s.set_network(VehicleState::NETWORK_CELLULAR);
+  EXPECT_TRUE(At(s, absl::Minutes(11)).unmetered_link()) << "cellular the gateway calls unmetered";
+  s.set_metered(true);
+  EXPECT_FALSE(At(s, absl::Minutes(12)).unmetered_link());
+  s = Idle();
+  s.set_network(VehicleState::NETWORK_SATELLITE);
+  EXPECT_FALSE(At(s, absl::Minutes(13)).unmetered_link());
+  s.set_network(VehicleState::NETWORK_NONE);
+  EXPECT_FALSE(At(s, absl::Minutes(14)).unmetered_link());
+  EXPECT_FALSE(At(Idle(), absl::Minutes(15), kNoon).unmetered_link()) << "a stale state";
+  // Driving on home Wi-Fi still has the link (a download needs no idle time).
+  s = Idle();
+  s.set_ignition(VehicleState::IGNITION_ON);
+  EXPECT_FALSE(At(s, absl::Minutes(16)).eligible());
+  EXPECT_TRUE(At(s, absl::Minutes(16)).unmetered_link());
+}
+
 TEST(IdlePolicyParseTest, DefaultsFillUnsetFieldsAndBadValuesNameTheirField) {
   const v1::IdlePolicy p = *ParseIdlePolicy("min_state_of_charge: 0.3", "policy.textproto");
   EXPECT_EQ(WithDefaults(p).min_state_of_charge(), 0.3);

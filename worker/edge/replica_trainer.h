@@ -63,7 +63,20 @@ struct RoundResult {
   bool preempted = false;
 };
 
-class ReplicaTrainer {
+// What a round client needs of a replica's compute: the inner steps of a
+// round, an evaluation, the model's size. ReplicaTrainer trains for real;
+// the fleet simulator (fleet/) stands in for most vehicles with modelled
+// compute time.
+class RoundCompute {
+ public:
+  virtual ~RoundCompute() = default;
+  virtual absl::StatusOr<RoundResult> RunRound(absl::Span<const float> parameters, int steps,
+                                               const std::atomic<bool>* stop) = 0;
+  virtual absl::StatusOr<float> TestAccuracy(absl::Span<const float> parameters) = 0;
+  virtual int64_t num_parameters() const = 0;
+};
+
+class ReplicaTrainer final : public RoundCompute {
  public:
   static constexpr int64_t kMicroBatch = 64;
 
@@ -76,7 +89,7 @@ class ReplicaTrainer {
                                                                 DatasetSplits data);
 
   absl::StatusOr<RoundResult> RunRound(absl::Span<const float> parameters, int steps,
-                                       const std::atomic<bool>* stop = nullptr);
+                                       const std::atomic<bool>* stop = nullptr) override;
 
   // Group mode (above). `group` outlives its use here; null: alone.
   void set_group(collective::Communicator* group) { group_ = group; }
@@ -89,9 +102,9 @@ class ReplicaTrainer {
   // The other ranks: one command from rank 0 (kTrain: its round done here).
   absl::StatusOr<GroupCommand> Follow();
   // Test accuracy of `parameters` over the whole test split.
-  absl::StatusOr<float> TestAccuracy(absl::Span<const float> parameters);
+  absl::StatusOr<float> TestAccuracy(absl::Span<const float> parameters) override;
 
-  int64_t num_parameters() const { return model_->num_parameters(); }
+  int64_t num_parameters() const override { return model_->num_parameters(); }
   // The model's parameters now (after a round: θ + Δ).
   std::vector<float> CurrentParameters() {
     const absl::Span<const float> p = model_->flat_parameters();

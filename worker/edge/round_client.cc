@@ -21,7 +21,7 @@ collective::DeltaFormat FormatOf(v1::DeltaEncoding e) {
 
 }  // namespace
 
-RoundClient::RoundClient(const v1::JobSpec& spec, RoundService* service, ReplicaTrainer* trainer,
+RoundClient::RoundClient(const v1::JobSpec& spec, RoundService* service, RoundCompute* trainer,
                          RoundClientOptions options)
     : settings_(ResolveDiLoCo(spec)),
       service_(service),

@@ -10,7 +10,8 @@
 //      decode to the model's parameter count, or the round is abandoned.
 //      The stop flag is read before every chunk: preempted mid-fetch, the
 //      client withdraws at once (kWithdrew) instead of fetching on.
-//   3. ReplicaTrainer::RunRound with the stop flag (preemption) — or, with
+//   3. RoundCompute::RunRound (a ReplicaTrainer; modelled compute in the
+//      fleet simulator) with the stop flag (preemption) — or, with
 //      an evaluate ticket (the job's rounds are done), TestAccuracy of the
 //      fetched parameters (kEvaluated).
 //   4. A full round, or a preempted one with at least
@@ -66,7 +67,7 @@ struct RoundOutcome {
 
 class RoundClient {
  public:
-  RoundClient(const v1::JobSpec& spec, RoundService* service, ReplicaTrainer* trainer,
+  RoundClient(const v1::JobSpec& spec, RoundService* service, RoundCompute* trainer,
               RoundClientOptions options);
 
   // One attempt at one round (above). Errors: the service failed past
@@ -87,7 +88,7 @@ class RoundClient {
 
   const DiLoCoSettings settings_;
   RoundService* service_;
-  ReplicaTrainer* trainer_;
+  RoundCompute* trainer_;
   RoundClientOptions options_;
   collective::DeltaFormat format_;
   collective::ErrorFeedback feedback_;
