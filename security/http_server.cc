@@ -32,8 +32,9 @@ namespace nightshift::security {
 
 // The TLS context of every connection: TLS 1.2 or newer, client
 // certificates verified against the CA when presented, and our
-// certificate chosen per handshake from the files, re-read when either
-// file's modification time changes (checked at most once per `refresh`).
+// certificate given to each new connection from the files, re-read when
+// either file's modification time changes (checked at most once per
+// `refresh`). Sessions resume (a browser's later connections do).
 class HttpServer::Tls {
  public:
   explicit Tls(const TransportSecurity& s) : files_(s.tls), refresh_(s.refresh) {}
@@ -51,6 +52,11 @@ class HttpServer::Tls {
       return absl::InvalidArgumentError(absl::StrCat("HTTP: cannot read the CA ", files_.ca));
     }
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    // A server that verifies client certificates must name the context its
+    // sessions belong to, or OpenSSL answers every resumption (a browser's
+    // second connection) with an internal_error alert.
+    static constexpr unsigned char kSessionContext[] = "nightshift-http";
+    SSL_CTX_set_session_id_context(ctx_, kSessionContext, sizeof(kSessionContext) - 1);
     {
       absl::MutexLock lock(&mu_);
       if (!LoadLocked()) {
@@ -58,15 +64,20 @@ class HttpServer::Tls {
                                                        files_.cert, " and key ", files_.key));
       }
     }
-    SSL_CTX_set_cert_cb(ctx_, &Tls::OnHandshake, this);
     return absl::OkStatus();
   }
 
-  SSL* NewSession() const { return SSL_new(ctx_); }
+  // A connection's TLS state with the current certificate. (Set here, not
+  // in a certificate callback: OpenSSL skips that callback when a session
+  // resumes, and the handshake then fails with an internal_error alert.)
+  // Null only when OpenSSL is out of memory.
+  SSL* NewSession() {
+    SSL* ssl = SSL_new(ctx_);
+    if (ssl != nullptr && !Use(ssl)) LOG(WARNING) << "HTTP: cannot use the certificate";
+    return ssl;
+  }
 
  private:
-  static int OnHandshake(SSL* ssl, void* self) { return static_cast<Tls*>(self)->Use(ssl) ? 1 : 0; }
-
   bool Use(SSL* ssl) {
     absl::MutexLock lock(&mu_);
     const auto now = std::chrono::steady_clock::now();

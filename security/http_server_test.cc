@@ -54,11 +54,13 @@ struct Reply {
 // server against the CA it was loaded with).
 class Client {
  public:
-  static std::unique_ptr<Client> Dial(int port, SSL_CTX* tls) {
-    return Connect(socket(AF_INET, SOCK_STREAM, 0), port, tls);
+  // With `resume`, offers that earlier session to the server.
+  static std::unique_ptr<Client> Dial(int port, SSL_CTX* tls, SSL_SESSION* resume = nullptr) {
+    return Connect(socket(AF_INET, SOCK_STREAM, 0), port, tls, resume);
   }
   // The same with a socket made beforehand.
-  static std::unique_ptr<Client> Connect(int fd, int port, SSL_CTX* tls) {
+  static std::unique_ptr<Client> Connect(int fd, int port, SSL_CTX* tls,
+                                         SSL_SESSION* resume = nullptr) {
     signal(SIGPIPE, SIG_IGN);  // writes to a refused connection fail, not kill the test
     auto c = std::unique_ptr<Client>(new Client());
     c->fd_ = fd;
@@ -73,6 +75,7 @@ class Client {
       c->ssl_ = SSL_new(tls);
       SSL_set_fd(c->ssl_, c->fd_);
       SSL_set1_host(c->ssl_, "localhost");
+      if (resume != nullptr) SSL_set_session(c->ssl_, resume);
       if (SSL_connect(c->ssl_) != 1) return nullptr;
     }
     return c;
@@ -122,6 +125,11 @@ class Client {
 
   // True once the server has closed the connection.
   bool Closed() { return !Fill(); }
+
+  // The TLS session, to resume on another connection (TLS 1.3 sends it
+  // after the handshake: read a reply first). Owned by the caller.
+  SSL_SESSION* Session() const { return SSL_get1_session(ssl_); }
+  bool Resumed() const { return SSL_session_reused(ssl_) == 1; }
 
  private:
   Client() = default;
@@ -191,6 +199,33 @@ TEST_F(HttpServerTest, AKeepAliveConnectionServesManyRequestsAsSent) {
   const Reply missing = c->Read();
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.body, "GET /missing ?  | ");
+}
+
+TEST_F(HttpServerTest, AClientResumesItsTlsSession) {
+  // Browsers resume on every new connection to a server they know; a
+  // server that verifies client certificates must name its session
+  // context for that, or OpenSSL ends each resumption with an alert
+  // (Chromium: net::ERR_SSL_PROTOCOL_ERROR).
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version == TLS1_2_VERSION ? "TLS 1.2" : "TLS 1.3");
+    auto tls = ClientTls(TestData("ca.pem"));
+    SSL_CTX_set_min_proto_version(tls.get(), version);
+    SSL_CTX_set_max_proto_version(tls.get(), version);
+    auto first = Client::Dial(server_->port(), tls.get());
+    ASSERT_NE(first, nullptr);
+    ASSERT_TRUE(first->Get("/first"));
+    ASSERT_EQ(first->Read().status, 200);
+    std::unique_ptr<SSL_SESSION, void (*)(SSL_SESSION*)> session(first->Session(),
+                                                                 SSL_SESSION_free);
+    ASSERT_NE(session, nullptr);
+    // (`first` stays open: OpenSSL forgets a session whose connection is
+    // freed without a TLS goodbye.)
+    auto again = Client::Dial(server_->port(), tls.get(), session.get());
+    ASSERT_NE(again, nullptr);
+    ASSERT_TRUE(again->Get("/again"));
+    EXPECT_EQ(again->Read().status, 200);
+    EXPECT_TRUE(again->Resumed());
+  }
 }
 
 TEST_F(HttpServerTest, HundredsOfIdleKeepAliveConnectionsHoldNoThread) {
