@@ -354,7 +354,8 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
         FenceLocked(it->first, "registered again");
       }
       SetAssignedJobLocked(it->second, "");  // out of the index before it goes
-      workers_.erase(it);                    // its entries in lease_queue_ go stale
+      worker_index_.erase(it->first);
+      workers_.erase(it);  // its entries in lease_queue_ go stale
     }
     ids_by_name_.erase(named);
   }
@@ -378,6 +379,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
               << v1::WorkerPool_Name(request.pool()) << ", " << request.peer_address() << ")";
   }
   Worker& added = workers_[id] = std::move(w);
+  worker_index_[id] = &added;
   ids_by_name_[request.name()] = id;
   RenewLeaseLocked(id, added);
   schedule_due_ = true;
@@ -408,14 +410,14 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   absl::MutexLock lock(&mu_);
   ++metrics_.heartbeats;
   ExpireLeasesLocked();
-  auto it = workers_.find(request.worker_id());
-  if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST) {
+  Worker* found = FindWorkerLocked(request.worker_id());
+  if (found == nullptr || found->info.state() == v1::WORKER_STATE_LOST) {
     return absl::NotFoundError(
         absl::StrCat("worker ", request.worker_id(),
                      " is not registered (or its lease ran out); register again"));
   }
-  RETURN_IF_ERROR(CallerIs(caller, it->second.info));
-  Worker& w = it->second;
+  RETURN_IF_ERROR(CallerIs(caller, found->info));
+  Worker& w = *found;
   RenewLeaseLocked(request.worker_id(), w);
   // What a schedule could act on (schedule_due_).
   if (request.has_eligibility() &&
@@ -716,6 +718,11 @@ void Coordinator::SetAssignedJobLocked(Worker& w, const std::string& job) {
   if (!job.empty()) workers_by_job_[job].insert(w.info.id());
 }
 
+Coordinator::Worker* Coordinator::FindWorkerLocked(const std::string& id) {
+  auto it = worker_index_.find(id);
+  return it == worker_index_.end() ? nullptr : it->second;
+}
+
 void Coordinator::RenewLeaseLocked(const std::string& id, Worker& w) {
   w.lease_expiry = clock_->Now() + LeaseTtl(w.info.pool());
   lease_queue_.emplace(w.lease_expiry, id);
@@ -727,19 +734,19 @@ void Coordinator::ExpireLeasesLocked() {
   while (!lease_queue_.empty() && lease_queue_.top().first <= now) {
     const std::string id = lease_queue_.top().second;
     lease_queue_.pop();
-    auto it = workers_.find(id);
+    Worker* found = FindWorkerLocked(id);
     // Stale: the worker is gone, already lost, or renewed since.
-    if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST ||
-        now < it->second.lease_expiry) {
+    if (found == nullptr || found->info.state() == v1::WORKER_STATE_LOST ||
+        now < found->lease_expiry) {
       continue;
     }
-    const Worker& w = it->second;
+    const Worker& w = *found;
     LOG(WARNING) << "worker " << w.info.name() << " (" << id << "): lease expired"
                  << (w.assigned_job.empty() ? "" : " during job ") << w.assigned_job;
     ++metrics_.leases_expired;
     expired.push_back(id);
     // Marked now, so a second entry of it due in this pass is stale.
-    it->second.info.set_state(v1::WORKER_STATE_LOST);
+    found->info.set_state(v1::WORKER_STATE_LOST);
   }
   if (!expired.empty()) schedule_due_ = true;
   for (const std::string& id : expired) {

@@ -139,6 +139,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
@@ -459,13 +460,20 @@ class Coordinator {
                                    const v1::ReportProgressRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string RoundDir(const std::string& job_id) const;
+  // The registered worker `id` (lost ones too), or null.
+  Worker* FindWorkerLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* store_;
   Clock* clock_;
   CoordinatorOptions options_;
   std::unique_ptr<ModelRegistry> models_;  // its own lock, taken after mu_
   absl::Mutex mu_;
-  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by id
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by id, in order (paging)
+  // The same workers by id, hashed: the per-call lookups (a heartbeat, a
+  // lease due) cost one probe, not a walk of a 100,000-node tree of string
+  // keys (17% of the coordinator's CPU at 100,000 vehicles). Entries are
+  // added and erased with workers_'s (Register); std::map nodes never move.
+  absl::flat_hash_map<std::string, Worker*> worker_index_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> ids_by_name_ ABSL_GUARDED_BY(mu_);
   // Worker ids by the job assigned to them (Worker::assigned_job, kept by
   // SetAssignedJobLocked): a job's members without a scan of the fleet.

@@ -172,6 +172,25 @@ TEST_F(CoordinatorTest, JobStartsWhenEnoughWorkersAndSplitsByRate) {
   EXPECT_EQ(history->progress(0).step(), 20);
 }
 
+TEST_F(CoordinatorTest, AWorkerRegisteredAgainBeatsUnderItsNewIdOnly) {
+  const std::string first = Register("a");
+  const std::string second = Register("a");  // restarted: a new id
+  ASSERT_NE(first, second);
+  v1::HeartbeatRequest h;
+  h.set_worker_id(first);
+  EXPECT_EQ(coordinator_->Heartbeat(h, Caller(second)).status().code(),
+            absl::StatusCode::kNotFound);
+  h.set_worker_id(second);
+  EXPECT_TRUE(coordinator_->Heartbeat(h, Caller(second)).ok());
+  // The old id's lease comes due and changes nothing; the new one's holds.
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_TRUE(coordinator_->Heartbeat(h, Caller(second)).ok());
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_TRUE(coordinator_->Heartbeat(h, Caller(second)).ok());
+  ASSERT_EQ(coordinator_->ListWorkers().size(), 1u);
+  EXPECT_EQ(coordinator_->ListWorkers()[0].state(), v1::WORKER_STATE_IDLE);
+}
+
 TEST_F(CoordinatorTest, AHeartbeatReplyLostOnTheLinkLosesNoDirective) {
   Submit("j", 1, 1);
   const std::string a = Register("a", 200);

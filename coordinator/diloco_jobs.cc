@@ -179,23 +179,23 @@ void Coordinator::DropReplicaLocked(const std::string& id, const std::string& wh
 
 absl::StatusOr<std::pair<Coordinator::Worker*, Coordinator::DiLoCoJob*>> Coordinator::ReplicaLocked(
     const std::string& worker_id, const std::string& job_id, const security::Principal& caller) {
-  auto it = workers_.find(worker_id);
-  if (it == workers_.end() || it->second.info.state() == v1::WORKER_STATE_LOST) {
+  Worker* w = FindWorkerLocked(worker_id);
+  if (w == nullptr || w->info.state() == v1::WORKER_STATE_LOST) {
     return absl::NotFoundError(
         absl::StrCat("worker ", worker_id, " is not registered (or its lease ran out)"));
   }
-  RETURN_IF_ERROR(CallerIs(caller, it->second.info));
+  RETURN_IF_ERROR(CallerIs(caller, w->info));
   auto d = diloco_.find(job_id);
-  if (it->second.assigned_job != job_id || d == diloco_.end()) {
-    return absl::FailedPreconditionError(absl::StrCat("worker ", it->second.info.name(),
-                                                      " is not a replica of diloco job ", job_id));
-  }
-  if (KeeperName(it->second, d->second) == kRingReplica && it->second.rank != 0) {
+  if (w->assigned_job != job_id || d == diloco_.end()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("worker ", it->second.info.name(), " is rank ", it->second.rank, " of job ",
-                     job_id, "'s data-center ring: only its rank 0 takes part in rounds"));
+        absl::StrCat("worker ", w->info.name(), " is not a replica of diloco job ", job_id));
   }
-  return std::make_pair(&it->second, &d->second);
+  if (KeeperName(*w, d->second) == kRingReplica && w->rank != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", w->info.name(), " is rank ", w->rank, " of job ", job_id,
+                     "'s data-center ring: only its rank 0 takes part in rounds"));
+  }
+  return std::make_pair(w, &d->second);
 }
 
 absl::StatusOr<v1::RoundTicket> Coordinator::JoinRound(const v1::JoinRoundRequest& request,
