@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # An edge agent behind an emulated vehicle link (tests/link_emulator.py,
 # between it and the coordinator): a 600 ms round trip with ±50 ms
-# jitter, 256 kbit/s each way, and every connection cut every 4 s. Each
-# fetch of the parameters (72 KB in 16 KB chunks) outlasts the cut
-# period, so the agent's fetches and pushes must resume after cuts: the
+# jitter, 256 kbit/s each way, and every connection cut 4 s after it
+# opened. Each fetch of the parameters (72 KB in 16 KB chunks) outlasts a
+# connection, so the agent's fetches and pushes must resume after cuts: the
 # diloco job (tests/e2e_link.textproto, 3 rounds) ends SUCCEEDED with
 # every round once in its history, the emulator cut the agent's
 # connections during the job, and the agent's log shows calls it retried.
@@ -31,7 +31,7 @@ H=$(cat "$D/http")
 source "$(dirname "$0")/elastic_helpers.sh"
 
 /usr/bin/python3 "$EMULATOR" --target="$C" --port_file="$T/link.port" --stats_file="$T/link.json" \
-  --delay_ms=300 --jitter_ms=50 --rate_kbps=256 --cut_every_s=4 >"$T/link.log" 2>&1 &
+  --delay_ms=300 --jitter_ms=50 --rate_kbps=256 --cut_after_s=4 >"$T/link.log" 2>&1 &
 echo $! >"$T/link.pid"
 until_true 10 test -s "$T/link.port" || fail "the link emulator did not start"
 mkdir -p "$D/edge-0"

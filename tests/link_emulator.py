@@ -3,15 +3,19 @@
 an agent and the coordinator, as a proxy on a loopback port.
 
   link_emulator.py --target=HOST:PORT --port_file=FILE [--delay_ms=300]
-                   [--jitter_ms=0] [--rate_kbps=0] [--cut_every_s=0]
+                   [--jitter_ms=0] [--rate_kbps=0] [--cut_after_s=0]
                    [--stats_file=FILE] [--seed=1]
 
 Every byte is held `delay_ms` (± a uniform `jitter_ms`, order kept) in
 each direction, so a 600 ms satellite round trip is --delay_ms=300; a
 direction's bytes leave no faster than `rate_kbps` (kilobits per second,
-0: unlimited), serialized as on a real link; every `cut_every_s` seconds
-every open connection is cut (both sockets closed at once, the bytes in
-flight lost), as a cellular hand-over or a satellite dropout does. The
+0: unlimited), serialized as on a real link; each connection is cut
+`cut_after_s` seconds after it opened (both sockets closed at once, the
+bytes in flight lost), as a cellular hand-over or a satellite dropout
+does. (Per connection, not on one clock for all: with one clock, a
+connection opened just before a cut could not finish even its TLS
+handshake, and an agent's reconnects, backed off to 10 s, could all
+land there for a minute: the test then failed on luck, not on a bug.) The
 listening port is written to --port_file once it listens; the stats
 (connections, cuts, bytes each way) are rewritten to --stats_file as
 JSON every half second. Runs until killed.
@@ -29,7 +33,7 @@ p.add_argument("--port_file", required=True)
 p.add_argument("--delay_ms", type=float, default=300)
 p.add_argument("--jitter_ms", type=float, default=0)
 p.add_argument("--rate_kbps", type=float, default=0)
-p.add_argument("--cut_every_s", type=float, default=0)
+p.add_argument("--cut_after_s", type=float, default=0)
 p.add_argument("--stats_file", default="")
 p.add_argument("--seed", type=int, default=1)
 args = p.parse_args()
@@ -92,6 +96,8 @@ async def handle(client_reader, client_writer):
     tasks = tuple(asyncio.ensure_future(t) for t in (up.read(), up.write(), down.read(), down.write()))
     link = (tasks, client_writer, server_writer)
     open_links.add(link)
+    if args.cut_after_s > 0:
+        asyncio.get_running_loop().call_later(args.cut_after_s, cut, link)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     except Exception:
@@ -104,16 +110,15 @@ async def handle(client_reader, client_writer):
             w.close()
 
 
-async def cutter():
-    while True:
-        await asyncio.sleep(args.cut_every_s)
-        if open_links:
-            stats["cuts"] += 1
-        for tasks, a, b in list(open_links):
-            for t in tasks:
-                t.cancel()
-            for w in (a, b):
-                w.transport.abort()  # RST: the bytes in flight are lost
+def cut(link):
+    if link not in open_links:  # closed by its ends already
+        return
+    stats["cuts"] += 1
+    tasks, a, b = link
+    for t in tasks:
+        t.cancel()
+    for w in (a, b):
+        w.transport.abort()  # RST: the bytes in flight are lost
 
 
 async def report():
@@ -130,8 +135,7 @@ async def main():
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.sockets[0].getsockname()[1]))
     os.replace(args.port_file + ".tmp", args.port_file)
-    extra = [cutter()] if args.cut_every_s > 0 else []
-    await asyncio.gather(server.serve_forever(), report(), *extra)
+    await asyncio.gather(server.serve_forever(), report())
 
 
 asyncio.run(main())
