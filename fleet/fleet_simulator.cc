@@ -692,10 +692,7 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
       case Kind::kBeat: {
         Beat(e.vehicle, now);
         const double jitter = 1 + o_.jitter * (2 * unit(rng_) - 1);
-        // From when it went out, as the agent's daemon schedules its next
-        // one: a dispatcher that fell behind sends late, never a burst
-        // that catches up (load no real fleet sends).
-        events_.push({now + jitter * interval(), Kind::kBeat, e.vehicle});
+        events_.push({e.at + jitter * interval(), Kind::kBeat, e.vehicle});
         break;
       }
       case Kind::kFlipBeat:

@@ -14,8 +14,7 @@
 //  1. Enroll: Register with the fleet's join token under a name of this
 //     run (PREFIX-NAME); the reply gives its credential, worker id and its
 //     pool's heartbeat interval. At most `max_in_flight` at once.
-//  2. Heartbeat every interval (real), ±jitter, each an interval after the
-//     one before went out (as the agent's daemon), the first at a uniform
+//  2. Heartbeat every interval (real), ±jitter, the first at a uniform
 //     offset, with the policy's answer and the job it holds; directives
 //     are applied (a DiLoCo assignment makes it a replica; a cancel ends
 //     that) and acknowledged. A heartbeat still out when the next is due
