@@ -120,10 +120,13 @@ class CoordinatorTest : public testing::Test {
     r.set_committed_step(committed);
     return r;
   }
-  v1::JobStatus Submit(const std::string& id, int min_workers = 2, int max_workers = 0) {
+  // `publish_as`: the model name the job's final model is published under.
+  v1::JobStatus Submit(const std::string& id, int min_workers = 2, int max_workers = 0,
+                       const std::string& publish_as = "") {
     v1::SubmitJobRequest s;
     *s.mutable_spec() = Spec(min_workers);
     s.mutable_spec()->set_max_workers(max_workers);
+    s.mutable_spec()->set_publish_as(publish_as);
     s.set_job_id(id);
     auto r = coordinator_->SubmitJob(s);
     EXPECT_TRUE(r.ok()) << r.status();
@@ -840,11 +843,7 @@ TEST_F(CoordinatorTest, UploadsMustBeTheJobsTensors) {
 // followers hear of the newer version in their heartbeat reply and fetch
 // its bytes; a publish before success is refused.
 TEST_F(CoordinatorTest, ASucceededJobIsPublishedAndFollowersHearOfIt) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_publish_as("small");
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  const v1::JobStatus submitted = Submit("j", 1, 0, "small");
   const std::string a = Register("a");
   Beat(a);
   Beat(a, "j", 1);
@@ -855,7 +854,7 @@ TEST_F(CoordinatorTest, ASucceededJobIsPublishedAndFollowersHearOfIt) {
   EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(early.status().message(), HasSubstr("job j is RUNNING"));
 
-  const std::string model = DescribedModel(submit.spec());
+  const std::string model = DescribedModel(submitted.spec());
   ASSERT_TRUE(coordinator_->StoreCheckpoint(a, "j", 20, true, model, Caller(a)).ok());
   v1::ReportProgressRequest done;
   done.set_worker_id(a);
@@ -904,11 +903,7 @@ TEST_F(CoordinatorTest, ASucceededJobIsPublishedAndFollowersHearOfIt) {
 }
 
 TEST_F(CoordinatorTest, AFailedJobIsNotPublished) {
-  v1::SubmitJobRequest submit;
-  *submit.mutable_spec() = Spec(1);
-  submit.mutable_spec()->set_publish_as("small");
-  submit.set_job_id("j");
-  ASSERT_TRUE(coordinator_->SubmitJob(submit).ok());
+  Submit("j", 1, 0, "small");
   const std::string a = Register("a");
   Beat(a);
   Beat(a, "j", 1);
