@@ -7,12 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
 
-#include "checkpoint/model_description.h"
 #include "checkpoint/safetensors.h"
+#include "checkpoint/small_model_for_tests.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "security/tokens.h"
 
@@ -32,27 +30,10 @@ std::string ReadAll(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// A model file of a 4 -> `units` -> 2 MLP on {1, 2, 2} samples; `scale`
-// makes its values (and so its bytes) differ from another's.
+// A model file of a 4 -> `units` -> 2 MLP; `scale` makes its values (and
+// so its bytes) differ from another's.
 std::string WriteModel(const std::string& path, int units, float scale) {
-  ModelDescription d;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat("layers { flatten {} } layers { dense { units: ", units,
-                   " } } layers { relu {} } layers { dense { units: 2 } }"),
-      &d.model));
-  d.input_shape = {1, 2, 2};
-  SafetensorsWriter w;
-  const std::map<std::string, Shape> shapes = {{"layers.1.weight", {units, 4}},
-                                               {"layers.1.bias", {units}},
-                                               {"layers.3.weight", {2, units}},
-                                               {"layers.3.bias", {2}}};
-  for (const auto& [name, shape] : shapes) {
-    Tensor t(shape);
-    for (int64_t i = 0; i < t.size(); ++i) t.data()[i] = scale * static_cast<float>(i);
-    w.Add(name, t);
-  }
-  AddModelDescription(d, &w);
-  EXPECT_TRUE(w.WriteFile(path).ok());
+  std::ofstream(path, std::ios::binary) << SmallModelBytes(units, scale);
   return path;
 }
 

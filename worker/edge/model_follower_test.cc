@@ -11,10 +11,8 @@
 #include <fstream>
 #include <map>
 
-#include "checkpoint/model_description.h"
-#include "checkpoint/safetensors.h"
+#include "checkpoint/small_model_for_tests.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "security/tokens.h"
 
@@ -24,25 +22,7 @@ namespace {
 using testing::HasSubstr;
 
 // A valid model file (4 -> `units` -> 2 MLP on {1, 2, 2} samples).
-std::string ModelBytes(int units) {
-  ModelDescription d;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat("layers { flatten {} } layers { dense { units: ", units,
-                   " } } layers { relu {} } layers { dense { units: 2 } }"),
-      &d.model));
-  d.input_shape = {1, 2, 2};
-  SafetensorsWriter w;
-  for (const auto& [name, shape] : std::map<std::string, Shape>{{"layers.1.weight", {units, 4}},
-                                                                {"layers.1.bias", {units}},
-                                                                {"layers.3.weight", {2, units}},
-                                                                {"layers.3.bias", {2}}}) {
-    Tensor t(shape);
-    for (int64_t i = 0; i < t.size(); ++i) t.data()[i] = 0.01f * static_cast<float>(i);
-    w.Add(name, t);
-  }
-  AddModelDescription(d, &w);
-  return w.Serialize();
-}
+std::string ModelBytes(int units) { return SmallModelBytes(units, 0.01f); }
 
 // The coordinator's FetchModel over published files, with faults on demand.
 class FakeModelSource final : public ModelSource {
