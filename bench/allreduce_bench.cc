@@ -41,6 +41,8 @@ ABSL_FLAG(int, rank, 0, "grpc: this rank");
 ABSL_FLAG(int, size, 2, "grpc: world size");
 ABSL_FLAG(std::string, rendezvous, "", "grpc: folder where ranks publish addresses");
 ABSL_FLAG(bool, shared_memory, false, "grpc: data through shared memory between local ranks");
+ABSL_FLAG(bool, data_sockets, false,
+          "grpc: data through TCP connections of its own, gRPC for control only");
 ABSL_FLAG(std::string, tls_dir, "", "grpc: mutual TLS with DIR/ca.pem, DIR/node.pem, DIR/node.key");
 ABSL_FLAG(std::string, sizes, "4096,65536,1048576,16777216,67108864", "buffer sizes in bytes");
 ABSL_FLAG(double, seconds, 1.0, "time to spend per size");
@@ -147,13 +149,18 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const bool shm = absl::GetFlag(FLAGS_shared_memory);
-  auto transport = ConnectGroup((*server)->service(),
-                                {"bench", 0, rank, peers->addresses, peers->host_ids, shm});
+  const bool sockets = absl::GetFlag(FLAGS_data_sockets);
+  GroupMembership group{"bench", 0, rank, peers->addresses, peers->host_ids, shm};
+  group.data_sockets = sockets;
+  if (!tls.empty()) group.data_tls = DataTlsFiles{sec.tls.ca, sec.tls.cert, sec.tls.key};
+  auto transport = ConnectGroup((*server)->service(), std::move(group));
   if (!transport.ok()) return 1;
   Communicator comm(*std::move(transport), {"bench", 0, absl::Seconds(120), false});
-  const int rc = Run(comm, shm           ? "nightshift_shm_ring"
-                           : tls.empty() ? "nightshift_grpc_ring"
-                                         : "nightshift_grpc_ring_tls");
+  std::string impl = shm       ? "nightshift_shm_ring"
+                     : sockets ? "nightshift_socket_ring"
+                               : "nightshift_grpc_ring";
+  if (!tls.empty()) impl += "_tls";
+  const int rc = Run(comm, impl);
   // Everyone finishes before anyone's server goes away.
   comm.Barrier().IgnoreError();
   return rc;

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # All-reduce side by side, one process per rank on loopback, 4 KiB..64 MiB
 # float32, 2 and 4 ranks:
-#   nightshift_grpc_ring   Nightshift's ring over gRPC
+#   nightshift_socket_ring Nightshift's ring over data sockets (gRPC for
+#                          control only): what workers on different hosts
+#                          run; _tls with mutual TLS, their default
+#   nightshift_grpc_ring   Nightshift's ring with the data over gRPC too
 #   nightshift_shm_ring    the same with shared-memory rings between local
 #                          ranks (what worker daemons on one machine use)
 #   nightshift_mpi_ring    Nightshift's ring over MPI point-to-point (TCP)
@@ -41,7 +44,15 @@ deploy/certs.sh --dir="$TLS" node >/dev/null
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 for n in $RANKS; do
-  # Nightshift over gRPC: n processes meeting through a rendezvous folder.
+  # Nightshift over data sockets, plaintext and mutual TLS: n processes
+  # meeting through a rendezvous folder.
+  for tls_flag in "" "--tls_dir=$TLS"; do
+    rv=$(mktemp -d)
+    for ((r = 1; r < n; r++)); do "$B" --transport=grpc --data_sockets $tls_flag --rank=$r --size=$n --rendezvous="$rv" --seconds="$SECS" >/dev/null & done
+    "$B" --transport=grpc --data_sockets $tls_flag --rank=0 --size=$n --rendezvous="$rv" --seconds="$SECS" >>"$OUT/all"
+    wait
+  done
+  # Nightshift with the data over gRPC too.
   rv=$(mktemp -d)
   for ((r = 1; r < n; r++)); do "$B" --transport=grpc --rank=$r --size=$n --rendezvous="$rv" --seconds="$SECS" >/dev/null & done
   "$B" --transport=grpc --rank=0 --size=$n --rendezvous="$rv" --seconds="$SECS" >>"$OUT/all"
@@ -83,22 +94,23 @@ rows = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     f = dict(kv.split("=") for kv in line.split())
     rows[(int(f["ranks"]), int(f["bytes"]))][f["impl"]] = (float(f["us"]), float(f["busbw_gbps"]))
-impls = ["nightshift_grpc_ring", "nightshift_grpc_ring_tls", "nightshift_shm_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_raw_tcp",
+impls = ["nightshift_socket_ring", "nightshift_socket_ring_tls", "nightshift_grpc_ring", "nightshift_grpc_ring_tls", "nightshift_shm_ring", "nightshift_mpi_ring", "mpi_allreduce_tcp", "mpi_raw_tcp",
          "mpi_raw_tcp_tuned", "mpi_allreduce_shm", "gloo"]
-short = ["ns_grpc", "ns_grpc_tls", "ns_shm", "ns_mpi_ring", "ns_mpi_native", "raw_mpi_tcp", "raw_tcp_tuned", "mpi_shm", "gloo"]
+short = ["ns_socket", "ns_socket_tls", "ns_grpc", "ns_grpc_tls", "ns_shm", "ns_mpi_ring", "ns_mpi_native", "raw_mpi_tcp", "raw_tcp_tuned", "mpi_shm", "gloo"]
 def size(b):
     return f"{b // 1048576} MiB" if b >= 1048576 else f"{b // 1024} KiB"
 print("latency us / bus bandwidth GB/s")
 print(f"{'ranks':>5} {'size':>7} " + " ".join(f"{s:>16}" for s in short) +
-      "   tls/grpc grpc/gloo grpc/raw_tuned shm/raw_shm ring/raw_tuned native/raw_tuned")
+      "   sock_tls/sock sock/gloo sock/raw_tuned sock/grpc shm/raw_shm ring/raw_tuned native/raw_tuned")
 for (n, b) in sorted(rows):
     r = rows[(n, b)]
     cells = " ".join(f"{r[i][0]:>8.0f} {r[i][1]:>6.3f} " if i in r else f"{'-':>16}" for i in impls)
     def ratio(a, c):
         return f"{r[a][1] / r[c][1]:.2f}x" if a in r and c in r and r[c][1] > 0 else "-"
-    print(f"{n:>5} {size(b):>7} {cells}  {ratio('nightshift_grpc_ring_tls','nightshift_grpc_ring'):>8} "
-          f"{ratio('nightshift_grpc_ring','gloo'):>9} "
-          f"{ratio('nightshift_grpc_ring','mpi_raw_tcp_tuned'):>15} "
+    print(f"{n:>5} {size(b):>7} {cells}  {ratio('nightshift_socket_ring_tls','nightshift_socket_ring'):>13} "
+          f"{ratio('nightshift_socket_ring','gloo'):>9} "
+          f"{ratio('nightshift_socket_ring','mpi_raw_tcp_tuned'):>15} "
+          f"{ratio('nightshift_socket_ring','nightshift_grpc_ring'):>9} "
           f"{ratio('nightshift_shm_ring','mpi_allreduce_shm'):>11} "
           f"{ratio('nightshift_mpi_ring','mpi_raw_tcp_tuned'):>14} "
           f"{ratio('mpi_allreduce_tcp','mpi_raw_tcp_tuned'):>16}")

@@ -8,6 +8,8 @@
 #                                                    before eligible; 5)
 #                              [--follow-models A,B] (edge: keep the newest
 #                                                    published version of these)
+#                              [--no-shared-memory]  (ring data over data
+#                                                    sockets, as between machines)
 #                              [--insecure]          (no TLS: development only)
 #   deploy/local_cluster.sh status
 #   deploy/local_cluster.sh down
@@ -43,7 +45,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 up() {
-  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0 debounce=5 follow=""
+  local dc=2 edge=0 threads=1 slowdown_last=1 insecure=0 debounce=5 follow="" share_memory=true
   while [ $# -gt 0 ]; do
     case "$1" in
       --insecure) insecure=1; shift ;;
@@ -53,6 +55,7 @@ up() {
       --slowdown-last) slowdown_last="$2"; shift 2 ;;  # benchmarks: a slower last worker
       --parked-debounce) debounce="$2"; shift 2 ;;      # edge: seconds parked before eligible
       --follow-models) follow="$2"; shift 2 ;;          # edge: published models to keep
+      --no-shared-memory) share_memory=false; shift ;;  # ring data over data sockets, as between machines
       *) echo "local_cluster.sh up: unknown flag $1" >&2; exit 2 ;;
     esac
   done
@@ -135,6 +138,7 @@ up() {
     # shellcheck disable=SC2046
     "$WORKER_BIN" --coordinator=127.0.0.1:$grpc_port --pool=$pool \
       --threads="$threads" --listen=127.0.0.1:0 --name="$name" --scratch_dir="$DIR/scratch" \
+      --share_memory="$share_memory" \
       --simulated_slowdown="$slow" "${vehicle[@]}" $(tr '\n' ' ' <"$DIR/worker.flags") \
       >"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
@@ -192,5 +196,5 @@ case "${1:-}" in
   up) shift; up "$@" ;;
   status) status ;;
   down) down ;;
-  *) echo "usage: $0 up [--datacenter N] [--edge M] [--threads T] [--insecure] | status | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--datacenter N] [--edge M] [--threads T] [--no-shared-memory] [--insecure] | status | down" >&2; exit 2 ;;
 esac

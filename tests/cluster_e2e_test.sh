@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # A real local cluster (coordinator + 3 data-center + 1 edge worker
-# processes on free loopback ports) driven through the CLI and the HTTP API:
+# processes on free loopback ports) driven through the CLI and the HTTP API.
+# Its workers share no memory (--no-shared-memory): their rings run over
+# mutual-TLS data sockets, as between machines (other tests cover shared
+# memory).
 #  1. submit -> SUCCEEDED; the HTTP JSON and the gRPC API agree;
 #  2. equivalence: 3 workers vs 1, tensor by tensor from exported models;
 #  3. bad input: invalid spec, unknown id, cancelling a finished job;
@@ -23,7 +26,7 @@ NS="$NIGHTSHIFT_CLI_BIN"
 fail() { echo "FAIL: $*" >&2; tail -n 20 "$NIGHTSHIFT_CLUSTER_DIR"/*.log >&2 || true; exit 1; }
 trap '"$CLUSTER" down >/dev/null 2>&1 || true' EXIT
 
-"$CLUSTER" up --datacenter 3 --edge 1 --threads 1
+"$CLUSTER" up --datacenter 3 --edge 1 --threads 1 --no-shared-memory
 C=$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")
 H=$(cat "$NIGHTSHIFT_CLUSTER_DIR/http")
 D="$NIGHTSHIFT_CLUSTER_DIR"
@@ -56,6 +59,8 @@ spec_with 3 3 60 >"$T/three.textproto"
 "$NS" submit "$T/three.textproto" --id=three --watch --coordinator="$C" >"$T/watch.txt" 2>/dev/null \
   || { cat "$T/watch.txt"; fail "job three did not succeed"; }
 grep -q "final test accuracy" "$T/watch.txt" || fail "watch printed no final accuracy"
+grep -q "job three generation [0-9]* rank 0: data to peers 1 TLS socket, 2 TLS socket" "$D/dc-"*.log \
+  || fail "the ring did not run over TLS data sockets"
 [ "$(curl -sf "$H/healthz")" = "ok" ] || fail "/healthz"
 state=$(curl -sf "$H/v1/jobs/three" | json 'd["state"]')
 [ "$state" = "JOB_STATE_SUCCEEDED" ] || fail "HTTP state $state"

@@ -5,7 +5,9 @@
 // PeerServerTransports (StartPeerServer) is what data-center workers run:
 // a PeerServer on --listen, and for each assignment a RoutingTransport
 // (collective/transport/routing_transport.h) over the peers' addresses and
-// host identities. Edge workers have none: they never join a ring.
+// host identities: shared memory with peers on this host, data sockets
+// (mutual TLS with this worker's files, plaintext under --insecure) with
+// the rest. Edge workers have none: they never join a ring.
 // Connect is called from job threads; implementations are thread-safe.
 #ifndef NIGHTSHIFT_WORKER_GROUP_TRANSPORTS_H_
 #define NIGHTSHIFT_WORKER_GROUP_TRANSPORTS_H_
@@ -35,8 +37,12 @@ class GroupTransports {
 // A PeerServer on `listen` ("HOST:PORT", port 0: any free one), secured
 // like every link of this process (mutual TLS between workers); each
 // group's streams present the assignment's group key.
+// `share_memory` false: this worker reports no host identity, so it shares
+// memory with no one and its data goes over data sockets even to workers
+// on this host, exactly as between machines.
 absl::StatusOr<std::unique_ptr<GroupTransports>> StartPeerServer(
-    const std::string& listen, const security::TransportSecurity& security);
+    const std::string& listen, const security::TransportSecurity& security,
+    bool share_memory = true);
 
 }  // namespace nightshift
 

@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, coordinator, "127.0.0.1:7070", "coordinator gRPC address"
 ABSL_FLAG(std::string, pool, "datacenter", "datacenter or edge");
 ABSL_FLAG(int, threads, 0, "compute threads (0: one per core)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "Peer service address (data-center workers)");
+ABSL_FLAG(bool, share_memory, true,
+          "data-center: exchange ring data with workers on this host through shared memory; "
+          "false: over data sockets, as between machines");
 ABSL_FLAG(std::string, name, "", "worker name (default: host name and pid)");
 ABSL_FLAG(std::string, scratch_dir, "/tmp/nightshift-worker", "folder for job checkpoints");
 ABSL_FLAG(absl::Duration, leave_grace, absl::Seconds(60),
@@ -213,7 +216,8 @@ int Main(int argc, char** argv) {
   if (!signals.ok()) return Fail(signals.status());
   std::unique_ptr<GroupTransports> transports;
   if (options.pool == v1::WORKER_POOL_DATACENTER) {
-    auto server = StartPeerServer(absl::GetFlag(FLAGS_listen), *transport);
+    auto server =
+        StartPeerServer(absl::GetFlag(FLAGS_listen), *transport, absl::GetFlag(FLAGS_share_memory));
     if (!server.ok()) return Fail(server.status());
     transports = *std::move(server);
     LOG(INFO) << "worker " << options.name << ": Peer service on " << transports->peer_address();

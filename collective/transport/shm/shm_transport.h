@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "collective/transport/group_memory.h"
+#include "collective/transport/peer_liveness.h"
 #include "collective/transport/transport.h"
 
 namespace nightshift::collective {
@@ -58,9 +59,6 @@ struct ShmGroup {
   std::vector<std::string> labels;
   std::vector<bool> local;  // per rank: served here (never this rank itself)
 };
-
-// OK while rank `peer` is alive and has not given up.
-using PeerLiveness = std::function<absl::Status(int peer)>;
 
 class ShmTransport final : public Transport, public GroupMemoryTransport {
  public:
