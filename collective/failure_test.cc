@@ -104,17 +104,16 @@ TEST_P(FailureTest, EverySurvivorFailsWithinTheTimeoutNamingTheRank) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(TransportSizeFault, FailureTest,
-                         testing::Combine(testing::Values(TransportKind::kLocal,
-                                                          TransportKind::kGrpc,
-                                                          TransportKind::kGrpcShm),
-                                          testing::Values(3, 4),
-                                          testing::Values(Fault::kStall, Fault::kKill)),
-                         [](const auto& info) {
-                           return TransportKindName(std::get<0>(info.param)) + "_" +
-                                  std::to_string(std::get<1>(info.param)) + "ranks_" +
-                                  (std::get<2>(info.param) == Fault::kStall ? "stall" : "kill");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    TransportSizeFault, FailureTest,
+    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc,
+                                     TransportKind::kGrpcShm, TransportKind::kSocket),
+                     testing::Values(3, 4), testing::Values(Fault::kStall, Fault::kKill)),
+    [](const auto& info) {
+      return TransportKindName(std::get<0>(info.param)) + "_" +
+             std::to_string(std::get<1>(info.param)) + "ranks_" +
+             (std::get<2>(info.param) == Fault::kStall ? "stall" : "kill");
+    });
 
 // The one-sided step on shared memory fails the same way: a rank that
 // stalls or dies before its step is named by every survivor in time.

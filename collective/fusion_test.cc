@@ -63,15 +63,15 @@ TEST_P(FusionTest, FusedEqualsUnfusedBitwise) {
   EXPECT_NEAR(data[1][0][0][0], expected / n, 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(TransportsAndSizes, FusionTest,
-                         testing::Combine(testing::Values(TransportKind::kLocal,
-                                                          TransportKind::kGrpc,
-                                                          TransportKind::kGrpcShm),
-                                          testing::Values(3, 4)),
-                         [](const auto& info) {
-                           return TransportKindName(std::get<0>(info.param)) + "_" +
-                                  std::to_string(std::get<1>(info.param)) + "ranks";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    TransportsAndSizes, FusionTest,
+    testing::Combine(testing::Values(TransportKind::kLocal, TransportKind::kGrpc,
+                                     TransportKind::kGrpcShm, TransportKind::kSocket),
+                     testing::Values(3, 4)),
+    [](const auto& info) {
+      return TransportKindName(std::get<0>(info.param)) + "_" +
+             std::to_string(std::get<1>(info.param)) + "ranks";
+    });
 
 }  // namespace
 }  // namespace nightshift::collective

@@ -26,7 +26,8 @@ class LocalGroup final : public TestGroup {
 }  // namespace
 
 std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options,
-                                             TransportWrapper wrap, bool shared_memory);
+                                             TransportWrapper wrap, bool shared_memory,
+                                             bool data_sockets);
 
 std::string TransportKindName(TransportKind kind) {
   switch (kind) {
@@ -36,6 +37,8 @@ std::string TransportKindName(TransportKind kind) {
       return "Grpc";
     case TransportKind::kGrpcShm:
       return "GrpcShm";
+    case TransportKind::kSocket:
+      return "Socket";
   }
   return "?";
 }
@@ -44,7 +47,8 @@ std::unique_ptr<TestGroup> MakeTestGroup(TransportKind kind, int size, Communica
                                          TransportWrapper wrap) {
   if (options.job_id.empty()) options.job_id = "test-job";
   if (kind == TransportKind::kLocal) return std::make_unique<LocalGroup>(size, options, wrap);
-  return MakeGrpcTestGroup(size, options, wrap, kind == TransportKind::kGrpcShm);
+  return MakeGrpcTestGroup(size, options, wrap, kind == TransportKind::kGrpcShm,
+                           kind == TransportKind::kSocket);
 }
 
 }  // namespace nightshift::collective

@@ -38,8 +38,10 @@ class TestGroup {
 };
 
 // kGrpcShm: the gRPC transport with shared memory between its (all
-// loopback) peers, as workers on one machine run it.
-enum class TransportKind { kLocal, kGrpc, kGrpcShm };
+// loopback) peers, as workers on one machine run it; kSocket: data over
+// plaintext data sockets, gRPC for control, as workers on different
+// machines run it (under --insecure).
+enum class TransportKind { kLocal, kGrpc, kGrpcShm, kSocket };
 std::string TransportKindName(TransportKind kind);
 
 // Lets a test wrap a rank's transport (to inject a stall or a crash).

@@ -1,7 +1,7 @@
 // The gRPC flavour of TestGroup: one PeerServer per rank on a free
 // loopback port, all in this process, each rank's transport a
 // RoutingTransport as worker daemons run it (with shared memory: every
-// rank gives this process's host identity).
+// rank gives this process's host identity; or with data sockets).
 #include "base/host_identity.h"
 #include "collective/group_for_test.h"
 #include "collective/transport/grpc/peer_server.h"
@@ -14,7 +14,7 @@ namespace {
 class GrpcGroupForTest final : public TestGroup {
  public:
   GrpcGroupForTest(int size, const CommunicatorOptions& options, const TransportWrapper& wrap,
-                   bool shared_memory) {
+                   bool shared_memory, bool data_sockets) {
     std::vector<std::string> addresses;
     for (int r = 0; r < size; ++r) {
       auto server = PeerServer::StartInsecureForTest("127.0.0.1:0");
@@ -24,8 +24,10 @@ class GrpcGroupForTest final : public TestGroup {
     }
     const std::vector<std::string> host_ids(size, HostIdentity());
     for (int r = 0; r < size; ++r) {
-      auto transport = ConnectGroup(servers_[r]->service(), {options.job_id, options.generation, r,
-                                                             addresses, host_ids, shared_memory});
+      GroupMembership group{options.job_id, options.generation, r,
+                            addresses,      host_ids,           shared_memory};
+      group.data_sockets = data_sockets;
+      auto transport = ConnectGroup(servers_[r]->service(), std::move(group));
       CHECK(transport.ok()) << transport.status();
       raw_.push_back(transport->get());
       std::unique_ptr<Transport> t = *std::move(transport);
@@ -51,8 +53,9 @@ class GrpcGroupForTest final : public TestGroup {
 }  // namespace
 
 std::unique_ptr<TestGroup> MakeGrpcTestGroup(int size, CommunicatorOptions options,
-                                             TransportWrapper wrap, bool shared_memory) {
-  return std::make_unique<GrpcGroupForTest>(size, options, wrap, shared_memory);
+                                             TransportWrapper wrap, bool shared_memory,
+                                             bool data_sockets) {
+  return std::make_unique<GrpcGroupForTest>(size, options, wrap, shared_memory, data_sockets);
 }
 
 }  // namespace nightshift::collective

@@ -198,13 +198,39 @@ absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
   const float inv_n = 1.f / n;
 
   // 2. Reduce-scatter; 3. as each message of the owned segment becomes
-  // final, it starts its all-gather trip at once.
-  for (const Message& m : seg(r)) RETURN_IF_ERROR(link.Send(m));
+  // final, it starts its all-gather trip at once. This rank's own segment
+  // goes out kRingSendWindow messages ahead, then one more per message
+  // received: each received message is reduced while it is still in cache
+  // rather than after the whole segment piled up in the transport. The
+  // successor must see every own message before any forwarded one (the
+  // wire order, and so the tags, are those of sending all of it first), so
+  // forwards wait in `held` until the own segment is out.
+  const std::vector<Message>& own = seg(r);
+  size_t own_sent = 0;
+  std::vector<Message> held;
+  auto send_own = [&](size_t upto) -> absl::Status {
+    for (; own_sent < std::min(upto, own.size()); ++own_sent) {
+      RETURN_IF_ERROR(link.Send(own[own_sent]));
+    }
+    if (own_sent < own.size()) return absl::OkStatus();
+    for (const Message& h : held) RETURN_IF_ERROR(link.Send(h));
+    held.clear();
+    return absl::OkStatus();
+  };
+  auto forward = [&](const Message& m) -> absl::Status {
+    if (own_sent < own.size()) {
+      held.push_back(m);
+      return absl::OkStatus();
+    }
+    return link.Send(m);
+  };
+  RETURN_IF_ERROR(send_own(kRingSendWindow));
   for (int s = 0; s < n - 1; ++s) {
     for (const Message& m : seg(r - s - 1)) {
       RETURN_IF_ERROR(link.Recv(m, options.op, /*reduce=*/true));
+      RETURN_IF_ERROR(send_own(own_sent + 1));
       if (s < n - 2) {
-        RETURN_IF_ERROR(link.Send(m));
+        RETURN_IF_ERROR(forward(m));
         continue;
       }
       // Segment r+1: final here.
@@ -219,9 +245,10 @@ absl::Status RingAllReduce(const RingContext& ctx, absl::Span<float> data,
         }
         RoundToWire(options.wire, p.data, p.size);
       }
-      RETURN_IF_ERROR(link.Send(gathered(m)));
+      RETURN_IF_ERROR(forward(gathered(m)));
     }
   }
+  RETURN_IF_ERROR(send_own(own.size()));  // a segment longer than what came in
   // 4. All-gather of the other segments.
   for (int s = 0; s < n - 1; ++s) {
     for (const Message& m : seg(r - s)) {

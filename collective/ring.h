@@ -11,7 +11,8 @@
 //     fused into one buffer gives bitwise equal results.
 //     A segment's chunks travel in messages of up to kRingMessageElements.
 //  2. Reduce-scatter, n−1 steps: at step 0 rank r sends segment r, message
-//     by message; at step s it receives segment r−s−1 from its
+//     by message (a few ahead, then one per message received, so that
+//     what arrives is reduced while still in cache); at step s it receives segment r−s−1 from its
 //     predecessor, adds each message into its own copy as it arrives and
 //     forwards it at once, so messages stream around the ring. At the last
 //     step (s = n−2) what it receives is segment r+1, now fully reduced:
@@ -52,6 +53,9 @@ inline constexpr int64_t kRingChunkElements = 16384;
 // Messages carry up to 512 KiB of float32 (chosen by measurement,
 // bench/README.md); a performance knob only.
 inline constexpr int64_t kRingMessageElements = 131072;
+// Messages of its own segment a rank sends before it takes its first
+// message in (step 2); a performance knob only (bench/README.md).
+inline constexpr size_t kRingSendWindow = 4;
 
 // The segment rank r owns: r+1, the one its reduce-scatter finishes (step
 // 2). A sharded update, RingGatherFromOwners and the one-sided step

@@ -161,7 +161,8 @@ TEST_P(CollectiveTest, ShardedUpdateVisitsEachElementOnceAtItsOwner) {
 
 std::vector<Case> Cases() {
   std::vector<Case> cases;
-  for (TransportKind t : {TransportKind::kLocal, TransportKind::kGrpc, TransportKind::kGrpcShm}) {
+  for (TransportKind t : {TransportKind::kLocal, TransportKind::kGrpc, TransportKind::kGrpcShm,
+                          TransportKind::kSocket}) {
     for (int size = 1; size <= 5; ++size) {
       for (int64_t length : {0, 1, 7, 13, 4, 40009, 1000000}) {
         if (length == 4 && size != 5) continue;  // fewer elements than ranks

@@ -29,12 +29,54 @@ std::string OpenSslErrors() {
   return out.empty() ? "no detail" : out;
 }
 
+// A socket BIO that sends with MSG_NOSIGNAL: OpenSSL's own writes with
+// write(2), and a write to a peer that died would raise SIGPIPE and end
+// the process.
+int SocketBioWrite(BIO* bio, const char* data, int n) {
+  BIO_clear_retry_flags(bio);
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio)));
+  ssize_t put;
+  do {
+    put = send(fd, data, n, MSG_NOSIGNAL);
+  } while (put < 0 && errno == EINTR);
+  if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_write(bio);
+  return static_cast<int>(put);
+}
+
+int SocketBioRead(BIO* bio, char* data, int n) {
+  BIO_clear_retry_flags(bio);
+  const int fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(bio)));
+  ssize_t got;
+  do {
+    got = recv(fd, data, n, 0);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(bio);
+  return static_cast<int>(got);
+}
+
+long SocketBioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int SocketBioCreate(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Load(const DataTlsFiles& files) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (ctx == nullptr) return absl::InternalError("SSL_CTX_new failed");
-  std::shared_ptr<TlsContext> owned(new TlsContext(ctx));
+  BIO_METHOD* bio_method =
+      BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "nightshift data socket");
+  if (bio_method == nullptr) {
+    SSL_CTX_free(ctx);
+    return absl::InternalError("BIO_meth_new failed");
+  }
+  BIO_meth_set_write(bio_method, SocketBioWrite);
+  BIO_meth_set_read(bio_method, SocketBioRead);
+  BIO_meth_set_ctrl(bio_method, SocketBioCtrl);
+  BIO_meth_set_create(bio_method, SocketBioCreate);
+  std::shared_ptr<TlsContext> owned(new TlsContext(ctx, bio_method));
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -60,7 +102,10 @@ absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Load(const DataTlsFiles&
   return owned;
 }
 
-TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+TlsContext::~TlsContext() {
+  SSL_CTX_free(ctx_);
+  BIO_meth_free(bio_method_);
+}
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Start(int fd, Side side,
                                                               std::shared_ptr<TlsContext> tls,
@@ -68,12 +113,15 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Start(int fd, Side side,
   SSL* ssl = nullptr;
   if (tls != nullptr) {
     ssl = SSL_new(tls->get());
-    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
+    BIO* bio = ssl != nullptr ? BIO_new(tls->bio_method()) : nullptr;
+    if (bio == nullptr) {
       if (ssl != nullptr) SSL_free(ssl);
       close(fd);
       return absl::InternalError(
           absl::StrCat("TLS state for a data connection: ", OpenSslErrors()));
     }
+    BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+    SSL_set_bio(ssl, bio, bio);  // the SSL owns it
     if (side == Side::kDialing) {
       SSL_set_connect_state(ssl);
       X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -190,7 +238,11 @@ absl::StatusOr<size_t> Connection::Read(char* into, size_t n) {
 absl::StatusOr<size_t> Connection::Write(const iovec* iov, int count) {
   if (ssl_ == nullptr) {
     while (true) {
-      const ssize_t put = writev(fd_, iov, count);
+      msghdr message{};
+      message.msg_iov = const_cast<iovec*>(iov);
+      message.msg_iovlen = count;
+      // MSG_NOSIGNAL: a peer that died is an error here, not SIGPIPE.
+      const ssize_t put = sendmsg(fd_, &message, MSG_NOSIGNAL);
       if (put >= 0) return static_cast<size_t>(put);
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -16,6 +16,7 @@
 // TLS buffers decrypted bytes the socket no longer shows as readable:
 // HasBufferedInput says so, and the owner must read before it polls.
 //
+// Writes use MSG_NOSIGNAL: a peer that died is an error, never SIGPIPE.
 // Not thread-safe, except Shutdown (any thread).
 #ifndef NIGHTSHIFT_COLLECTIVE_TRANSPORT_SOCKET_CONNECTION_H_
 #define NIGHTSHIFT_COLLECTIVE_TRANSPORT_SOCKET_CONNECTION_H_
@@ -30,6 +31,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
+typedef struct bio_method_st BIO_METHOD;
 
 namespace nightshift::collective {
 
@@ -40,10 +42,13 @@ class TlsContext {
   static absl::StatusOr<std::shared_ptr<TlsContext>> Load(const DataTlsFiles& files);
   ~TlsContext();
   SSL_CTX* get() const { return ctx_; }
+  // How connections reach their sockets (send with MSG_NOSIGNAL).
+  const BIO_METHOD* bio_method() const { return bio_method_; }
 
  private:
-  explicit TlsContext(SSL_CTX* ctx) : ctx_(ctx) {}
+  TlsContext(SSL_CTX* ctx, BIO_METHOD* bio_method) : ctx_(ctx), bio_method_(bio_method) {}
   SSL_CTX* ctx_;
+  BIO_METHOD* bio_method_;
 };
 
 class Connection {
