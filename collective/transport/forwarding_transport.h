@@ -28,6 +28,10 @@ class ForwardingTransport : public Transport, public GroupMemoryTransport {
                         const ConsumeParts& consume) override {
     return inner_->RecvWith(from, tag, expected_bytes, deadline, consume);
   }
+  absl::Status RecvInto(int from, uint64_t tag, absl::Span<const absl::Span<char>> into,
+                        absl::Time deadline) override {
+    return inner_->RecvInto(from, tag, into, deadline);
+  }
   absl::Status Flush(absl::Time deadline) override { return inner_->Flush(deadline); }
   void Abort(const absl::Status& reason) override { inner_->Abort(reason); }
   std::set<int> AwaitAborts(int count, absl::Time deadline) override {

@@ -77,6 +77,13 @@ absl::Status RoutingTransport::RecvWith(int from, uint64_t tag, size_t expected_
   return grpc_->RecvWith(from, tag, expected_bytes, deadline, consume);
 }
 
+absl::Status RoutingTransport::RecvInto(int from, uint64_t tag,
+                                        absl::Span<const absl::Span<char>> into,
+                                        absl::Time deadline) {
+  if (routes_[from] == Route::kSocket) return socket_->RecvInto(from, tag, into, deadline);
+  return Transport::RecvInto(from, tag, into, deadline);  // RecvWith, routed
+}
+
 absl::Status RoutingTransport::Flush(absl::Time deadline) {
   if (shm_ != nullptr) RETURN_IF_ERROR(shm_->Flush(deadline));
   if (socket_ != nullptr) RETURN_IF_ERROR(socket_->Flush(deadline));

@@ -52,6 +52,8 @@ class RoutingTransport final : public Transport, public GroupMemoryTransport {
                     absl::Time deadline) override;
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
                         const ConsumeParts& consume) override;
+  absl::Status RecvInto(int from, uint64_t tag, absl::Span<const absl::Span<char>> into,
+                        absl::Time deadline) override;
   absl::Status Flush(absl::Time deadline) override;
   void Abort(const absl::Status& reason) override;
   std::set<int> AwaitAborts(int count, absl::Time deadline) override {

@@ -76,13 +76,34 @@ class Transport {
   // or `deadline`; returns the ranks heard from.
   virtual std::set<int> AwaitAborts(int count, absl::Time deadline) = 0;
 
-  // RecvWith that copies the message into `out` (expected size out.size()).
+  // Receives the next message from `from`, which must carry `tag` and be
+  // exactly as long as the pieces of `into` together, into those pieces in
+  // order. A backend that can read it there straight from the network does
+  // (data sockets); by default it is RecvWith and a copy.
+  virtual absl::Status RecvInto(int from, uint64_t tag, absl::Span<const absl::Span<char>> into,
+                                absl::Time deadline) {
+    size_t bytes = 0;
+    for (absl::Span<char> piece : into) bytes += piece.size();
+    return RecvWith(from, tag, bytes, deadline, [into](absl::Span<const absl::string_view> parts) {
+      size_t piece = 0, at = 0;
+      for (absl::string_view part : parts) {
+        while (!part.empty()) {
+          const size_t take = std::min(part.size(), into[piece].size() - at);
+          std::copy(part.begin(), part.begin() + take, into[piece].data() + at);
+          part.remove_prefix(take);
+          at += take;
+          if (at == into[piece].size()) {
+            ++piece;
+            at = 0;
+          }
+        }
+      }
+    });
+  }
+
+  // RecvInto one buffer (expected size out.size()).
   absl::Status Recv(int from, uint64_t tag, absl::Span<char> out, absl::Time deadline) {
-    return RecvWith(from, tag, out.size(), deadline,
-                    [out](absl::Span<const absl::string_view> parts) {
-                      char* to = out.data();
-                      for (absl::string_view p : parts) to = std::copy(p.begin(), p.end(), to);
-                    });
+    return RecvInto(from, tag, absl::MakeConstSpan(&out, 1), deadline);
   }
 };
 

@@ -235,6 +235,30 @@ absl::StatusOr<size_t> Connection::Read(char* into, size_t n) {
   return 0;
 }
 
+absl::StatusOr<size_t> Connection::ReadV(const iovec* iov, int count) {
+  if (ssl_ == nullptr) {
+    while (true) {
+      const ssize_t got = readv(fd_, iov, count);
+      if (got > 0) return static_cast<size_t>(got);
+      if (got == 0) return absl::UnavailableError("its data connection closed");
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        want_ = POLLIN;
+        return 0;
+      }
+      return absl::UnavailableError(absl::StrCat("receiving: ", std::strerror(errno)));
+    }
+  }
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<size_t> got = Read(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
+    if (!got.ok()) return total > 0 ? absl::StatusOr<size_t>(total) : got;
+    total += *got;
+    if (*got < iov[i].iov_len) break;
+  }
+  return total;
+}
+
 absl::StatusOr<size_t> Connection::Write(const iovec* iov, int count) {
   if (ssl_ == nullptr) {
     while (true) {

@@ -69,6 +69,8 @@ class Connection {
   // Bytes read (> 0), or 0: wait for PollEvents(). Never 0 for n > 0 on a
   // ready connection with HasBufferedInput().
   absl::StatusOr<size_t> Read(char* into, size_t n);
+  // Read into iov[0..count) in order: bytes read (> 0), or 0: wait.
+  absl::StatusOr<size_t> ReadV(const iovec* iov, int count);
   // Bytes written from the front of iov[0..count), or 0: wait.
   absl::StatusOr<size_t> Write(const iovec* iov, int count);
   short PollEvents() const { return want_; }

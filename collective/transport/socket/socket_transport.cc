@@ -93,13 +93,23 @@ struct SocketTransport::Peer {
   std::vector<iovec> out_iov;
   size_t out_first = 0;
   bool sending() const { return out_first < out_iov.size(); }
-  // In: the message being read, and the complete ones.
+  // In: the message being read, and the complete ones. A body lands in
+  // `body`, or straight in RecvInto's pieces (`body_direct`);
+  // body_iov[body_first..] is what is still to read.
   char header[kHeaderBytes];
   size_t header_got = 0;
   bool in_body = false;
   uint64_t body_tag = 0;
   Buffer body;
-  size_t body_got = 0;
+  bool body_direct = false;
+  std::vector<iovec> body_iov;
+  size_t body_first = 0;
+  // RecvInto's pieces, while it waits for the next message to land there.
+  enum class Direct { kOff, kWaiting, kReading, kDone };
+  Direct direct = Direct::kOff;
+  std::vector<iovec> direct_iov;
+  uint64_t direct_tag = 0;
+  size_t direct_bytes = 0;
   struct Message {
     uint64_t tag;
     Buffer bytes;
@@ -333,6 +343,42 @@ absl::Status SocketTransport::RecvWith(int from, uint64_t tag, size_t expected_b
   return absl::OkStatus();
 }
 
+absl::Status SocketTransport::RecvInto(int from, uint64_t tag,
+                                       absl::Span<const absl::Span<char>> into,
+                                       absl::Time deadline) {
+  RETURN_IF_ERROR(Served(from));
+  RETURN_IF_ERROR(AbortedStatus());
+  Peer& p = *peers_[from];
+  if (p.received.empty() && !p.in_body && p.failed.ok()) {
+    // The next message is not here yet: let it land in `into` itself.
+    p.direct_iov.clear();
+    p.direct_bytes = 0;
+    for (absl::Span<char> piece : into) {
+      if (!piece.empty()) p.direct_iov.push_back({piece.data(), piece.size()});
+      p.direct_bytes += piece.size();
+    }
+    p.direct_tag = tag;
+    p.direct = Peer::Direct::kWaiting;
+    if (p.in != nullptr) ReadFrom(from);
+    absl::Status waited;
+    if (p.direct != Peer::Direct::kDone && p.received.empty() && p.failed.ok()) {
+      waited = Progress(from, deadline, [&p] {
+        return p.direct == Peer::Direct::kDone || !p.received.empty() || !p.failed.ok();
+      });
+    }
+    const Peer::Direct state = p.direct;
+    p.direct = Peer::Direct::kOff;
+    if (state == Peer::Direct::kDone) return absl::OkStatus();
+    if (state == Peer::Direct::kReading) {
+      // Cut off inside the caller's buffers: nothing more may land there.
+      p.Fail(Named(from, absl::UnavailableError("a message was cut off")));
+      return waited.ok() ? p.failed : waited;
+    }
+    RETURN_IF_ERROR(waited);
+  }
+  return Transport::RecvInto(from, tag, into, deadline);  // from the queue, copied
+}
+
 // Send returns once its bytes are in the kernel: nothing is queued here.
 absl::Status SocketTransport::Flush(absl::Time deadline) { return AbortedStatus(); }
 
@@ -397,27 +443,14 @@ void SocketTransport::WriteTo(int peer) {
 void SocketTransport::ReadFrom(int peer) {
   Peer& p = *peers_[peer];
   while (p.failed.ok()) {
-    char* into;
-    size_t want;
     if (!p.in_body) {
-      into = p.header + p.header_got;
-      want = kHeaderBytes - p.header_got;
-    } else {
-      into = p.body.data.get() + p.body_got;
-      want = p.body.size - p.body_got;
-    }
-    size_t n = 0;
-    if (want > 0) {
-      absl::StatusOr<size_t> got = p.in->Read(into, want);
+      absl::StatusOr<size_t> got = p.in->Read(p.header + p.header_got, kHeaderBytes - p.header_got);
       if (!got.ok()) {
         p.Fail(Named(peer, got.status()));
         return;
       }
       if (*got == 0) return;  // nothing more for now
-      n = *got;
-    }
-    if (!p.in_body) {
-      p.header_got += n;
+      p.header_got += *got;
       if (p.header_got < kHeaderBytes) continue;
       p.header_got = 0;
       p.in_body = true;
@@ -429,16 +462,44 @@ void SocketTransport::ReadFrom(int peer) {
                                                             " are sent"))));
         return;
       }
-      p.body = TakeBuffer(length);
-      p.body_got = 0;
+      p.body_first = 0;
+      p.body_direct = p.direct == Peer::Direct::kWaiting && p.received.empty() &&
+                      p.body_tag == p.direct_tag && length == p.direct_bytes;
+      if (p.body_direct) {
+        p.direct = Peer::Direct::kReading;
+        p.body_iov = p.direct_iov;
+      } else {
+        p.body = TakeBuffer(length);
+        p.body_iov.assign(1, {p.body.data.get(), p.body.size});
+        if (length == 0) p.body_iov.clear();
+      }
+    }
+    if (p.body_first < p.body_iov.size()) {
+      absl::StatusOr<size_t> got = p.in->ReadV(
+          p.body_iov.data() + p.body_first,
+          static_cast<int>(std::min<size_t>(p.body_iov.size() - p.body_first, IOV_MAX)));
+      if (!got.ok()) {
+        p.Fail(Named(peer, got.status()));
+        return;
+      }
+      if (*got == 0) return;
+      for (size_t left = *got; left > 0;) {
+        iovec& v = p.body_iov[p.body_first];
+        const size_t take = std::min(left, v.iov_len);
+        v.iov_base = static_cast<char*>(v.iov_base) + take;
+        v.iov_len -= take;
+        left -= take;
+        if (v.iov_len == 0) ++p.body_first;
+      }
+      if (p.body_first < p.body_iov.size()) continue;
+    }
+    p.in_body = false;
+    if (p.body_direct) {
+      p.direct = Peer::Direct::kDone;
     } else {
-      p.body_got += n;
-    }
-    if (p.in_body && p.body_got == p.body.size) {
       p.received.push_back({p.body_tag, std::move(p.body)});
-      p.in_body = false;
-      return;  // one message at a time: the caller may be waiting for it
     }
+    return;  // one message at a time: the caller may be waiting for it
   }
 }
 

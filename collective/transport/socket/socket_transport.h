@@ -10,7 +10,8 @@
 // framing and a gather copy (bench/README.md, "Where the time goes").
 // Here a message goes from the caller's buffer to the kernel in one
 // writev when the socket has room, and is read into a buffer the receiver
-// hands straight to the reduce.
+// hands straight to the reduce — or, for a copy (RecvInto), into the
+// caller's buffers themselves.
 //
 // Opening (protocol):
 //  1. Create listens on an ephemeral port and sends each served peer, over
@@ -94,6 +95,10 @@ class SocketTransport final : public Transport {
                     absl::Time deadline) override;
   absl::Status RecvWith(int from, uint64_t tag, size_t expected_bytes, absl::Time deadline,
                         const ConsumeParts& consume) override;
+  // Reads the body straight into `into` when the message has not arrived
+  // yet (the all-gather's copies: no copy here); else RecvWith's copy.
+  absl::Status RecvInto(int from, uint64_t tag, absl::Span<const absl::Span<char>> into,
+                        absl::Time deadline) override;
   absl::Status Flush(absl::Time deadline) override;
   void Abort(const absl::Status& reason) override;
   // The served peers whose liveness has failed.

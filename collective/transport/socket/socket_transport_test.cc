@@ -236,6 +236,28 @@ TEST(SocketTransport, AClosedConnectionFailsNamingThePeerAfterWhatCameBefore) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
 }
 
+TEST(SocketTransport, AMessageCutOffInsideTheReceiversPiecesFailsNamingThePeer) {
+  LocalHub hub(2);
+  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive());
+  ASSERT_TRUE(t0.ok());
+  const Offer offer = TakeOffer(*c1, 0);
+  const int fd = DialWithHello(offer.port, 1, offer.nonce);
+  std::string a(6, '\0'), b(4, '\0');
+  const absl::Span<char> pieces[] = {absl::MakeSpan(a), absl::MakeSpan(b)};
+  std::thread peer([&] {
+    WriteMessage(fd, 3, 10, "0123456789");  // whole: lands across both pieces
+    WriteMessage(fd, 4, 10, "01234");       // then the peer dies mid-body
+    close(fd);
+  });
+  ASSERT_TRUE((*t0)->RecvInto(1, 3, pieces, Soon()).ok());
+  EXPECT_EQ(a + b, "0123456789");
+  const absl::Status s = (*t0)->RecvInto(1, 4, pieces, Soon());
+  peer.join();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
+}
+
 TEST(SocketTransport, AWrongTagOrSizeIsAProtocolErrorAndAHugeHeaderIsRefused) {
   LocalHub hub(2);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
