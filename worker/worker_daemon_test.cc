@@ -55,6 +55,11 @@ class ObservedTransport final : public collective::ForwardingTransport {
     receiving_->Mark();
     return ForwardingTransport::RecvWith(from, tag, bytes, deadline, consume);
   }
+  absl::Status RecvInto(int from, uint64_t tag, absl::Span<const absl::Span<char>> into,
+                        absl::Time deadline) override {
+    receiving_->Mark();
+    return ForwardingTransport::RecvInto(from, tag, into, deadline);
+  }
 
  private:
   FirstReceive* receiving_;

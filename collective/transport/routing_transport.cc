@@ -36,9 +36,10 @@ absl::StatusOr<std::unique_ptr<RoutingTransport>> ConnectGroup(PeerService* serv
                                                    liveness));
   }
   if (any_socket) {
-    ASSIGN_OR_RETURN(t->socket_, SocketTransport::Create({group.rank, group.peer_addresses,
-                                                          std::move(socket), group.data_tls},
-                                                         control, liveness));
+    ASSIGN_OR_RETURN(t->socket_,
+                     SocketTransport::Create(
+                         {group.rank, group.peer_addresses, std::move(socket), group.data_tls},
+                         control, liveness, [control] { return control->GroupAborted(); }));
   }
   return t;
 }

@@ -276,6 +276,8 @@ absl::Status GrpcTransport::PeerHealth(int peer) {
   return stream != nullptr ? stream->Health() : absl::OkStatus();
 }
 
+absl::Status GrpcTransport::GroupAborted() { return inbox_->Aborted(); }
+
 absl::Status GrpcTransport::Send(int to, uint64_t tag, absl::Span<const absl::string_view> parts,
                                  absl::Time deadline) {
   size_t bytes = 0;

@@ -68,6 +68,8 @@ class GrpcTransport final : public Transport {
   // OK while `peer` is alive and has not given up (its abort notice has not
   // come, and our stream to it, if open, stands).
   absl::Status PeerHealth(int peer);
+  // OK until the group is aborted, here or by any peer's notice.
+  absl::Status GroupAborted();
 
  private:
   GrpcTransport(PeerService* service, GroupMembership group, std::shared_ptr<Inbox> inbox);

@@ -20,6 +20,11 @@ void Inbox::Abort(const absl::Status& reason) {
   if (aborted_.ok()) aborted_ = reason;
 }
 
+absl::Status Inbox::Aborted() {
+  absl::MutexLock lock(&mu_);
+  return aborted_;
+}
+
 absl::Status Inbox::Check(int source) {
   absl::MutexLock lock(&mu_);
   if (!aborted_.ok()) return aborted_;

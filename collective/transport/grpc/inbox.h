@@ -35,6 +35,8 @@ class Inbox {
   // or its stream from `source` ended (for shared-memory peers, whose data
   // does not come through the inbox).
   absl::Status Check(int source);
+  // OK, or why the group was aborted (here, or by a peer's notice).
+  absl::Status Aborted();
   // `source` gave up on the group: fails pending pops with `reason`.
   void NoteAbort(int source, const absl::Status& reason);
   std::set<int> AwaitAborts(int count, absl::Time deadline);

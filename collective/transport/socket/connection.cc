@@ -133,7 +133,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Start(int fd, Side side,
       if (ok != 1) {
         SSL_free(ssl);
         close(fd);
-        return absl::InvalidArgumentError(
+        return absl::UnavailableError(
             absl::StrCat("cannot check a certificate against host ", dialed_host));
       }
     } else {
@@ -198,6 +198,7 @@ absl::Status Connection::Advance() {
     state_ = ssl_ != nullptr ? State::kHandshaking : State::kReady;
   }
   if (state_ == State::kHandshaking) {
+    ERR_clear_error();  // SSL_get_error reads the thread's queue
     const int rc = SSL_do_handshake(ssl_);
     if (rc != 1) {
       absl::Status s = TlsRetryOrFail(rc, "in the TLS handshake");
@@ -226,6 +227,7 @@ absl::StatusOr<size_t> Connection::Read(char* into, size_t n) {
     }
   }
   size_t got = 0;
+  ERR_clear_error();
   const int rc = SSL_read_ex(ssl_, into, n, &got);
   starved_ = rc != 1;
   if (rc == 1) return got;
@@ -279,6 +281,7 @@ absl::StatusOr<size_t> Connection::Write(const iovec* iov, int count) {
   size_t total = 0;
   for (int i = 0; i < count; ++i) {
     size_t put = 0;
+    ERR_clear_error();
     const int rc = SSL_write_ex(ssl_, iov[i].iov_base, iov[i].iov_len, &put);
     if (rc == 1) {
       total += put;

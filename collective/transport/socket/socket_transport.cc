@@ -32,8 +32,6 @@ constexpr size_t kNonceBytes = 16;
 constexpr size_t kOfferBytes = 2 + kNonceBytes;
 constexpr size_t kHelloBytes = sizeof(kHelloMagic) + 4 + kNonceBytes;
 constexpr size_t kHeaderBytes = 16;
-// Connections still saying hello at once; more are closed unread.
-constexpr size_t kMaxAccepting = 64;
 constexpr size_t kMaxSpareBuffers = 64;
 // A header announcing more is a broken or hostile peer, not a message.
 constexpr uint64_t kMaxMessageBytes = uint64_t{1} << 31;
@@ -73,6 +71,7 @@ struct SocketTransport::Buffer {
 // A connection accepted but not yet known: handshaking, then its hello.
 struct SocketTransport::Accepting {
   std::unique_ptr<Connection> conn;
+  absl::Time since;
   char hello[kHelloBytes];
   size_t got = 0;
 };
@@ -123,9 +122,9 @@ struct SocketTransport::Peer {
   }
 };
 
-absl::StatusOr<std::unique_ptr<SocketTransport>> SocketTransport::Create(SocketGroup group,
-                                                                         Transport* control,
-                                                                         PeerLiveness liveness) {
+absl::StatusOr<std::unique_ptr<SocketTransport>> SocketTransport::Create(
+    SocketGroup group, Transport* control, PeerLiveness liveness,
+    std::function<absl::Status()> group_aborted) {
   const int size = static_cast<int>(group.peer_addresses.size());
   if (group.rank < 0 || group.rank >= size || static_cast<int>(group.served.size()) != size) {
     return absl::InvalidArgumentError(absl::StrCat("rank ", group.rank, " of a group of ", size,
@@ -135,8 +134,8 @@ absl::StatusOr<std::unique_ptr<SocketTransport>> SocketTransport::Create(SocketG
   if (group.tls.has_value()) {
     ASSIGN_OR_RETURN(tls, TlsContext::Load(*group.tls));
   }
-  std::unique_ptr<SocketTransport> t(
-      new SocketTransport(std::move(group), control, std::move(liveness)));
+  std::unique_ptr<SocketTransport> t(new SocketTransport(
+      std::move(group), control, std::move(liveness), std::move(group_aborted)));
   t->tls_ = std::move(tls);
   t->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (t->wake_fd_ < 0) return ErrnoStatus("eventfd");
@@ -194,8 +193,12 @@ absl::StatusOr<std::unique_ptr<SocketTransport>> SocketTransport::Create(SocketG
   return t;
 }
 
-SocketTransport::SocketTransport(SocketGroup group, Transport* control, PeerLiveness liveness)
-    : group_(std::move(group)), control_(control), liveness_(std::move(liveness)) {
+SocketTransport::SocketTransport(SocketGroup group, Transport* control, PeerLiveness liveness,
+                                 std::function<absl::Status()> group_aborted)
+    : group_(std::move(group)),
+      control_(control),
+      liveness_(std::move(liveness)),
+      group_aborted_(std::move(group_aborted)) {
   peers_.resize(group_.peer_addresses.size());
   for (size_t r = 0; r < peers_.size(); ++r) {
     if (group_.served[r] && static_cast<int>(r) != group_.rank) {
@@ -272,7 +275,10 @@ absl::Status SocketTransport::Dial(int peer, absl::Time deadline) {
     return Named(peer, why);
   }
   SetNoDelay(fd);
-  ASSIGN_OR_RETURN(p.out, Connection::Start(fd, Connection::Side::kDialing, tls_, host));
+  absl::StatusOr<std::unique_ptr<Connection>> out =
+      Connection::Start(fd, Connection::Side::kDialing, tls_, host);
+  if (!out.ok()) return Named(peer, absl::UnavailableError(out.status().message()));
+  p.out = *std::move(out);
   p.out_fd = fd;
   std::memcpy(p.hello, kHelloMagic, sizeof(kHelloMagic));
   absl::little_endian::Store32(p.hello + sizeof(kHelloMagic), static_cast<uint32_t>(rank()));
@@ -306,7 +312,15 @@ absl::Status SocketTransport::Send(int to, uint64_t tag, absl::Span<const absl::
   p.out_first = 0;
   WriteTo(to);
   if (p.sending() && p.failed.ok()) {
-    RETURN_IF_ERROR(Progress(to, deadline, [&p] { return !p.sending() || !p.failed.ok(); }));
+    const absl::Status waited =
+        Progress(to, deadline, [&p] { return !p.sending() || !p.failed.ok(); });
+    if (!waited.ok()) {
+      // Part of the message may be out: the stream to this peer is cut, and
+      // nothing may be written from the caller's buffers after we return.
+      p.Fail(waited);
+      p.out_first = p.out_iov.size();
+      return waited;
+    }
   }
   if (p.sending()) {
     p.out_first = p.out_iov.size();  // nothing of this message is sent after a failure
@@ -506,10 +520,24 @@ void SocketTransport::ReadFrom(int peer) {
 void SocketTransport::AcceptAll() {
   while (true) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
-    if (accepting_.size() >= kMaxAccepting) {
-      close(fd);
-      continue;
+    if (fd < 0) {
+      // Out of descriptors: the connection stays in the backlog, and the
+      // listener would poll readable at once again.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        accept_paused_until_ = absl::Now() + kLivenessCheck;
+      }
+      return;
+    }
+    size_t waiting = 0;
+    for (const auto& a : accepting_) waiting += a->conn != nullptr;
+    if (waiting >= kMaxAccepting) {
+      // Close the oldest (positions stay: Progress is iterating by them).
+      for (auto& a : accepting_) {
+        if (a->conn != nullptr) {
+          a->conn.reset();
+          break;
+        }
+      }
     }
     SetNoDelay(fd);
     absl::StatusOr<std::unique_ptr<Connection>> conn =
@@ -517,11 +545,13 @@ void SocketTransport::AcceptAll() {
     if (!conn.ok()) continue;  // Start closed it
     auto a = std::make_unique<Accepting>();
     a->conn = *std::move(conn);
+    a->since = absl::Now();
     accepting_.push_back(std::move(a));
   }
 }
 
 void SocketTransport::AdvanceAccepting(Accepting& a) {
+  if (a.conn == nullptr) return;  // closed as the oldest
   bool refuse = false;
   if (!a.conn->ready()) refuse = !a.conn->Advance().ok();  // a failed handshake
   while (!refuse && a.conn->ready() && a.got < kHelloBytes) {
@@ -591,7 +621,9 @@ absl::Status SocketTransport::Progress(int focus, absl::Time deadline,
               r);
       }
     }
-    if (!all_in) watch(listen_fd_, POLLIN, Kind::kListener, 0);
+    if (!all_in && absl::Now() >= accept_paused_until_) {
+      watch(listen_fd_, POLLIN, Kind::kListener, 0);
+    }
     for (size_t i = 0; i < accepting_.size(); ++i) {
       const short events = accepting_[i]->conn->PollEvents();
       watch(accepting_[i]->conn->fd(), events != 0 ? events : POLLIN, Kind::kAccepting, i);
@@ -607,7 +639,7 @@ absl::Status SocketTransport::Progress(int focus, absl::Time deadline,
                  : static_cast<int>(std::clamp<int64_t>(
                        absl::ToInt64Milliseconds(wake - now + absl::Microseconds(999)), 0, 1000));
     const int ready = poll(fds.data(), fds.size(), ms);
-    if (ready < 0 && errno != EINTR) return ErrnoStatus("poll");
+    if (ready < 0 && errno != EINTR) return Named(focus, ErrnoStatus("waiting (poll)"));
     for (size_t i = 0; ready > 0 && i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const Watched& w = watched[i];
@@ -628,12 +660,19 @@ absl::Status SocketTransport::Progress(int focus, absl::Time deadline,
           break;  // AbortedStatus says why, at the top
       }
     }
+    const absl::Time too_old = absl::Now() - kHelloTimeout;
     accepting_.erase(std::remove_if(accepting_.begin(), accepting_.end(),
-                                    [](const auto& a) { return a->conn == nullptr; }),
+                                    [too_old](const auto& a) {
+                                      return a->conn == nullptr || a->since < too_old;
+                                    }),
                      accepting_.end());
     if (absl::Now() >= next_check) {
       next_check = absl::Now() + kLivenessCheck;
-      if (absl::Status s = liveness_(focus); !s.ok()) peers_[focus]->Fail(s);
+      // While a connection with the peer stands, its end says the peer is
+      // gone (after every byte it sent); only an abort notice is news.
+      Peer& f = *peers_[focus];
+      const bool connected = f.sending() ? f.out != nullptr && f.out->ready() : f.in != nullptr;
+      if (absl::Status s = connected ? group_aborted_() : liveness_(focus); !s.ok()) f.Fail(s);
     }
   }
   return absl::OkStatus();

@@ -42,9 +42,15 @@
 //
 // Failure: a connection that ends or fails fails later calls with that
 // peer with UNAVAILABLE naming its rank (messages already received are
-// still delivered). A wait asks `liveness` every kLivenessCheck, so a
-// peer's abort notice, which comes over the control channel, ends it with
-// the peer's reason. Abort (any thread) fails pending and later calls.
+// still delivered). Every kLivenessCheck a wait asks the control channel:
+// `group_aborted` while its connection with the peer stands (a peer's
+// abort notice ends the wait with the peer's reason; a peer that is gone
+// shows as its connection's end, after the bytes it sent), `liveness`
+// while there is none yet. Abort (any thread) fails pending and later
+// calls; a Send that fails part-way fails its peer (the stream is cut).
+// A connection that has not said hello within kHelloTimeout is closed,
+// and when kMaxAccepting wait at once the oldest goes, so idle strangers
+// cannot keep a peer out.
 //
 // Threads: one thread at a time calls the Transport methods; Abort may
 // come from any thread.
@@ -79,12 +85,15 @@ class SocketTransport final : public Transport {
   // The control-channel tag of an offer (step 1 above).
   static constexpr uint64_t kOfferTag = ~uint64_t{0} - 1;
   static constexpr absl::Duration kLivenessCheck = absl::Milliseconds(20);
+  static constexpr absl::Duration kHelloTimeout = absl::Seconds(5);
+  static constexpr size_t kMaxAccepting = 64;
 
   // `control` (which must outlive the transport) carries the offers: it is
-  // sent each served peer's offer here.
-  static absl::StatusOr<std::unique_ptr<SocketTransport>> Create(SocketGroup group,
-                                                                 Transport* control,
-                                                                 PeerLiveness liveness);
+  // sent each served peer's offer here. `group_aborted`: OK, or why the
+  // group was aborted (the control channel's abort notices).
+  static absl::StatusOr<std::unique_ptr<SocketTransport>> Create(
+      SocketGroup group, Transport* control, PeerLiveness liveness,
+      std::function<absl::Status()> group_aborted);
   ~SocketTransport() override;
 
   using Transport::Send;
@@ -111,7 +120,8 @@ class SocketTransport final : public Transport {
   struct Peer;
   struct Buffer;
   struct Accepting;
-  SocketTransport(SocketGroup group, Transport* control, PeerLiveness liveness);
+  SocketTransport(SocketGroup group, Transport* control, PeerLiveness liveness,
+                  std::function<absl::Status()> group_aborted);
   absl::Status Served(int peer) const;
   absl::Status Dial(int peer, absl::Time deadline);
   // Moves bytes on every connection until `done()`, or until `focus` (the
@@ -129,6 +139,8 @@ class SocketTransport final : public Transport {
   const SocketGroup group_;
   Transport* const control_;
   const PeerLiveness liveness_;
+  const std::function<absl::Status()> group_aborted_;
+  absl::Time accept_paused_until_;   // out of file descriptors: retry then
   std::shared_ptr<TlsContext> tls_;  // null: plaintext
   int listen_fd_ = -1;
   int wake_fd_ = -1;                          // eventfd: Abort wakes a poll

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/base/internal/endian.h"
+#include "absl/synchronization/notification.h"
 #include "collective/transport/local/local_transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,6 +28,10 @@ absl::Time Soon() { return absl::Now() + absl::Seconds(20); }
 
 PeerLiveness AlwaysAlive() {
   return [](int) { return absl::OkStatus(); };
+}
+
+std::function<absl::Status()> NeverAborted() {
+  return [] { return absl::OkStatus(); };
 }
 
 std::string TestCert(const std::string& name) {
@@ -99,8 +104,8 @@ TEST_P(BothWays, TwoRanksSendingToEachOtherAtOnceGetEveryByte) {
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
   std::optional<DataTlsFiles> tls;
   if (GetParam()) tls = Tls();
-  auto t0 = SocketTransport::Create(Group(0, 2, tls), c0.get(), AlwaysAlive());
-  auto t1 = SocketTransport::Create(Group(1, 2, tls), c1.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 2, tls), c0.get(), AlwaysAlive(), NeverAborted());
+  auto t1 = SocketTransport::Create(Group(1, 2, tls), c1.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok()) << t0.status();
   ASSERT_TRUE(t1.ok()) << t1.status();
   // Both send everything before either receives: 40 MiB each way is more
@@ -139,8 +144,8 @@ TEST_P(BothWays, SendingToAPeerThatIsGoneFailsNamingItWithoutSigpipe) {
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
   std::optional<DataTlsFiles> tls;
   if (GetParam()) tls = Tls();
-  auto t0 = SocketTransport::Create(Group(0, 2, tls), c0.get(), AlwaysAlive());
-  auto t1 = SocketTransport::Create(Group(1, 2, tls), c1.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 2, tls), c0.get(), AlwaysAlive(), NeverAborted());
+  auto t1 = SocketTransport::Create(Group(1, 2, tls), c1.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok() && t1.ok());
   std::thread receiver([&] {
     std::string got(1, '\0');
@@ -164,11 +169,12 @@ INSTANTIATE_TEST_SUITE_P(SocketTransport, BothWays, ::testing::Bool(),
 TEST(SocketTransport, ACertificateFromAnotherCaOrAPlaintextPeerIsRefusedUnderTls) {
   LocalHub hub(3);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1), c2 = hub.Connect(2);
-  auto t0 = SocketTransport::Create(Group(0, 3, Tls()), c0.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 3, Tls()), c0.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok()) << t0.status();
   // Rank 1 holds a certificate of another CA; rank 2 speaks plaintext.
   // Both have the right offers, so only TLS can keep them out.
-  auto t1 = SocketTransport::Create(Group(1, 3, Tls("other/")), c1.get(), AlwaysAlive());
+  auto t1 =
+      SocketTransport::Create(Group(1, 3, Tls("other/")), c1.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t1.ok()) << t1.status();
   const Offer to2 = TakeOffer(*c2, 0);
   const int plaintext = DialWithHello(to2.port, 2, to2.nonce);
@@ -194,7 +200,7 @@ TEST(SocketTransport, ACertificateFromAnotherCaOrAPlaintextPeerIsRefusedUnderTls
 TEST(SocketTransport, OnlyTheNonceOfferedToARankOpensItsConnection) {
   LocalHub hub(3);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1), c2 = hub.Connect(2);
-  auto t0 = SocketTransport::Create(Group(0, 3), c0.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 3), c0.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok()) << t0.status();
   const Offer to1 = TakeOffer(*c1, 0);
   const Offer to2 = TakeOffer(*c2, 0);
@@ -222,7 +228,7 @@ TEST(SocketTransport, OnlyTheNonceOfferedToARankOpensItsConnection) {
 TEST(SocketTransport, AClosedConnectionFailsNamingThePeerAfterWhatCameBefore) {
   LocalHub hub(2);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok());
   const Offer offer = TakeOffer(*c1, 0);
   const int fd = DialWithHello(offer.port, 1, offer.nonce);
@@ -239,7 +245,7 @@ TEST(SocketTransport, AClosedConnectionFailsNamingThePeerAfterWhatCameBefore) {
 TEST(SocketTransport, AMessageCutOffInsideTheReceiversPiecesFailsNamingThePeer) {
   LocalHub hub(2);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok());
   const Offer offer = TakeOffer(*c1, 0);
   const int fd = DialWithHello(offer.port, 1, offer.nonce);
@@ -261,7 +267,7 @@ TEST(SocketTransport, AMessageCutOffInsideTheReceiversPiecesFailsNamingThePeer) 
 TEST(SocketTransport, AWrongTagOrSizeIsAProtocolErrorAndAHugeHeaderIsRefused) {
   LocalHub hub(2);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok());
   const Offer offer = TakeOffer(*c1, 0);
   const int fd = DialWithHello(offer.port, 1, offer.nonce);
@@ -277,14 +283,14 @@ TEST(SocketTransport, AWrongTagOrSizeIsAProtocolErrorAndAHugeHeaderIsRefused) {
   close(fd);
 }
 
-TEST(SocketTransport, AWaitEndsAtTheDeadlineAtAbortAndWhenLivenessFails) {
+TEST(SocketTransport, AWaitEndsAtTheDeadlineAndAtAnAbortNoticeNamingThePeer) {
   LocalHub hub(2);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
   absl::Mutex mu;
-  absl::Status peer_state;  // what liveness says of rank 1
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), [&](int) {
+  absl::Status group_state;  // what the control channel says of the group
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), [&] {
     absl::MutexLock lock(&mu);
-    return peer_state;
+    return group_state;
   });
   ASSERT_TRUE(t0.ok());
   const Offer offer = TakeOffer(*c1, 0);
@@ -297,7 +303,7 @@ TEST(SocketTransport, AWaitEndsAtTheDeadlineAtAbortAndWhenLivenessFails) {
 
   {
     absl::MutexLock lock(&mu);
-    peer_state = absl::AbortedError("rank 1 gave up: out of memory");
+    group_state = absl::AbortedError("rank 1 gave up: out of memory");
   }
   s = (*t0)->Recv(1, 1, absl::MakeSpan(got), Soon());
   EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
@@ -305,10 +311,85 @@ TEST(SocketTransport, AWaitEndsAtTheDeadlineAtAbortAndWhenLivenessFails) {
   close(fd);
 }
 
+TEST(SocketTransport, APeerWhoseControlStreamEndedStillDeliversWhatItSent) {
+  // A peer that finished and left: its gRPC stream may end before its last
+  // message has arrived on the data connection. Only the connection's own
+  // end counts then.
+  LocalHub hub(2);
+  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
+  absl::Notification asked;  // the wait has gone on for a liveness check
+  auto t0 = SocketTransport::Create(
+      Group(0, 2), c0.get(), [](int) { return absl::UnavailableError("rank 1 ended the stream"); },
+      [&] {
+        if (!asked.HasBeenNotified()) asked.Notify();
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(t0.ok());
+  const Offer offer = TakeOffer(*c1, 0);
+  const int fd = DialWithHello(offer.port, 1, offer.nonce);
+  std::thread peer([&] {
+    asked.WaitForNotification();
+    WriteMessage(fd, 1, 3, "end");
+    close(fd);
+  });
+  std::string got(3, '\0');
+  const absl::Status s = (*t0)->Recv(1, 1, absl::MakeSpan(got), Soon());
+  peer.join();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(got, "end");
+  EXPECT_EQ((*t0)->Recv(1, 2, absl::MakeSpan(got), Soon()).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(SocketTransport, BeforeAnyConnectionTheControlStreamsEndEndsTheWait) {
+  LocalHub hub(2);
+  auto c0 = hub.Connect(0);
+  auto t0 = SocketTransport::Create(
+      Group(0, 2), c0.get(), [](int) { return absl::UnavailableError("rank 1 ended the stream"); },
+      NeverAborted());
+  ASSERT_TRUE(t0.ok());
+  std::string got(3, '\0');
+  const absl::Status s = (*t0)->Recv(1, 1, absl::MakeSpan(got), Soon());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1 ended the stream"));
+}
+
+TEST(SocketTransport, IdleStrangersCannotKeepAPeerOut) {
+  LocalHub hub(2);
+  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
+  ASSERT_TRUE(t0.ok());
+  const Offer offer = TakeOffer(*c1, 0);
+  // More connections that never say hello than the transport keeps
+  // waiting, in batches that fit the listen backlog, each taken in while a
+  // short wait of the transport's accepts.
+  std::vector<int> idle;
+  std::string got(4, '\0');
+  for (int batch = 0; batch < 5; ++batch) {
+    for (int i = 0; i < 16; ++i) {
+      const int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(offer.port);
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+      idle.push_back(fd);
+    }
+    EXPECT_EQ((*t0)->Recv(1, 5, absl::MakeSpan(got), absl::Now() + absl::Milliseconds(20)).code(),
+              absl::StatusCode::kDeadlineExceeded);
+  }
+  ASSERT_GT(idle.size(), SocketTransport::kMaxAccepting);
+  const int real = DialWithHello(offer.port, 1, offer.nonce);
+  WriteMessage(real, 5, 4, "good");
+  ASSERT_TRUE((*t0)->Recv(1, 5, absl::MakeSpan(got), Soon()).ok());
+  EXPECT_EQ(got, "good");
+  for (int fd : idle) close(fd);
+  close(real);
+}
+
 TEST(SocketTransport, AbortFromAnotherThreadWakesABlockedReceive) {
   LocalHub hub(2);
   auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive());
+  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
   ASSERT_TRUE(t0.ok());
   std::thread aborter([&] {
     // The receive below blocks for its whole deadline unless woken; the
