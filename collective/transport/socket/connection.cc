@@ -214,17 +214,8 @@ absl::Status Connection::Advance() {
 absl::StatusOr<size_t> Connection::Read(char* into, size_t n) {
   if (n == 0) return 0;
   if (ssl_ == nullptr) {
-    while (true) {
-      const ssize_t got = read(fd_, into, n);
-      if (got > 0) return static_cast<size_t>(got);
-      if (got == 0) return absl::UnavailableError("its data connection closed");
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        want_ = POLLIN;
-        return 0;
-      }
-      return absl::UnavailableError(absl::StrCat("receiving: ", std::strerror(errno)));
-    }
+    const iovec one{into, n};
+    return PlainReadV(&one, 1);
   }
   size_t got = 0;
   ERR_clear_error();
@@ -237,20 +228,22 @@ absl::StatusOr<size_t> Connection::Read(char* into, size_t n) {
   return 0;
 }
 
-absl::StatusOr<size_t> Connection::ReadV(const iovec* iov, int count) {
-  if (ssl_ == nullptr) {
-    while (true) {
-      const ssize_t got = readv(fd_, iov, count);
-      if (got > 0) return static_cast<size_t>(got);
-      if (got == 0) return absl::UnavailableError("its data connection closed");
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        want_ = POLLIN;
-        return 0;
-      }
-      return absl::UnavailableError(absl::StrCat("receiving: ", std::strerror(errno)));
+absl::StatusOr<size_t> Connection::PlainReadV(const iovec* iov, int count) {
+  while (true) {
+    const ssize_t got = readv(fd_, iov, count);
+    if (got > 0) return static_cast<size_t>(got);
+    if (got == 0) return absl::UnavailableError("its data connection closed");
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      want_ = POLLIN;
+      return 0;
     }
+    return absl::UnavailableError(absl::StrCat("receiving: ", std::strerror(errno)));
   }
+}
+
+absl::StatusOr<size_t> Connection::ReadV(const iovec* iov, int count) {
+  if (ssl_ == nullptr) return PlainReadV(iov, count);
   size_t total = 0;
   for (int i = 0; i < count; ++i) {
     absl::StatusOr<size_t> got = Read(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);

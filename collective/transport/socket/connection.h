@@ -81,6 +81,7 @@ class Connection {
  private:
   enum class State { kConnecting, kHandshaking, kReady };
   Connection(int fd, SSL* ssl, State state) : fd_(fd), ssl_(ssl), state_(state) {}
+  absl::StatusOr<size_t> PlainReadV(const iovec* iov, int count);
   // After an SSL call returned `rc`: 0 with want_ set, or the failure.
   absl::Status TlsRetryOrFail(int rc, const char* what);
 

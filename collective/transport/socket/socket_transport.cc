@@ -55,6 +55,20 @@ bool ConstantTimeEqual(const char* a, const char* b, size_t n) {
   return diff == 0;
 }
 
+// Marks `n` more bytes of iov[first..] done; returns the first entry with
+// bytes left.
+size_t Consume(std::vector<iovec>& iov, size_t first, size_t n) {
+  while (n > 0) {
+    iovec& v = iov[first];
+    const size_t take = std::min(n, v.iov_len);
+    v.iov_base = static_cast<char*>(v.iov_base) + take;
+    v.iov_len -= take;
+    n -= take;
+    if (v.iov_len == 0) ++first;
+  }
+  return first;
+}
+
 void SetNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -443,14 +457,7 @@ void SocketTransport::WriteTo(int peer) {
       return;
     }
     if (*n == 0) return;  // the socket is full
-    for (size_t left = *n; left > 0;) {
-      iovec& v = p.out_iov[p.out_first];
-      const size_t take = std::min(left, v.iov_len);
-      v.iov_base = static_cast<char*>(v.iov_base) + take;
-      v.iov_len -= take;
-      left -= take;
-      if (v.iov_len == 0) ++p.out_first;
-    }
+    p.out_first = Consume(p.out_iov, p.out_first, *n);
   }
 }
 
@@ -497,14 +504,7 @@ void SocketTransport::ReadFrom(int peer) {
         return;
       }
       if (*got == 0) return;
-      for (size_t left = *got; left > 0;) {
-        iovec& v = p.body_iov[p.body_first];
-        const size_t take = std::min(left, v.iov_len);
-        v.iov_base = static_cast<char*>(v.iov_base) + take;
-        v.iov_len -= take;
-        left -= take;
-        if (v.iov_len == 0) ++p.body_first;
-      }
+      p.body_first = Consume(p.body_iov, p.body_first, *got);
       if (p.body_first < p.body_iov.size()) continue;
     }
     p.in_body = false;
