@@ -42,7 +42,8 @@
 #                           [--measure=60s] [--find_limit] [--day]
 #                           [--hybrid] [--rounds=47]
 #   (--sizes= with nothing after it: no load runs, e.g. with --hybrid only)
-#                           [--coordinator_bin=PATH] (another build, to compare)
+#                           [--coordinator_bin=PATH] [--simulator_bin=PATH]
+#                             (other builds, to compare)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=10000,30000,100000
@@ -53,6 +54,7 @@ DAY=0
 HYBRID=0
 ROUNDS=47
 COORDINATOR_BIN=""
+SIMULATOR_BIN=""
 for a in "$@"; do
   case "$a" in
     --sizes=*) SIZES="${a#*=}" ;;
@@ -63,18 +65,20 @@ for a in "$@"; do
     --hybrid) HYBRID=1 ;;
     --rounds=*) ROUNDS="${a#*=}" ;;
     --coordinator_bin=*) COORDINATOR_BIN="${a#*=}" ;;
-    *) echo "usage: $0 [--sizes=N,N,...] [--warmup=D] [--measure=D] [--find_limit] [--day] [--hybrid] [--rounds=N] [--coordinator_bin=PATH]" >&2; exit 2 ;;
+    --simulator_bin=*) SIMULATOR_BIN="${a#*=}" ;;
+    *) echo "usage: $0 [--sizes=N,N,...] [--warmup=D] [--measure=D] [--find_limit] [--day] [--hybrid] [--rounds=N] [--coordinator_bin=PATH] [--simulator_bin=PATH]" >&2; exit 2 ;;
   esac
 done
 bazel build -c opt //coordinator:nightshift-coordinator //cli:nightshift //worker:nightshift-worker \
   //fleet:nightshift-fleet-sim >/dev/null 2>&1
 export NIGHTSHIFT_COORDINATOR_BIN=${COORDINATOR_BIN:-$PWD/bazel-bin/coordinator/nightshift-coordinator}
+SIM_BIN=${SIMULATOR_BIN:-$PWD/bazel-bin/fleet/nightshift-fleet-sim}
 export NIGHTSHIFT_WORKER_BIN=$PWD/bazel-bin/worker/nightshift-worker NIGHTSHIFT_CLI_BIN=$PWD/bazel-bin/cli/nightshift
 NS=$NIGHTSHIFT_CLI_BIN
 OUT=$(mktemp -d)
 export NIGHTSHIFT_CLUSTER_DIR="$OUT/cluster" NIGHTSHIFT_CONFIG_DIR="$OUT/config"
 trap 'deploy/local_cluster.sh down >/dev/null 2>&1 || true' EXIT
-echo "coordinator: $NIGHTSHIFT_COORDINATOR_BIN"
+echo "coordinator: $NIGHTSHIFT_COORDINATOR_BIN, simulator: $SIM_BIN"
 echo "nproc $(nproc),$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 # The fleet's job: tests/e2e_diloco.textproto on the edge pool alone.
 sed -e 's/^min_workers: .*/min_workers: 1/' -e 's/^max_workers: .*/max_workers: 50/' \
@@ -116,7 +120,7 @@ sim() {
   "$NS" submit "$OUT/fleet.textproto" --id=fleet >/dev/null
   "$NS" token create --role=viewer --label=bench >"$OUT/viewer.token" 2>/dev/null
   # shellcheck disable=SC2046
-  bazel-bin/fleet/nightshift-fleet-sim --coordinator="$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")" \
+  "$SIM_BIN" --coordinator="$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")" \
     $(tr '\n' ' ' <"$NIGHTSHIFT_CLUSTER_DIR/worker.flags") --channels=16 \
     --coordinator_pid="$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator.pid")" "$@" 2>"$OUT/sim.log"
   echo "job fleet: $("$NS" status fleet | sed -n 's/^progress: *//p' | head -1)"
@@ -127,7 +131,7 @@ run_size() {  # N: prints the report; its p99 in $P99
   echo "== $1 vehicles"
   sim --vehicles="$1" --warmup="$WARMUP" --measure="$MEASURE" --samples_per_second=200 \
     | tee "$OUT/report-$1.txt"
-  P99=$(sed -n 's/.* p99 \([0-9.]*\) .*/\1/p' "$OUT/report-$1.txt")
+  P99=$(sed -n '/^latency ms:/s/.* p99 \([0-9.]*\) .*/\1/p' "$OUT/report-$1.txt")
 }
 
 if [ -n "$SIZES" ]; then
@@ -200,7 +204,7 @@ if [ "$HYBRID" = 1 ]; then
   start=$(date +%s)
   "$NS" submit "$OUT/hybrid.textproto" --id=hybrid >/dev/null
   # shellcheck disable=SC2046
-  nice -n 10 bazel-bin/fleet/nightshift-fleet-sim --coordinator="$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")" \
+  nice -n 10 "$SIM_BIN" --coordinator="$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator")" \
     $(tr '\n' ' ' <"$NIGHTSHIFT_CLUSTER_DIR/worker.flags") --channels=4 \
     --coordinator_pid="$(cat "$NIGHTSHIFT_CLUSTER_DIR/coordinator.pid")" \
     --vehicles=1000 --real_trainers=1000 --round_threads=64 --start_hour=0 --speedup=100 \

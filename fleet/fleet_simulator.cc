@@ -1,9 +1,12 @@
 #include "fleet/fleet_simulator.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -15,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/grpc_status.h"
@@ -61,6 +65,24 @@ std::pair<int64_t, int64_t> ResidentMemory(int pid) {
   return {rss, peak};
 }
 
+// User and system CPU seconds `pid` (0: this process) has used so far
+// (/proc/PID/stat; 0 if unknown).
+double CpuSeconds(int pid) {
+  std::ifstream in(pid > 0 ? absl::StrCat("/proc/", pid, "/stat") : "/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t name_end = stat.rfind(')');  // the command name may hold spaces
+  if (name_end == std::string::npos) return 0;
+  // After the name: state (field 3) ... utime (14), stime (15).
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(stat).substr(name_end + 2), ' ');
+  int64_t utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 class Simulator;
 
 struct Vehicle {
@@ -78,6 +100,7 @@ struct Vehicle {
   // Set by calls' completions; read by the dispatcher once in_flight is
   // false (the atomic orders them).
   std::string credential, worker_id;
+  std::string authorization;  // "Bearer " and the credential
   std::atomic<int64_t> directives_applied{0};
   std::atomic<bool> in_flight{false};
   std::atomic<bool> beat_again{false};  // a flip came while a heartbeat was out
@@ -148,10 +171,15 @@ class Simulator final : public VirtualClock {
     v1::RegisterRequest request;
     v1::RegisterResponse response;
   };
+  // A heartbeat's state, reused from call to call (a free list): the
+  // messages keep their buffers, and nothing is allocated on the
+  // dispatcher to be freed on gRPC's threads. The context is gRPC's rule:
+  // a fresh one per call.
   struct HeartbeatCall {
-    grpc::ClientContext ctx;
+    std::optional<grpc::ClientContext> ctx;
     v1::HeartbeatRequest request;
     v1::HeartbeatResponse response;
+    size_t vehicle = 0;
     absl::Time sent;
     bool measured = false;
   };
@@ -160,9 +188,11 @@ class Simulator final : public VirtualClock {
   absl::Status Enroll();
   void Register(size_t i, const std::string& token);
   void Evaluate(size_t i, double t);  // step 3
-  // `flip`: sent for an eligibility flip; if a heartbeat is out, another
-  // goes as soon as it is back.
-  void Beat(size_t i, absl::Time now, bool flip = false);
+  // `due`: when the fleet's schedule has it go (the measured window holds
+  // the beats due in it). `flip`: sent for an eligibility flip; if a
+  // heartbeat is out, another goes as soon as it is back.
+  void Beat(size_t i, absl::Time due, absl::Time now, bool flip = false);
+  void BeatDone(HeartbeatCall* call, const grpc::Status& s);
   void Applied(size_t i, const v1::HeartbeatResponse& response);
   // A DiLoCo assignment takes effect (not while a round runs).
   void AssignLocked(size_t i, Replica& r, const v1::Assignment& a)
@@ -212,7 +242,9 @@ class Simulator final : public VirtualClock {
   int registering_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status register_error_ ABSL_GUARDED_BY(mu_);
   int heartbeats_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::unique_ptr<HeartbeatCall>> free_calls_ ABSL_GUARDED_BY(mu_);
   std::vector<float> latencies_ms_ ABSL_GUARDED_BY(mu_);
+  std::vector<float> lag_ms_;  // dispatcher: how late each measured beat went out
   std::map<std::string, int64_t> errors_ ABSL_GUARDED_BY(mu_);
   std::map<size_t, Replica> replicas_ ABSL_GUARDED_BY(mu_);
   std::deque<size_t> round_queue_ ABSL_GUARDED_BY(mu_);
@@ -324,6 +356,7 @@ void Simulator::Register(size_t i, const std::string& token) {
         if (s.ok()) {
           if (!call->response.worker_credential().empty()) {
             v->credential = call->response.worker_credential();
+            v->authorization = absl::StrCat("Bearer ", v->credential);
           }
           if (v->worker_id.empty()) {  // enrolled: its heartbeats begin
             const double phase = std::fmod(0.6180339887 * static_cast<double>(i), 1.0);
@@ -346,15 +379,16 @@ void Simulator::Register(size_t i, const std::string& token) {
       });
 }
 
-void Simulator::Beat(size_t i, absl::Time now, bool flip) {
+void Simulator::Beat(size_t i, absl::Time due, absl::Time now, bool flip) {
   Vehicle* v = vehicles_[i].get();
   Evaluate(i, VirtualNow());
+  const bool measured = due >= measure_from_;
   if (v->in_flight.exchange(true)) {
     if (flip) {
       v->beat_again = true;
       return;
     }
-    if (now >= measure_from_) {
+    if (measured) {
       absl::MutexLock lock(&mu_);
       ++report_.late;
     }
@@ -368,41 +402,56 @@ void Simulator::Beat(size_t i, absl::Time now, bool flip) {
     Register(i, v->credential);
     return;
   }
-  auto* call = new HeartbeatCall;
-  *call->request.mutable_eligibility() = v->answer;
-  call->request.set_worker_id(v->worker_id);
-  call->request.set_directives_applied(v->directives_applied);
-  call->ctx.set_deadline(absl::ToChronoTime(now + kCallDeadline));
-  call->ctx.AddMetadata("authorization", absl::StrCat("Bearer ", v->credential));
-  call->measured = now >= measure_from_;
+  HeartbeatCall* call;
   {
     absl::MutexLock lock(&mu_);
     ++heartbeats_in_flight_;
-    if (auto r = replicas_.find(i); r != replicas_.end()) {
-      call->request.set_job_id(r->second.job_id);
+    if (free_calls_.empty()) {
+      call = new HeartbeatCall;
+    } else {
+      call = free_calls_.back().release();
+      free_calls_.pop_back();
     }
+    auto r = replicas_.find(i);
+    call->request.set_job_id(r != replicas_.end() ? r->second.job_id : std::string());
   }
+  call->vehicle = i;
+  *call->request.mutable_eligibility() = v->answer;
+  call->request.set_worker_id(v->worker_id);
+  call->request.set_directives_applied(v->directives_applied);
+  call->response.Clear();
+  call->ctx.emplace();
+  call->ctx->set_deadline(absl::ToChronoTime(now + kCallDeadline));
+  call->ctx->AddMetadata("authorization", v->authorization);
+  call->measured = measured;
+  if (measured) lag_ms_.push_back(static_cast<float>(absl::ToDoubleMilliseconds(now - due)));
   call->sent = absl::Now();
-  stubs_[v->channel]->async()->Heartbeat(
-      &call->ctx, &call->request, &call->response, [this, i, v, call](grpc::Status s) {
-        const double ms = absl::ToDoubleMilliseconds(absl::Now() - call->sent);
-        if (s.ok()) Applied(i, call->response);
-        if (s.error_code() == grpc::StatusCode::NOT_FOUND) v->lost = true;
-        {
-          absl::MutexLock lock(&mu_);
-          --heartbeats_in_flight_;
-          if (call->measured) {
-            if (s.ok()) {
-              latencies_ms_.push_back(static_cast<float>(ms));
-            } else {
-              ++errors_[absl::StatusCodeToString(FromGrpc(s).code())];
-            }
-          }
-        }
-        v->in_flight = false;
-        if (v->beat_again.exchange(false)) Later({absl::Now(), Kind::kFlipBeat, i});
-        delete call;
-      });
+  stubs_[v->channel]->async()->Heartbeat(&*call->ctx, &call->request, &call->response,
+                                         [this, call](grpc::Status s) { BeatDone(call, s); });
+}
+
+// A heartbeat's completion (gRPC's thread).
+void Simulator::BeatDone(HeartbeatCall* call, const grpc::Status& s) {
+  const double ms = absl::ToDoubleMilliseconds(absl::Now() - call->sent);
+  const size_t i = call->vehicle;
+  Vehicle* v = vehicles_[i].get();
+  if (s.ok()) Applied(i, call->response);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) v->lost = true;
+  call->ctx.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    --heartbeats_in_flight_;
+    if (call->measured) {
+      if (s.ok()) {
+        latencies_ms_.push_back(static_cast<float>(ms));
+      } else {
+        ++errors_[absl::StatusCodeToString(FromGrpc(s).code())];
+      }
+    }
+    free_calls_.emplace_back(call);
+  }
+  v->in_flight = false;
+  if (v->beat_again.exchange(false)) Later({absl::Now(), Kind::kFlipBeat, i});
 }
 
 // Step 2's directives (a completion thread).
@@ -641,6 +690,7 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
   start_real_ = absl::Now();
   measure_from_ = absl::InfiniteFuture();
   absl::Time end = absl::InfiniteFuture();
+  std::vector<double> cpu_at_window_start;  // the simulator's, the coordinator's
   absl::Status enrolled;
   absl::Notification enroll_done;
   std::thread enroller([&] {
@@ -682,6 +732,9 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
     const Event e = events_.top();
     if (e.at >= end || (o_.until_job_ends && job_ended_)) break;
     const absl::Time now = absl::Now();
+    if (cpu_at_window_start.empty() && now >= measure_from_) {
+      cpu_at_window_start = {CpuSeconds(0), CpuSeconds(o_.coordinator_pid), 1};
+    }
     if (e.at > now) {
       absl::SleepFor(std::min(e.at - now, absl::Milliseconds(2)));
       continue;
@@ -690,7 +743,7 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
     Vehicle& v = *vehicles_[e.vehicle];
     switch (e.kind) {
       case Kind::kBeat: {
-        Beat(e.vehicle, now);
+        Beat(e.vehicle, e.at, now);
         const double jitter = 1 + o_.jitter * (2 * unit(rng_) - 1);
         // From when it was due, not when it went out: the fleet's load on
         // schedule, whatever the dispatcher's lag (from now instead, as the
@@ -700,13 +753,13 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
         break;
       }
       case Kind::kFlipBeat:
-        Beat(e.vehicle, now, /*flip=*/true);
+        Beat(e.vehicle, e.at, now, /*flip=*/true);
         break;
       case Kind::kEvaluate: {
         const bool was = v.answer.eligible();
         const double t = VirtualNow();
         Evaluate(e.vehicle, t);
-        if (v.answer.eligible() != was) Beat(e.vehicle, now, /*flip=*/true);  // sent at once
+        if (v.answer.eligible() != was) Beat(e.vehicle, e.at, now, /*flip=*/true);  // at once
         double next = t + absl::ToDoubleSeconds(o_.reevaluate);
         if (v.step + 1 < v.steps.size()) next = std::min(next, v.steps[v.step + 1].at_seconds());
         events_.push({RealAt(next), Kind::kEvaluate, e.vehicle});
@@ -719,8 +772,9 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
       }
     }
   }
-  enroller.join();
   const absl::Time window_end = std::min(absl::Now(), end);
+  const double simulator_cpu = CpuSeconds(0), coordinator_cpu = CpuSeconds(o_.coordinator_pid);
+  enroller.join();
   const double end_v = VirtualNow();
   for (size_t i = 0; i < vehicles_.size(); ++i) Evaluate(i, end_v);
   for (double a = start_v_; a < end_v;) {
@@ -757,9 +811,21 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
   report.p99_ms = at(0.99);
   report.p999_ms = at(0.999);
   report.max_ms = latencies_ms_.empty() ? 0 : latencies_ms_.back();
+  std::sort(lag_ms_.begin(), lag_ms_.end());
+  if (!lag_ms_.empty()) {
+    report.send_lag_p99_ms =
+        lag_ms_[std::min(lag_ms_.size() - 1, static_cast<size_t>(0.99 * lag_ms_.size()))];
+    report.send_lag_max_ms = lag_ms_.back();
+  }
   report.errors = errors_;
-  report.heartbeats_per_second =
-      report.heartbeats / std::max(1e-9, absl::ToDoubleSeconds(window_end - measure_from_));
+  const double window_s = std::max(1e-9, absl::ToDoubleSeconds(window_end - measure_from_));
+  report.heartbeats_per_second = report.heartbeats / window_s;
+  if (!cpu_at_window_start.empty()) {
+    report.simulator_cores = (simulator_cpu - cpu_at_window_start[0]) / window_s;
+    if (o_.coordinator_pid > 0) {
+      report.coordinator_cores = (coordinator_cpu - cpu_at_window_start[1]) / window_s;
+    }
+  }
   report.virtual_hours = (end_v - start_v_) / 3600;
   for (int h = 0; h < 24; ++h) {
     report.mean_eligible_by_hour[h] = simulated_s_[h] > 0 ? eligible_s_[h] / simulated_s_[h] : -1;
@@ -799,7 +865,9 @@ std::string FormatReport(const FleetSimReport& r) {
       "heartbeats %d in the window (%.0f/s), late %d, errors%s\n"
       "round calls that failed past their retries:%s\n"
       "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n"
+      "sent after due (the load generator's lag) ms: p99 %.2f  max %.2f\n"
       "coordinator RSS %.0f MiB (peak %.0f MiB)\n"
+      "CPU in the window: coordinator %.2f cores (%.1f us per heartbeat), simulator %.2f cores\n"
       "virtual hours %.2f, eligibility flips %d, eligible vehicles by hour:%s\n"
       "replicas %d, rounds trained %d (counted %d, preempted %d), compute %.2f vehicle-hours "
       "(counted %.2f: %.1f%% of the replicas' eligible %.2f), bytes fetched %d pushed %d\n"
@@ -807,11 +875,13 @@ std::string FormatReport(const FleetSimReport& r) {
       r.vehicles, absl::ToDoubleSeconds(r.enroll_time), r.heartbeat_interval_s, r.heartbeats,
       r.heartbeats_per_second, r.late, errors.empty() ? " none" : errors,
       round_errors.empty() ? " none" : round_errors, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms,
-      r.max_ms, r.coordinator_rss_bytes / 1048576.0, r.coordinator_peak_rss_bytes / 1048576.0,
-      r.virtual_hours, r.flips, hours, r.replicas, r.rounds_run, r.rounds_counted,
-      r.rounds_preempted, r.compute_hours, r.counted_compute_hours, 100 * utilisation,
-      r.replica_eligible_hours, r.bytes_fetched, r.bytes_pushed, r.max_driving_overlap_s,
-      r.view_checks, r.view_mismatches);
+      r.max_ms, r.send_lag_p99_ms, r.send_lag_max_ms, r.coordinator_rss_bytes / 1048576.0,
+      r.coordinator_peak_rss_bytes / 1048576.0, r.coordinator_cores,
+      r.heartbeats_per_second > 0 ? 1e6 * r.coordinator_cores / r.heartbeats_per_second : 0,
+      r.simulator_cores, r.virtual_hours, r.flips, hours, r.replicas, r.rounds_run,
+      r.rounds_counted, r.rounds_preempted, r.compute_hours, r.counted_compute_hours,
+      100 * utilisation, r.replica_eligible_hours, r.bytes_fetched, r.bytes_pushed,
+      r.max_driving_overlap_s, r.view_checks, r.view_mismatches);
 }
 
 std::string HourlyCsv(const FleetSimReport& r) {

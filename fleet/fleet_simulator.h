@@ -32,15 +32,13 @@
 //     for all of them, one oneDNN thread each).
 //
 // Measured: heartbeat latency from send to reply (the measured window:
-// after `warmup`); the coordinator's resident memory (/proc/PID); per
-// virtual hour, eligible vehicles; the replicas' eligible time and the
-// compute time of rounds that counted (pushed) against all rounds
-// (preempted, withdrawn, refused: work lost); bytes fetched and pushed; compute
-// that overlapped a driving span of its vehicle's trace (must be none
-// beyond the preemption latency); and, every `check_view_every`, the
-// coordinator's view of each vehicle's eligibility (paged /v1/workers
-// over gRPC) against the vehicle's own answer, allowing those that
-// flipped within one heartbeat interval.
+// the beats due after `warmup`), and how late each went out; the coordinator's resident memory
+// (/proc/PID); per virtual hour, eligible vehicles; the replicas' eligible time and the compute
+// time of rounds that counted (pushed) against all rounds (preempted, withdrawn, refused: work
+// lost); bytes fetched and pushed; compute that overlapped a driving span of its vehicle's trace
+// (must be none beyond the preemption latency); and, every `check_view_every`, the coordinator's
+// view of each vehicle's eligibility (paged /v1/workers over gRPC) against the vehicle's own
+// answer, allowing those that flipped within one heartbeat interval.
 //
 // Thread-safety: Run() from one thread (it dispatches from it); calls
 // complete on gRPC's threads and rounds run on the simulator's own.
@@ -101,8 +99,14 @@ struct FleetSimReport {
   std::map<std::string, int64_t> errors;  // by code
   double heartbeats_per_second = 0;
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
+  // How late the simulator sent its beats (due to sent): above a few ms,
+  // the load generator itself was short of CPU and sent in bursts.
+  double send_lag_p99_ms = 0, send_lag_max_ms = 0;
   int64_t coordinator_rss_bytes = 0;       // at the end
   int64_t coordinator_peak_rss_bytes = 0;  // VmHWM
+  // CPU used in the measured window, in cores (CPU seconds per second):
+  // the coordinator's per heartbeat is its cost of one.
+  double coordinator_cores = 0, simulator_cores = 0;
   // The whole run, on the virtual clock.
   double virtual_hours = 0;
   std::array<double, 24> mean_eligible_by_hour{};  // vehicles; -1: hour not simulated
