@@ -14,6 +14,10 @@ PACKAGES=(
   # Coordinator state and HTTP status API (libevent's evhttp, with its
   # OpenSSL bufferevents).
   libsqlite3-dev libevent-dev
+  # The coordinator's and the fleet simulator's allocator: glibc's malloc
+  # cost a third of their CPU under a fleet's heartbeats (bench/README.md,
+  # "A fleet on one machine").
+  libjemalloc-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Scripts and tests: the HTTP API is checked with curl; certificates are
