@@ -725,7 +725,8 @@ Coordinator::Worker* Coordinator::FindWorkerLocked(const std::string& id) {
 
 void Coordinator::RenewLeaseLocked(const std::string& id, Worker& w) {
   w.lease_expiry = clock_->Now() + LeaseTtl(w.info.pool());
-  lease_queue_.emplace(w.lease_expiry, id);
+  if (!w.lease_queued) lease_queue_.emplace(w.lease_expiry, id);
+  w.lease_queued = true;
 }
 
 void Coordinator::ExpireLeasesLocked() {
@@ -735,11 +736,16 @@ void Coordinator::ExpireLeasesLocked() {
     const std::string id = lease_queue_.top().second;
     lease_queue_.pop();
     Worker* found = FindWorkerLocked(id);
-    // Stale: the worker is gone, already lost, or renewed since.
-    if (found == nullptr || found->info.state() == v1::WORKER_STATE_LOST ||
-        now < found->lease_expiry) {
+    if (found == nullptr) continue;  // registered again under another id
+    if (found->info.state() == v1::WORKER_STATE_LOST) {
+      found->lease_queued = false;
       continue;
     }
+    if (now < found->lease_expiry) {  // renewed since: due again at its expiry
+      lease_queue_.emplace(found->lease_expiry, id);
+      continue;
+    }
+    found->lease_queued = false;
     const Worker& w = *found;
     LOG(WARNING) << "worker " << w.info.name() << " (" << id << "): lease expired"
                  << (w.assigned_job.empty() ? "" : " during job ") << w.assigned_job;

@@ -293,8 +293,9 @@ class Coordinator {
  private:
   struct Worker {
     v1::WorkerInfo info;
-    absl::Time lease_expiry;   // also in lease_queue_
-    std::string assigned_job;  // given to it and not yet released
+    absl::Time lease_expiry;
+    bool lease_queued = false;  // lease_queue_ holds an entry for it
+    std::string assigned_job;   // given to it and not yet released
     int rank = -1;
     int64_t generation_seen = 0;  // of assigned_job, in its last heartbeat
     bool draining = false;
@@ -478,9 +479,11 @@ class Coordinator {
   // Worker ids by the job assigned to them (Worker::assigned_job, kept by
   // SetAssignedJobLocked): a job's members without a scan of the fleet.
   std::map<std::string, std::set<std::string>> workers_by_job_ ABSL_GUARDED_BY(mu_);
-  // (expiry, worker id), one entry per renewal: an entry is stale once its
-  // worker renewed again, re-registered or was fenced, and is dropped when
-  // it comes due. Expiry costs the leases due, not a scan of the fleet.
+  // (expiry, worker id), one entry per worker: a renewal only moves the
+  // worker's lease_expiry, and an entry that comes due before it goes back
+  // in at that time (once per TTL, not once per heartbeat). Entries of a
+  // worker that registered again under a new id are dropped when due.
+  // Expiry costs the leases due, not a scan of the fleet.
   std::priority_queue<std::pair<absl::Time, std::string>,
                       std::vector<std::pair<absl::Time, std::string>>,
                       std::greater<std::pair<absl::Time, std::string>>>
