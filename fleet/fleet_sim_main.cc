@@ -40,7 +40,7 @@ ABSL_FLAG(double, start_hour, 10, "virtual time of day at the start");
 ABSL_FLAG(double, speedup, 1, "virtual seconds per real second");
 ABSL_FLAG(uint64_t, seed, 1, "trace seed");
 ABSL_FLAG(std::string, idle_policy, "", "textproto IdlePolicy (default: its defaults)");
-ABSL_FLAG(int, coordinator_pid, 0, "the coordinator's pid, to read its memory");
+ABSL_FLAG(int, coordinator_pid, 0, "the coordinator's pid, to read its memory and CPU");
 ABSL_FLAG(std::string, traces_csv, "",
           "replay these traces (fleet/trace_csv.h) instead of generating");
 ABSL_FLAG(absl::Duration, reevaluate, absl::Seconds(60), "virtual time between policy checks");

@@ -172,9 +172,9 @@ class Simulator final : public VirtualClock {
     v1::RegisterResponse response;
   };
   // A heartbeat's state, reused from call to call (a free list): the
-  // messages keep their buffers, and nothing is allocated on the
-  // dispatcher to be freed on gRPC's threads. The context is gRPC's rule:
-  // a fresh one per call.
+  // messages keep their buffers, and the dispatcher both makes and
+  // destroys the context (a fresh one per call, gRPC's rule), so little
+  // is allocated on one thread and freed on another.
   struct HeartbeatCall {
     std::optional<grpc::ClientContext> ctx;
     v1::HeartbeatRequest request;
@@ -202,10 +202,6 @@ class Simulator final : public VirtualClock {
   }
   bool NoCallsOut() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return registering_ == 0 && heartbeats_in_flight_ == 0;
-  }
-  void Later(Event e) {  // any thread: an event for the dispatcher
-    absl::MutexLock lock(&mu_);
-    incoming_.push_back(e);
   }
   void RoundThread();
   // The compute of vehicle i's replica of `spec`: real (PacedTraining on
@@ -437,9 +433,12 @@ void Simulator::BeatDone(HeartbeatCall* call, const grpc::Status& s) {
   Vehicle* v = vehicles_[i].get();
   if (s.ok()) Applied(i, call->response);
   if (s.error_code() == grpc::StatusCode::NOT_FOUND) v->lost = true;
-  call->ctx.reset();
+  // Everything under the lock: once the count is 0, Run() may return and
+  // the simulator go.
   {
     absl::MutexLock lock(&mu_);
+    v->in_flight = false;
+    if (v->beat_again.exchange(false)) incoming_.push_back({absl::Now(), Kind::kFlipBeat, i});
     --heartbeats_in_flight_;
     if (call->measured) {
       if (s.ok()) {
@@ -448,10 +447,8 @@ void Simulator::BeatDone(HeartbeatCall* call, const grpc::Status& s) {
         ++errors_[absl::StatusCodeToString(FromGrpc(s).code())];
       }
     }
-    free_calls_.emplace_back(call);
+    free_calls_.emplace_back(call);  // its context goes when the next call replaces it
   }
-  v->in_flight = false;
-  if (v->beat_again.exchange(false)) Later({absl::Now(), Kind::kFlipBeat, i});
 }
 
 // Step 2's directives (a completion thread).
@@ -690,7 +687,11 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
   start_real_ = absl::Now();
   measure_from_ = absl::InfiniteFuture();
   absl::Time end = absl::InfiniteFuture();
-  std::vector<double> cpu_at_window_start;  // the simulator's, the coordinator's
+  struct CpuSample {
+    absl::Time at;
+    double simulator, coordinator;  // CPU seconds
+  };
+  std::optional<CpuSample> cpu_at_window_start;
   absl::Status enrolled;
   absl::Notification enroll_done;
   std::thread enroller([&] {
@@ -732,8 +733,8 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
     const Event e = events_.top();
     if (e.at >= end || (o_.until_job_ends && job_ended_)) break;
     const absl::Time now = absl::Now();
-    if (cpu_at_window_start.empty() && now >= measure_from_) {
-      cpu_at_window_start = {CpuSeconds(0), CpuSeconds(o_.coordinator_pid), 1};
+    if (!cpu_at_window_start && now >= measure_from_) {
+      cpu_at_window_start = CpuSample{now, CpuSeconds(0), CpuSeconds(o_.coordinator_pid)};
     }
     if (e.at > now) {
       absl::SleepFor(std::min(e.at - now, absl::Milliseconds(2)));
@@ -773,7 +774,9 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
     }
   }
   const absl::Time window_end = std::min(absl::Now(), end);
-  const double simulator_cpu = CpuSeconds(0), coordinator_cpu = CpuSeconds(o_.coordinator_pid);
+  // Over the real time between the samples: a dispatcher behind its
+  // schedule sends the window's last beats after `end`.
+  const CpuSample cpu_at_end{absl::Now(), CpuSeconds(0), CpuSeconds(o_.coordinator_pid)};
   enroller.join();
   const double end_v = VirtualNow();
   for (size_t i = 0; i < vehicles_.size(); ++i) Evaluate(i, end_v);
@@ -820,10 +823,11 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
   report.errors = errors_;
   const double window_s = std::max(1e-9, absl::ToDoubleSeconds(window_end - measure_from_));
   report.heartbeats_per_second = report.heartbeats / window_s;
-  if (!cpu_at_window_start.empty()) {
-    report.simulator_cores = (simulator_cpu - cpu_at_window_start[0]) / window_s;
+  if (cpu_at_window_start) {
+    const double s = std::max(1e-9, absl::ToDoubleSeconds(cpu_at_end.at - cpu_at_window_start->at));
+    report.simulator_cores = (cpu_at_end.simulator - cpu_at_window_start->simulator) / s;
     if (o_.coordinator_pid > 0) {
-      report.coordinator_cores = (coordinator_cpu - cpu_at_window_start[1]) / window_s;
+      report.coordinator_cores = (cpu_at_end.coordinator - cpu_at_window_start->coordinator) / s;
     }
   }
   report.virtual_hours = (end_v - start_v_) / 3600;

@@ -32,7 +32,8 @@
 //     for all of them, one oneDNN thread each).
 //
 // Measured: heartbeat latency from send to reply (the measured window:
-// the beats due after `warmup`), and how late each went out; the coordinator's resident memory
+// the beats due after `warmup`), and how late each went out; the CPU the
+// simulator and the coordinator used meanwhile; the coordinator's resident memory
 // (/proc/PID); per virtual hour, eligible vehicles; the replicas' eligible time and the compute
 // time of rounds that counted (pushed) against all rounds (preempted, withdrawn, refused: work
 // lost); bytes fetched and pushed; compute that overlapped a driving span of its vehicle's trace
@@ -86,7 +87,7 @@ struct FleetSimOptions {
   // run. For runs of one job.
   bool until_job_ends = false;
   absl::Duration check_view_every = absl::ZeroDuration();  // real; 0: never
-  int coordinator_pid = 0;                                 // > 0: sample its memory
+  int coordinator_pid = 0;                                 // > 0: sample its memory and CPU
 };
 
 struct FleetSimReport {
