@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -225,30 +226,40 @@ TEST(SocketTransport, OnlyTheNonceOfferedToARankOpensItsConnection) {
   close(real);
 }
 
-TEST(SocketTransport, AClosedConnectionFailsNamingThePeerAfterWhatCameBefore) {
-  LocalHub hub(2);
-  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
-  ASSERT_TRUE(t0.ok());
-  const Offer offer = TakeOffer(*c1, 0);
-  const int fd = DialWithHello(offer.port, 1, offer.nonce);
+// Rank 0's transport over real sockets, with rank 1 played by hand on
+// the other end of the control hub (it takes the offer, dials raw).
+class RankZeroWithAPeerByHand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t0 = SocketTransport::Create(Group(0, 2), c0_.get(), AlwaysAlive(), NeverAborted());
+    ASSERT_TRUE(t0.ok()) << t0.status();
+    t0_ = *std::move(t0);
+  }
+  // Rank 1's data connection to rank 0, its hello sent.
+  int DialAsRank1() {
+    const Offer offer = TakeOffer(*c1_, 0);
+    return DialWithHello(offer.port, 1, offer.nonce);
+  }
+
+  LocalHub hub_{2};
+  std::unique_ptr<Transport> c0_ = hub_.Connect(0), c1_ = hub_.Connect(1);
+  std::unique_ptr<SocketTransport> t0_;  // goes before the control channels
+};
+
+TEST_F(RankZeroWithAPeerByHand, AClosedConnectionFailsNamingThePeerAfterWhatCameBefore) {
+  const int fd = DialAsRank1();
   WriteMessage(fd, 9, 3, "abc");
   close(fd);  // as a killed process's kernel does
   std::string got(3, '\0');
-  ASSERT_TRUE((*t0)->Recv(1, 9, absl::MakeSpan(got), Soon()).ok());
+  ASSERT_TRUE(t0_->Recv(1, 9, absl::MakeSpan(got), Soon()).ok());
   EXPECT_EQ(got, "abc");
-  const absl::Status s = (*t0)->Recv(1, 10, absl::MakeSpan(got), Soon());
+  const absl::Status s = t0_->Recv(1, 10, absl::MakeSpan(got), Soon());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
 }
 
-TEST(SocketTransport, AMessageCutOffInsideTheReceiversPiecesFailsNamingThePeer) {
-  LocalHub hub(2);
-  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
-  ASSERT_TRUE(t0.ok());
-  const Offer offer = TakeOffer(*c1, 0);
-  const int fd = DialWithHello(offer.port, 1, offer.nonce);
+TEST_F(RankZeroWithAPeerByHand, AMessageCutOffInsideTheReceiversPiecesFailsNamingThePeer) {
+  const int fd = DialAsRank1();
   std::string a(6, '\0'), b(4, '\0');
   const absl::Span<char> pieces[] = {absl::MakeSpan(a), absl::MakeSpan(b)};
   std::thread peer([&] {
@@ -256,28 +267,23 @@ TEST(SocketTransport, AMessageCutOffInsideTheReceiversPiecesFailsNamingThePeer) 
     WriteMessage(fd, 4, 10, "01234");       // then the peer dies mid-body
     close(fd);
   });
-  ASSERT_TRUE((*t0)->RecvInto(1, 3, pieces, Soon()).ok());
+  ASSERT_TRUE(t0_->RecvInto(1, 3, pieces, Soon()).ok());
   EXPECT_EQ(a + b, "0123456789");
-  const absl::Status s = (*t0)->RecvInto(1, 4, pieces, Soon());
+  const absl::Status s = t0_->RecvInto(1, 4, pieces, Soon());
   peer.join();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
 }
 
-TEST(SocketTransport, AWrongTagOrSizeIsAProtocolErrorAndAHugeHeaderIsRefused) {
-  LocalHub hub(2);
-  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
-  ASSERT_TRUE(t0.ok());
-  const Offer offer = TakeOffer(*c1, 0);
-  const int fd = DialWithHello(offer.port, 1, offer.nonce);
+TEST_F(RankZeroWithAPeerByHand, AWrongTagOrSizeIsAProtocolErrorAndAHugeHeaderIsRefused) {
+  const int fd = DialAsRank1();
   WriteMessage(fd, 7, 3, "abc");
   WriteMessage(fd, 8, uint64_t{1} << 40, "");
   std::string got(3, '\0');
-  absl::Status s = (*t0)->Recv(1, 6, absl::MakeSpan(got), Soon());
+  absl::Status s = t0_->Recv(1, 6, absl::MakeSpan(got), Soon());
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("tag 7"));
-  s = (*t0)->Recv(1, 8, absl::MakeSpan(got), Soon());
+  s = t0_->Recv(1, 8, absl::MakeSpan(got), Soon());
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1: announced a message of 1099511627776"));
   close(fd);
@@ -353,12 +359,8 @@ TEST(SocketTransport, BeforeAnyConnectionTheControlStreamsEndEndsTheWait) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1 ended the stream"));
 }
 
-TEST(SocketTransport, IdleStrangersCannotKeepAPeerOut) {
-  LocalHub hub(2);
-  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
-  ASSERT_TRUE(t0.ok());
-  const Offer offer = TakeOffer(*c1, 0);
+TEST_F(RankZeroWithAPeerByHand, IdleStrangersCannotKeepAPeerOut) {
+  const Offer offer = TakeOffer(*c1_, 0);
   // More connections that never say hello than the transport keeps
   // waiting, in batches that fit the listen backlog, each taken in while a
   // short wait of the transport's accepts.
@@ -374,30 +376,26 @@ TEST(SocketTransport, IdleStrangersCannotKeepAPeerOut) {
       ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
       idle.push_back(fd);
     }
-    EXPECT_EQ((*t0)->Recv(1, 5, absl::MakeSpan(got), absl::Now() + absl::Milliseconds(20)).code(),
+    EXPECT_EQ(t0_->Recv(1, 5, absl::MakeSpan(got), absl::Now() + absl::Milliseconds(20)).code(),
               absl::StatusCode::kDeadlineExceeded);
   }
   ASSERT_GT(idle.size(), SocketTransport::kMaxAccepting);
   const int real = DialWithHello(offer.port, 1, offer.nonce);
   WriteMessage(real, 5, 4, "good");
-  ASSERT_TRUE((*t0)->Recv(1, 5, absl::MakeSpan(got), Soon()).ok());
+  ASSERT_TRUE(t0_->Recv(1, 5, absl::MakeSpan(got), Soon()).ok());
   EXPECT_EQ(got, "good");
   for (int fd : idle) close(fd);
   close(real);
 }
 
-TEST(SocketTransport, AbortFromAnotherThreadWakesABlockedReceive) {
-  LocalHub hub(2);
-  auto c0 = hub.Connect(0), c1 = hub.Connect(1);
-  auto t0 = SocketTransport::Create(Group(0, 2), c0.get(), AlwaysAlive(), NeverAborted());
-  ASSERT_TRUE(t0.ok());
+TEST_F(RankZeroWithAPeerByHand, AbortFromAnotherThreadWakesABlockedReceive) {
   std::thread aborter([&] {
     // The receive below blocks for its whole deadline unless woken; the
     // abort may come before or during it, and must end it either way.
-    (*t0)->Abort(absl::CancelledError("job cancelled"));
+    t0_->Abort(absl::CancelledError("job cancelled"));
   });
   std::string got(3, '\0');
-  const absl::Status s = (*t0)->Recv(1, 1, absl::MakeSpan(got), absl::Now() + absl::Hours(1));
+  const absl::Status s = t0_->Recv(1, 1, absl::MakeSpan(got), absl::Now() + absl::Hours(1));
   aborter.join();
   EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("job cancelled"));
