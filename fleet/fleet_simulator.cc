@@ -65,6 +65,12 @@ std::pair<int64_t, int64_t> ResidentMemory(int pid) {
   return {rss, peak};
 }
 
+// The q-quantile of `sorted` (0 if empty).
+double Percentile(const std::vector<float>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()))];
+}
+
 // User and system CPU seconds `pid` (0: this process) has used so far
 // (/proc/PID/stat; 0 if unknown).
 double CpuSeconds(int pid) {
@@ -803,11 +809,7 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
   absl::MutexLock lock(&mu_);
   FleetSimReport report = report_;
   std::sort(latencies_ms_.begin(), latencies_ms_.end());
-  auto at = [&](double q) -> double {
-    if (latencies_ms_.empty()) return 0;
-    return latencies_ms_[std::min(latencies_ms_.size() - 1,
-                                  static_cast<size_t>(q * latencies_ms_.size()))];
-  };
+  auto at = [&](double q) { return Percentile(latencies_ms_, q); };
   report.heartbeats = static_cast<int64_t>(latencies_ms_.size());
   report.p50_ms = at(0.5);
   report.p90_ms = at(0.9);
@@ -815,11 +817,8 @@ absl::StatusOr<FleetSimReport> Simulator::Run() {
   report.p999_ms = at(0.999);
   report.max_ms = latencies_ms_.empty() ? 0 : latencies_ms_.back();
   std::sort(lag_ms_.begin(), lag_ms_.end());
-  if (!lag_ms_.empty()) {
-    report.send_lag_p99_ms =
-        lag_ms_[std::min(lag_ms_.size() - 1, static_cast<size_t>(0.99 * lag_ms_.size()))];
-    report.send_lag_max_ms = lag_ms_.back();
-  }
+  report.send_lag_p99_ms = Percentile(lag_ms_, 0.99);
+  report.send_lag_max_ms = lag_ms_.empty() ? 0 : lag_ms_.back();
   report.errors = errors_;
   const double window_s = std::max(1e-9, absl::ToDoubleSeconds(window_end - measure_from_));
   report.heartbeats_per_second = report.heartbeats / window_s;
