@@ -19,7 +19,12 @@
 # The 1-worker and 2-worker jobs run --rounds times, alternating, and each
 # round's ratio is printed as well as the ratio of the means: this VM's
 # two-process throughput has slow spells (bench/README.md), and pairing
-# the runs in time keeps one spell from deciding the figure.
+# the runs in time keeps one spell from deciding the figure. Around each
+# 2-worker run the script measures the cross-core round trip of a cache
+# line (bench/shared_step_bench --mode=round_trip): the hypervisor moves
+# this VM's two vCPUs between near cores (~150 ns) and far ones (~600
+# ns), and a 2-worker step's exchange costs what the placement makes it
+# cost; each round's ratio is printed with it.
 #
 # usage: bench/run_cluster_training.sh [--steps=N] [--rounds=R]
 set -euo pipefail
@@ -33,7 +38,9 @@ for a in "$@"; do
     *) echo "usage: $0 [--steps=N] [--rounds=R]" >&2; exit 2 ;;
   esac
 done
-bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift >/dev/null 2>&1
+bazel build -c opt //coordinator:nightshift-coordinator //worker:nightshift-worker //cli:nightshift \
+  //bench:shared_step_bench >/dev/null 2>&1
+round_trip() { bazel-bin/bench/shared_step_bench --mode=round_trip | sed 's/.*=//'; }
 export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
 NS=bazel-bin/cli/nightshift
 OUT=$(mktemp -d)
@@ -71,7 +78,9 @@ print("%s %.0f" % (sys.argv[1], sum(rates) / len(rates)))' "$name" >>"$OUT/resul
 
 for ((round = 0; round < ROUNDS; round++)); do
   run nightshift_1x1 1 proportional
+  before=$(round_trip)
   run nightshift_2x1 2 proportional
+  echo "$before,$(round_trip)" >>"$OUT/round_trips"
   # The same without TLS (--insecure): what security costs a 2-worker job.
   run nightshift_2x1_insecure 2 proportional 1 --insecure
 done
@@ -88,8 +97,9 @@ OMP_NUM_THREADS=1 peer_python bench/torch_train.py --threads=1 \
   --steps="$STEPS" --ddp_rank=0 --ddp_size=2 --port=$port | sed "s/^/pytorch_ddp_2x1 /" >>"$OUT/results"
 wait
 
-/usr/bin/python3 - "$OUT/results" <<'PY'
+/usr/bin/python3 - "$OUT/results" "$OUT/round_trips" <<'PY'
 import collections, sys
+trips = [l.strip() for l in open(sys.argv[2])]
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     name, rate = line.split()
@@ -99,8 +109,8 @@ for k, v in runs.items():
     each = "" if len(v) == 1 else "   (" + ", ".join("%.0f" % x for x in v) + ")"
     print(f"{k:40s} {r[k]:10.0f} samples/s{each}")
 print()
-pairs = ", ".join("%.2fx" % (b / a) for a, b in zip(runs['nightshift_1x1'], runs['nightshift_2x1']))
-print(f"2 workers / 1 worker (Nightshift):         {r['nightshift_2x1'] / r['nightshift_1x1']:.2f}x  (target >= 1.5x; rounds: {pairs})")
+pairs = ", ".join("%.2fx (%s ns)" % (b / a, t) for a, b, t in zip(runs['nightshift_1x1'], runs['nightshift_2x1'], trips))
+print(f"2 workers / 1 worker (Nightshift):         {r['nightshift_2x1'] / r['nightshift_1x1']:.2f}x  (target >= 1.7x; rounds, with the cross-core round trip before,after: {pairs})")
 print(f"Nightshift 2 workers / PyTorch DDP:         {r['nightshift_2x1'] / r['pytorch_ddp_2x1']:.2f}x  (target >= 2x)")
 print(f"one worker slowed: proportional / even:     {r['nightshift_2x1_slowed_proportional'] / r['nightshift_2x1_slowed_even']:.2f}x  (> 1: the split helps)")
 pairs = ", ".join("%.2fx" % (a / b) for a, b in zip(runs['nightshift_2x1'], runs['nightshift_2x1_insecure']))
