@@ -1,8 +1,13 @@
 #include "collective/shared_step.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "base/status_macros.h"
 #include "collective/ring.h"
@@ -20,6 +25,30 @@ void ForEachOwnedChunk(int64_t floats, int owner, int size, Fn fn) {
   }
 }
 
+// Copies n floats with non-temporal stores, which write to memory without
+// first taking the line into this core's cache (and out of any other
+// core's); `to` is 64-byte aligned. A store fence must follow before a
+// peer may read them.
+void StreamCopy(float* to, const float* from, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(to + i, _mm512_loadu_ps(from + i));
+#elif defined(__AVX__)
+  for (; i + 8 <= n; i += 8) _mm256_stream_ps(to + i, _mm256_loadu_ps(from + i));
+#elif defined(__SSE2__)
+  for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
+#endif
+  std::memcpy(to + i, from + i, (n - i) * sizeof(float));
+}
+
+void StoreFence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 }  // namespace
 
 absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint32_t seq,
@@ -35,6 +64,8 @@ absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint
   // 3. The segment's own rank first, then around the ring; this rank's
   // own gradients are the last addend (the ring's owner adds its value
   // last) and also where the sum goes.
+  float* mine = memory.parameters(rank);
+  float* published = memory.published_parameters(rank);
   const int segment = OwnedSegment(rank, size);
   const float* first = memory.gradients(segment);
   float* own = memory.gradients(rank);
@@ -57,14 +88,15 @@ absl::Status SharedStepUpdate(SharedStepMemory& memory, int rank, int size, uint
 #pragma omp simd
     for (int64_t i = 0; i < end - begin; ++i) out[i] = out[i] + acc[i];
     update(begin, end);
+    StreamCopy(published + begin, mine + begin, end - begin);
   });
   // 4–5.
+  StoreFence();
   memory.Publish(SharedStepMemory::kParametersReady, seq);
-  float* mine = memory.parameters(rank);
   for (int r = 0; r < size; ++r) {
     if (r == rank) continue;
     RETURN_IF_ERROR(memory.Await(r, SharedStepMemory::kParametersReady, seq, deadline));
-    const float* theirs = memory.parameters(r);
+    const float* theirs = memory.published_parameters(r);
     ForEachOwnedChunk(floats, r, size, [&](int64_t begin, int64_t end) {
       std::memcpy(mine + begin, theirs + begin, (end - begin) * sizeof(float));
     });

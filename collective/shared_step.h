@@ -16,16 +16,29 @@
 //  2. Wait until every peer has published kGradientsReady ≥ seq.
 //  3. For each owned chunk: the sum of all ranks' gradients there goes into
 //     this rank's gradients, then update(begin, end), which writes this
-//     rank's parameters there.
-//  4. Publish kParametersReady = seq.
+//     rank's parameters there, then the chunk's new parameters are
+//     streamed (non-temporal stores) into this rank's published
+//     parameters.
+//  4. Publish kParametersReady = seq (after a store fence).
 //  5. For each peer: wait for its kParametersReady ≥ seq, then copy its
-//     owned chunks of parameters into this rank's.
+//     owned chunks of published parameters into this rank's parameters.
 // Reuse is safe without more signals: a rank rewrites its gradients (next
 // backward) only after step 5, by which time every peer has passed its
-// step 3 of `seq` (the last read of them); it rewrites its owned parameters
-// only in step 3 of seq+1, after every peer's kGradientsReady = seq+1,
-// which each publishes after its step 5 of `seq` (the last read of them).
-// A peer that dies or gives up fails the wait naming it (SharedStepMemory).
+// step 3 of `seq` (the last read of them); it rewrites its published
+// parameters only in step 3 of seq+1, after every peer's kGradientsReady =
+// seq+1, which each publishes after its step 5 of `seq` (the last read of
+// them). A peer that dies or gives up fails the wait naming it
+// (SharedStepMemory).
+//
+// Why a published copy: peers never read the parameters a rank trains
+// with, so the lines its update writes stay in its own cache alone. When
+// peers copied straight from them, every store of the next update first
+// had to take the line back from the peers' caches, a cross-core round
+// trip each (120–650 ns on this project's 2-vCPU VM, depending on where
+// the hypervisor placed the vCPUs); streaming stores go to memory
+// without asking for the line. Measured with bench/shared_step_bench: 2
+// ranks 15–20% faster when the two vCPUs are far apart (bench/README.md,
+// issue 12 target 3). The price is one more parameter vector per rank.
 #ifndef NIGHTSHIFT_COLLECTIVE_SHARED_STEP_H_
 #define NIGHTSHIFT_COLLECTIVE_SHARED_STEP_H_
 
@@ -39,16 +52,17 @@
 namespace nightshift::collective {
 
 // The group's step memory in training words: rank r's region of the
-// transport's GroupMemory holds its flat parameters, then (64-byte
-// aligned) its flat gradients, `floats` each; counter kGradientsReady and
-// kParametersReady are the two step counters of the protocol above.
+// transport's GroupMemory holds its flat parameters, then its flat
+// gradients, then its published parameters (each 64-byte aligned),
+// `floats` each; counter kGradientsReady and kParametersReady are the two
+// step counters of the protocol above.
 class SharedStepMemory {
  public:
   enum Counter { kGradientsReady = 0, kParametersReady = 1 };
   static_assert(GroupMemory::kCounters >= 2);
 
   // What each rank's region must hold for `floats` of each.
-  static size_t BytesPerRank(int64_t floats) { return 2 * VectorBytes(floats); }
+  static size_t BytesPerRank(int64_t floats) { return 3 * VectorBytes(floats); }
 
   // `memory` (regions of at least BytesPerRank(floats)) must outlive this.
   SharedStepMemory(GroupMemory* memory, int64_t floats) : memory_(memory), floats_(floats) {}
@@ -57,6 +71,10 @@ class SharedStepMemory {
   float* parameters(int rank) { return reinterpret_cast<float*>(memory_->region(rank)); }
   float* gradients(int rank) {
     return reinterpret_cast<float*>(memory_->region(rank) + VectorBytes(floats_));
+  }
+  // Valid in the rank's owned chunks only, between its steps 4 and 3.
+  float* published_parameters(int rank) {
+    return reinterpret_cast<float*>(memory_->region(rank) + 2 * VectorBytes(floats_));
   }
   void Publish(Counter counter, uint32_t value) { memory_->Publish(counter, value); }
   absl::Status Await(int peer, Counter counter, uint32_t value, absl::Time deadline) {
