@@ -22,7 +22,7 @@
 # the runs in time keeps one spell from deciding the figure. Around each
 # 2-worker run the script measures the cross-core round trip of a cache
 # line (bench/shared_step_bench --mode=round_trip): the hypervisor moves
-# this VM's two vCPUs between near cores (~150 ns) and far ones (~600
+# this VM's two vCPUs between near cores (~140 ns) and far ones (~600-700
 # ns), and a 2-worker step's exchange costs what the placement makes it
 # cost; each round's ratio is printed with it.
 #
@@ -44,6 +44,7 @@ round_trip() { bazel-bin/bench/shared_step_bench --mode=round_trip | sed 's/.*=/
 export NIGHTSHIFT_CLUSTER_DIR=$(mktemp -d)/cluster
 NS=bazel-bin/cli/nightshift
 OUT=$(mktemp -d)
+: >"$OUT/round_trips"
 export NIGHTSHIFT_CONFIG_DIR="$OUT/config"
 source bench/peer_env.sh
 peer_config
@@ -80,7 +81,8 @@ for ((round = 0; round < ROUNDS; round++)); do
   run nightshift_1x1 1 proportional
   before=$(round_trip)
   run nightshift_2x1 2 proportional
-  echo "$before,$(round_trip)" >>"$OUT/round_trips"
+  after=$(round_trip)
+  echo "$before,$after" >>"$OUT/round_trips"
   # The same without TLS (--insecure): what security costs a 2-worker job.
   run nightshift_2x1_insecure 2 proportional 1 --insecure
 done

@@ -4,13 +4,17 @@
 //
 // Modes (every one runs forward, loss, backward and the SGD-momentum
 // update of examples/fashion_mlp.textproto at --batch per rank):
-//   alone        one rank, private memory: the 1-worker figure.
+//   alone        one rank, private memory, at the same batch per rank
+//                (a 1-worker job runs the whole global batch instead, a
+//                little more efficiently per sample: its ratio is
+//                bench/run_cluster_training.sh's, not this one's).
 //   independent  two ranks, each on private memory, no exchange: the
 //                hardware's ceiling for two workers.
 //   shared       two ranks through the real one-sided update
 //                (collective/shared_step.h) over memory both map.
 //   shared_local the same protocol and waits, but each rank reads a
-//                private stand-in for its peer's region: what the step
+//                private stand-in for its peer's region (holding the
+//                initial parameters and zero gradients): what the step
 //                costs without the cross-core data traffic.
 //   round_trip   only the cross-core round trip below.
 //
@@ -21,6 +25,8 @@
 // AMD EPYC, or not), it moves while the VM runs, and it decides what the
 // exchange costs. Each rank also prints (stderr) its time per step in
 // forward+backward ("compute") and in the exchange and update.
+// Each mode runs about --seconds after 50 warm-up steps; in the exchange
+// modes rank 0 decides when, and both ranks stop after the same step.
 // usage: shared_step_bench --mode=shared [--batch=64] [--seconds=4]
 #include <pthread.h>
 #include <sched.h>
@@ -30,6 +36,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -38,6 +45,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
+#include "base/cpu_relax.h"
 #include "collective/shared_step.h"
 #include "collective/transport/group_memory.h"
 #include "kernels/model.h"
@@ -101,7 +109,7 @@ class RankView : public collective::GroupMemory {
   absl::Status Await(int peer, int counter, uint32_t value, absl::Time) override {
     const std::atomic<uint32_t>& c = group_->counter(peer, counter);
     while (static_cast<int32_t>(c.load(std::memory_order_acquire) - value) < 0) {
-      __builtin_ia32_pause();
+      CpuRelax();
     }
     return absl::OkStatus();
   }
@@ -117,7 +125,11 @@ void PinTo(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  if (int e = pthread_setaffinity_np(pthread_self(), sizeof(set), &set); e != 0) {
+    std::fprintf(stderr, "cannot pin a thread to CPU %d (%s): the round trip needs CPUs 0 and 1\n",
+                 cpu, std::strerror(e));
+    std::exit(1);
+  }
 }
 
 // The time for a cache line to go from one core to the other and back:
@@ -195,7 +207,8 @@ int Main(int argc, char** argv) {
   GroupRegions group(ranks, collective::SharedStepMemory::BytesPerRank(floats));
 
   std::atomic<int> ready{0};
-  std::atomic<bool> stop{false};
+  constexpr int64_t kNotYet = std::numeric_limits<int64_t>::max();
+  std::atomic<int64_t> stop_after{kNotYet};  // steps each rank runs
   std::vector<int64_t> steps(ranks);
   std::vector<double> elapsed(ranks);
   auto rank_main = [&](int rank) {
@@ -208,6 +221,14 @@ int Main(int argc, char** argv) {
     if (exchange) {
       (*model)->MoveFlatBuffersTo(absl::MakeSpan(memory.parameters(rank), floats),
                                   absl::MakeSpan(memory.gradients(rank), floats));
+    }
+    if (mode == "shared_local") {  // the stand-ins hold parameters, not zeros
+      for (int r = 0; r < ranks; ++r) {
+        if (r == rank) continue;
+        std::memcpy(memory.parameters(r), memory.parameters(rank), floats * sizeof(float));
+        std::memcpy(memory.published_parameters(r), memory.parameters(rank),
+                    floats * sizeof(float));
+      }
     }
     Tensor images({batch, 1, 28, 28});
     std::vector<int32_t> labels(batch);
@@ -255,24 +276,22 @@ int Main(int argc, char** argv) {
     };
     for (int i = 0; i < 50; ++i) step();
     t_compute = t_update = 0;
-    // Start together; in exchange modes the ranks also stop together (the
-    // same number of steps, about --seconds' worth, or one would wait
-    // forever for the other).
+    // Start together; rank 0 says when to stop. In the exchange modes
+    // each step waits for the other rank's, so both must stop after the
+    // same one: rank 0 names it two steps on, which neither rank can have
+    // passed yet (the other learns it before finishing the next step).
+    // Otherwise every rank stops at once.
     ready.fetch_add(1);
     while (ready.load() < ranks) {
     }
     const auto start = Clock::now();
     int64_t n = 0;
-    if (exchange) {
-      const int64_t target = static_cast<int64_t>(seconds / 1.2e-3);
-      for (; n < target; ++n) step();
-    } else {
-      while (!stop.load(std::memory_order_relaxed)) {
-        step();
-        ++n;
-        if (rank == 0 && std::chrono::duration<double>(Clock::now() - start).count() > seconds) {
-          stop.store(true);
-        }
+    while (n < stop_after.load()) {
+      step();
+      ++n;
+      if (rank == 0 && stop_after.load() == kNotYet &&
+          std::chrono::duration<double>(Clock::now() - start).count() > seconds) {
+        stop_after.store(exchange ? n + 2 : 0);
       }
     }
     elapsed[rank] = std::chrono::duration<double>(Clock::now() - start).count();

@@ -87,7 +87,9 @@ class Communicator {
   // (`floats` each) into the others' memory and returns this rank's two
   // buffers; an AllReduceShardedUpdate on exactly these buffers then runs
   // one-sided (collective/shared_step.h) — no message, no copy of the
-  // gradients, one of the parameters — with bitwise the ring's results.
+  // gradients; the owner streams its updated parameters to a published
+  // copy and the others copy them from there — with bitwise the ring's
+  // results.
   // UNIMPLEMENTED (breaking nothing) where the transport cannot; every
   // rank calls it or none. The buffers live as long as the communicator.
   struct StepBuffers {

@@ -34,8 +34,8 @@
 // with, so the lines its update writes stay in its own cache alone. When
 // peers copied straight from them, every store of the next update first
 // had to take the line back from the peers' caches, a cross-core round
-// trip each (120–650 ns on this project's 2-vCPU VM, depending on where
-// the hypervisor placed the vCPUs); streaming stores go to memory
+// trip each (~140 to ~700 ns on this project's 2-vCPU VM, depending on
+// where the hypervisor placed the vCPUs); streaming stores go to memory
 // without asking for the line. Measured with bench/shared_step_bench: 2
 // ranks 15–20% faster when the two vCPUs are far apart (bench/README.md,
 // issue 12 target 3). The price is one more parameter vector per rank.
