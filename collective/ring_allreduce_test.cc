@@ -207,8 +207,13 @@ TEST(SharedStepTest, OneSidedUpdateEqualsTheRingBitForBit) {
         absl::StatusOr<Communicator::StepBuffers> buffers = c.MapStepBuffers(len);
         if (!buffers.ok()) return buffers.status();
         absl::Span<float> g = buffers->gradients, p = buffers->parameters;
-        for (int step = 0; step < 3; ++step) {  // the buffers are reused step after step
-          std::copy(grads[c.rank()].begin(), grads[c.rank()].end(), g.begin());
+        // The buffers are reused step after step, with other gradients in
+        // each (3×, 2×, then 1× the ring's): a peer's parameters left over
+        // from an earlier step would show in the last one.
+        for (int step = 0; step < 3; ++step) {
+          const float factor = static_cast<float>(3 - step);
+          std::transform(grads[c.rank()].begin(), grads[c.rank()].end(), g.begin(),
+                         [&](float v) { return factor * v; });
           std::fill(p.begin(), p.end(), -1.f - step);
           absl::Status s = c.AllReduceShardedUpdate(g, p, [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) p[i] = 0.5f - 0.1f * g[i];
