@@ -17,6 +17,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/fashion_mlp.h"
 #include "kernels/model.h"
 #include "kernels/optimizer.h"
 #include "kernels/random.h"
@@ -53,17 +54,6 @@ double TimePerCall(Fn fn, double seconds) {
   return rounds[2];
 }
 
-v1::ModelSpec MlpSpec() {
-  v1::ModelSpec spec;
-  spec.add_layers()->mutable_flatten();
-  spec.add_layers()->mutable_dense()->set_units(512);
-  spec.add_layers()->mutable_relu();
-  spec.add_layers()->mutable_dense()->set_units(256);
-  spec.add_layers()->mutable_relu();
-  spec.add_layers()->mutable_dense()->set_units(10);
-  return spec;
-}
-
 int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int64_t n = absl::GetFlag(FLAGS_batch);
@@ -71,7 +61,7 @@ int Main(int argc, char** argv) {
   SetComputeThreads(absl::GetFlag(FLAGS_threads));
 
   // The step: forward, loss, backward, SGD-momentum update.
-  auto model = Model::Create(MlpSpec(), {1, 28, 28}, 1);
+  auto model = Model::Create(FashionMlpSpec(), {1, 28, 28}, 1);
   if (!model.ok()) return 1;
   v1::OptimizerSpec opt_spec;
   opt_spec.mutable_sgd()->set_lr(0.01f);

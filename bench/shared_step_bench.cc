@@ -46,6 +46,7 @@
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "base/cpu_relax.h"
+#include "bench/fashion_mlp.h"
 #include "collective/shared_step.h"
 #include "collective/transport/group_memory.h"
 #include "kernels/model.h"
@@ -165,17 +166,6 @@ double CrossCoreRoundTripNs() {
   return ns;
 }
 
-v1::ModelSpec MlpSpec() {
-  v1::ModelSpec spec;
-  spec.add_layers()->mutable_flatten();
-  spec.add_layers()->mutable_dense()->set_units(512);
-  spec.add_layers()->mutable_relu();
-  spec.add_layers()->mutable_dense()->set_units(256);
-  spec.add_layers()->mutable_relu();
-  spec.add_layers()->mutable_dense()->set_units(10);
-  return spec;
-}
-
 v1::OptimizerSpec SgdSpec() {
   v1::OptimizerSpec spec;
   spec.mutable_sgd()->set_lr(0.05f);
@@ -201,7 +191,7 @@ int Main(int argc, char** argv) {
   const int ranks = mode == "alone" ? 1 : 2;
   const bool exchange = mode == "shared" || mode == "shared_local";
 
-  auto probe = Model::Create(MlpSpec(), {1, 28, 28}, 1);
+  auto probe = Model::Create(FashionMlpSpec(), {1, 28, 28}, 1);
   if (!probe.ok()) return 1;
   const int64_t floats = (*probe)->num_parameters();
   GroupRegions group(ranks, collective::SharedStepMemory::BytesPerRank(floats));
@@ -213,7 +203,7 @@ int Main(int argc, char** argv) {
   std::vector<double> elapsed(ranks);
   auto rank_main = [&](int rank) {
     SetComputeThreads(1);
-    auto model = Model::Create(MlpSpec(), {1, 28, 28}, 1);
+    auto model = Model::Create(FashionMlpSpec(), {1, 28, 28}, 1);
     auto optimizer = MakeOptimizer(SgdSpec(), floats);
     if (!model.ok() || !optimizer.ok()) std::abort();
     RankView view(&group, rank, mode == "shared_local");
