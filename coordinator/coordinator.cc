@@ -355,7 +355,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
       }
       SetAssignedJobLocked(it->second, "");  // out of the index before it goes
       worker_index_.erase(it->first);
-      workers_.erase(it);  // its entries in lease_queue_ go stale
+      workers_.erase(it);  // its entry in lease_queue_ is dropped when due
     }
     ids_by_name_.erase(named);
   }
@@ -751,7 +751,6 @@ void Coordinator::ExpireLeasesLocked() {
                  << (w.assigned_job.empty() ? "" : " during job ") << w.assigned_job;
     ++metrics_.leases_expired;
     expired.push_back(id);
-    // Marked now, so a second entry of it due in this pass is stale.
     found->info.set_state(v1::WORKER_STATE_LOST);
   }
   if (!expired.empty()) schedule_due_ = true;
