@@ -1,20 +1,21 @@
 #include "kernels/optimizer.h"
 
-#include <omp.h>
-
 #include <cmath>
+
+#include "kernels/threads.h"
 
 namespace nightshift {
 namespace {
 
 // Runs body(i) for every i in [begin, end), vectorised, on the OpenMP
-// pool. With one compute thread the loop runs here: an OpenMP parallel
-// region costs ~1.4 µs even for one thread (libgomp sets up a team each
-// time), and the sharded step (collective/shared_step.h) calls Update
-// once per 64 KiB chunk, 16 times a step for the MLP of examples/.
+// pool. With one compute thread the loop runs here instead: in a parallel
+// region of one thread the same update ran 1.7× slower (a half update of
+// the MLP of examples/: 83–85 µs against 48–50), and each region costs
+// libgomp's team set-up besides, paid 16 times a step by the sharded step
+// (collective/shared_step.h), which updates one 64 KiB chunk at a time.
 template <typename Body>
 void ForEachElement(int64_t begin, int64_t end, Body body) {
-  if (omp_get_max_threads() == 1) {
+  if (ComputeThreads() == 1) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) body(i);
     return;
