@@ -243,26 +243,22 @@ int Main(int argc, char** argv) {
       (*model)->ComputeGradients(images, labels, 1.f);
       const auto t1 = Clock::now();
       t_compute += std::chrono::duration<double>(t1 - t0).count();
-      struct Add {
-        double* to;
-        Clock::time_point from;
-        ~Add() { *to += std::chrono::duration<double>(Clock::now() - from).count(); }
-      } add{&t_update, t1};
       absl::Span<float> params = (*model)->flat_parameters();
       absl::Span<float> grads = (*model)->flat_gradients();
       const float scale = 1.f / static_cast<float>(batch * ranks);
-      if (!exchange) {
+      if (exchange) {
+        (*optimizer)->BeginStep();
+        absl::Status s = collective::SharedStepUpdate(
+            memory, rank, ranks, ++seq,
+            [&](int64_t begin, int64_t end) {
+              (*optimizer)->Update(params, grads, 0.01f, scale, begin, end);
+            },
+            absl::InfiniteFuture());
+        if (!s.ok()) std::abort();
+      } else {
         (*optimizer)->Step(params, grads, 0.01f, scale);
-        return;
       }
-      (*optimizer)->BeginStep();
-      absl::Status s = collective::SharedStepUpdate(
-          memory, rank, ranks, ++seq,
-          [&](int64_t begin, int64_t end) {
-            (*optimizer)->Update(params, grads, 0.01f, scale, begin, end);
-          },
-          absl::InfiniteFuture());
-      if (!s.ok()) std::abort();
+      t_update += std::chrono::duration<double>(Clock::now() - t1).count();
     };
     for (int i = 0; i < 50; ++i) step();
     t_compute = t_update = 0;
